@@ -1,0 +1,57 @@
+"""The states of invoices, subscriptions and dunning cycles, and their names."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SiteMode(StrEnum):
+    SANDBOX = "sandbox"
+    LIVE = "live"
+
+
+class Collection(StrEnum):
+    """How an invoice is paid: charged to a saved method, or paid by the customer."""
+
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+
+
+class InvoiceStatus(StrEnum):
+    OPEN = "open"
+    PAST_DUE = "past_due"
+    PAID = "paid"
+    FAILED = "failed"  # written off as bad debt
+    VOIDED = "voided"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (InvoiceStatus.PAID, InvoiceStatus.FAILED, InvoiceStatus.VOIDED)
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+
+
+class CyclePhase(StrEnum):
+    """Where an invoice's collection stands.
+
+    ``initial``: the first charge (automatic) or the wait for net terms
+    (manual) has not happened yet. ``dunning``: the invoice failed and follows
+    its pinned policy version. ``closed``: nothing more will happen.
+    """
+
+    INITIAL = "initial"
+    DUNNING = "dunning"
+    CLOSED = "closed"
+
+
+class AttemptStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    ERROR = "error"  # the gateway never answered clearly (timeouts, outages)

@@ -1,0 +1,179 @@
+"""The Stripe gateway: off-session PaymentIntents through the official SDK.
+
+Each request becomes one ``POST /v1/payment_intents`` with ``confirm=true`` and
+``off_session=true`` (the customer is not present, so Stripe must not ask for
+3-D Secure), charging the saved payment method ``request.token`` of the Stripe
+customer ``request.gateway_customer``. The request's idempotency key goes out
+as Stripe's ``Idempotency-Key``, so asking again returns Stripe's stored answer
+instead of charging twice (Stripe keeps keys for at least 24 hours).
+
+How answers map onto :class:`~dunwell.domain.states.AttemptStatus`:
+
+* ``succeeded``: SUCCEEDED, reference = the PaymentIntent id.
+* a card error (HTTP 402): DECLINED, code = the issuer's ``decline_code`` if
+  Stripe gives one, else the error ``code`` (``expired_card``,
+  ``authentication_required``...); reference = the failed PaymentIntent id.
+* ``requires_action`` / ``requires_payment_method``: DECLINED, because an
+  off-session charge cannot complete either way without the customer.
+* an invalid request (HTTP 400/404): DECLINED; a missing payment method or
+  customer is ``invalid_account`` (a hard decline: only a new method helps).
+* no clear answer (connection failures, timeouts, 429, 5xx, 409 key in use,
+  a bad API key, any other status): ERROR; the caller asks again later with
+  the same key. Stripe replays a stored 5xx for the same key, so such an
+  attempt stays ERROR until Stripe prunes the key.
+
+Only ids and codes ever reach messages: Dunwell never sees card numbers, and
+the SDK is only given the payment method id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import stripe
+
+from dunwell.domain.states import AttemptStatus
+from dunwell.gateways.base import ChargeRequest, ChargeResponse
+
+if TYPE_CHECKING:
+    from stripe.params import PaymentIntentCreateParams
+
+#: Codes for SDK errors whose body names no code (a 401 has none, for one).
+_ERROR_CODES: dict[type[stripe.StripeError], str] = {
+    stripe.AuthenticationError: "authentication_error",
+    stripe.PermissionError: "permission_error",
+    stripe.IdempotencyError: "idempotency_error",
+}
+
+#: Seconds to wait for Stripe; a timeout is an ERROR, safe to retry with the same key.
+DEFAULT_TIMEOUT = 30.0
+
+
+class StripeGateway:
+    """Charges saved Stripe payment methods; one API call per request, in order."""
+
+    name = "stripe"
+
+    def __init__(
+        self,
+        api_key: str,
+        api_base: str | None = None,
+        max_network_retries: int = 0,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        """``api_base`` replaces ``https://api.stripe.com`` (tests point it at a fake).
+
+        ``max_network_retries`` lets the SDK retry connection errors, 409s and
+        5xx itself (reusing our idempotency key, so it is safe); the default 0
+        leaves retrying to Dunwell's schedule.
+        """
+        # Our own HTTP client, rather than the SDK's default, so that close()
+        # can release its connections and the timeout is ours, not 80 s.
+        self._http = stripe.RequestsClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            api_key,
+            # Merged over the SDK's defaults key by key, so {"api": None} would
+            # erase api.stripe.com: pass an override only when there is one.
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=max_network_retries,
+            http_client=self._http,
+        )
+
+    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResponse]:
+        """Charge each request; answers come back in the same order, never raising
+        for a decline or an outage (see the module docstring for the mapping)."""
+        return [self._charge(request) for request in requests]
+
+    def close(self) -> None:
+        """Close pooled connections (those opened by the calling thread)."""
+        self._http.close()  # type: ignore[no-untyped-call]  # untyped in the SDK
+
+    def __enter__(self) -> StripeGateway:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _charge(self, request: ChargeRequest) -> ChargeResponse:
+        params: PaymentIntentCreateParams = {
+            "amount": request.amount_minor,
+            "currency": request.currency.lower(),  # Stripe wants ISO codes in lower case
+            "payment_method": request.token,
+            "off_session": True,
+            "confirm": True,
+        }
+        if request.gateway_customer:
+            params["customer"] = request.gateway_customer
+        if request.description:
+            params["description"] = request.description
+        try:
+            intent = self._client.v1.payment_intents.create(
+                params, options={"idempotency_key": request.idempotency_key}
+            )
+        except stripe.CardError as exc:
+            return _card_declined(exc)
+        except stripe.InvalidRequestError as exc:
+            # Replayed for the same key and repeated for a new one: retrying
+            # cannot help, so this is an answer, not an outage.
+            missing = exc.code == "resource_missing"  # no such payment method or customer
+            code = "invalid_account" if missing else exc.code or "invalid_request"
+            return ChargeResponse(AttemptStatus.DECLINED, code, None, _describe(exc))
+        except stripe.APIConnectionError as exc:
+            return ChargeResponse(AttemptStatus.ERROR, "gateway_timeout", None, _describe(exc))
+        except stripe.RateLimitError as exc:
+            # Rate limits run before Stripe's idempotency layer, so the same
+            # key later gets a fresh attempt.
+            return ChargeResponse(AttemptStatus.ERROR, "rate_limit", None, _describe(exc))
+        except stripe.StripeError as exc:
+            # 5xx, 409 (same key in flight), idempotency mismatch, bad API key:
+            # the charge's outcome is unknown or not decided yet.
+            code = (exc.error.code if exc.error else None) or _ERROR_CODES.get(
+                type(exc), "api_error"
+            )
+            return ChargeResponse(AttemptStatus.ERROR, code, None, _describe(exc))
+        return _from_intent(intent)
+
+
+def _from_intent(intent: stripe.PaymentIntent) -> ChargeResponse:
+    if intent.status == "succeeded":
+        return ChargeResponse(AttemptStatus.SUCCEEDED, None, intent.id)
+    if intent.status == "requires_action":
+        # The issuer wants the customer (3-D Secure); off-session we cannot ask.
+        return ChargeResponse(
+            AttemptStatus.DECLINED, "authentication_required", intent.id, "requires_action"
+        )
+    if intent.status == "requires_payment_method":
+        error = intent.last_payment_error
+        code = (error.decline_code or error.code) if error else None
+        return ChargeResponse(
+            AttemptStatus.DECLINED, code or "generic_decline", intent.id, "requires_payment_method"
+        )
+    # processing, requires_capture, canceled...: not a settled charge we
+    # asked for; report it unknown rather than guess.
+    return ChargeResponse(
+        AttemptStatus.ERROR, None, intent.id, f"unexpected status {intent.status}"
+    )
+
+
+def _card_declined(exc: stripe.CardError) -> ChargeResponse:
+    error = exc.error
+    code = (error.decline_code if error else None) or exc.code or "card_declined"
+    intent = error.payment_intent if error else None
+    return ChargeResponse(
+        AttemptStatus.DECLINED, code, intent.id if intent else None, _describe(exc)
+    )
+
+
+def _describe(exc: stripe.StripeError) -> str:
+    # Stripe's messages name ids and reasons, never card numbers.
+    status = exc.http_status if exc.http_status is not None else "no response"
+    detail = f"stripe {type(exc).__name__} ({status})"
+    return f"{detail}: {exc.user_message}" if exc.user_message else detail

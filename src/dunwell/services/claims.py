@@ -1,0 +1,58 @@
+"""Claiming due work with a lease.
+
+SQLite has one writer at a time, so a compare-and-set UPDATE (only rows whose
+lease is free or expired) is enough. PostgreSQL lets many workers on many
+machines claim at once: ``FOR UPDATE SKIP LOCKED`` hands each its own rows
+without waiting. A worker that dies leaves its lease to expire, and the rows
+are claimed again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, func, or_, select, update
+
+from dunwell.store.sql import utc_param
+from dunwell.store.tables import dunning_cycles, sites
+
+
+def claim_due_cycles(
+    conn: Connection, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> list[int]:
+    """Lease up to ``limit`` cycles due at their site's now; return their ids.
+
+    ``now`` is real time (leases are about processes); whether a cycle is
+    due is judged against its site's clock, which for a sandbox site is the
+    test clock.
+    """
+    cycles = dunning_cycles
+    site_now = func.coalesce(sites.c.clock_now, utc_param("now", now))
+    due = (
+        select(cycles.c.id)
+        .join(sites, sites.c.id == cycles.c.site_id)
+        .where(cycles.c.next_run_at.is_not(None))
+        .where(cycles.c.next_run_at <= site_now)
+        .where(or_(cycles.c.lease_until.is_(None), cycles.c.lease_until < utc_param("now2", now)))
+        .order_by(cycles.c.next_run_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=cycles)
+    claimed = conn.execute(
+        update(cycles)
+        .where(cycles.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=lease_until)
+        .returning(cycles.c.id)
+    )
+    return [row.id for row in claimed]
+
+
+def still_leased(conn: Connection, ids: list[int], owner: str) -> dict[int, int]:
+    """Of ``ids``, those this owner still holds: id -> revision, locked for the transaction."""
+    query = select(dunning_cycles.c.id, dunning_cycles.c.revision).where(
+        dunning_cycles.c.id.in_(ids), dunning_cycles.c.lease_owner == owner
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {row.id: row.revision for row in conn.execute(query)}

@@ -1,0 +1,228 @@
+"""Collecting due invoices in batches: claim, decide, charge, record.
+
+One batch runs in three stages so that no transaction is open while a
+gateway is called:
+
+1. *Prepare* (one transaction): claim due cycles with a lease, load what the
+   decision needs, decide, and insert a ``pending`` payment attempt under its
+   deterministic idempotency key.
+2. *Charge*: call each gateway once for all of its requests.
+3. *Record* (one transaction): for the cycles still held, apply the domain's
+   transition: attempt outcome, cycle state, invoice and subscription states,
+   events and outbox rows together.
+
+Killed after stage 1 or 2, the cycle's state is unchanged; when the lease
+expires the same attempt number is decided again, and the gateway receives
+the same idempotency key and answers as before instead of charging again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dunwell.bootstrap import App
+from dunwell.domain.declines import classify_decline
+from dunwell.domain.dunning import ChargeResult, advance, decide
+from dunwell.domain.states import AttemptStatus
+from dunwell.gateways.base import ChargeRequest, ChargeResponse
+from dunwell.services.claims import claim_due_cycles, still_leased
+from dunwell.services.cycle_effects import CycleWork, EffectWriter
+from dunwell.services.cycle_rows import state_from_row
+from dunwell.services.policies import current_version_ids, load_policies
+from dunwell.store.sql import insert_ignore
+from dunwell.store.tables import (
+    customers,
+    dunning_cycles,
+    invoices,
+    payment_attempts,
+    payment_methods,
+    sites,
+    subscriptions,
+)
+
+NO_METHOD = ChargeResponse(AttemptStatus.DECLINED, "no_payment_method", None, "no card on file")
+
+
+@dataclass
+class Method:
+    id: int
+    gateway: str
+    token: str
+    gateway_customer: str | None
+
+
+def attempt_key(site_id: int, invoice_id: int, attempt_no: int) -> str:
+    """The idempotency key of one charge attempt: the same on every rerun."""
+    return f"dunwell-{site_id}-{invoice_id}-{attempt_no}"
+
+
+def process_due_cycles(app: App, owner: str, limit: int) -> int:
+    """Run one batch; return how many cycles were claimed (0 when idle)."""
+    real_now = app.clock.now()
+    lease_until = real_now + timedelta(seconds=app.settings.lease_seconds)
+    with app.engine.begin() as conn:
+        ids = claim_due_cycles(conn, owner, real_now, lease_until, limit)
+        if not ids:
+            return 0
+        work = _load(conn, ids, real_now)
+        methods = _default_methods(conn, {w.customer_id for w in work})
+        requests = _prepare_attempts(conn, work, methods)
+    responses = _charge(app, requests)
+    with app.engine.begin() as conn:
+        held = still_leased(conn, ids, owner)
+        writer = EffectWriter(conn)
+        for item in work:
+            response = responses.get(item.cycle_id)
+            if item.cycle_id in held and held[item.cycle_id] == item.revision:
+                _record(writer, item, response)
+            else:
+                writer.record_facts_only(item, response)
+        writer.flush(owner)
+    return len(ids)
+
+
+def _load(conn: Connection, ids: list[int], real_now: datetime) -> list[CycleWork]:
+    c, i = dunning_cycles, invoices
+    rows = conn.execute(
+        select(
+            c,
+            i.c.customer_id,
+            i.c.subscription_id,
+            i.c.number,
+            (i.c.amount_due_minor - i.c.amount_paid_minor).label("amount_minor"),
+            i.c.currency,
+            subscriptions.c.status.label("subscription_status"),
+            customers.c.payday,
+            sites.c.clock_now,
+        )
+        .join(i, i.c.id == c.c.invoice_id)
+        .join(customers, customers.c.id == i.c.customer_id)
+        .join(sites, sites.c.id == c.c.site_id)
+        .outerjoin(subscriptions, subscriptions.c.id == i.c.subscription_id)
+        .where(c.c.id.in_(ids))
+    ).all()
+    current = current_version_ids(conn, {r.site_id for r in rows if r.policy_version_id is None})
+    version_of = {r.id: r.policy_version_id or current[(r.site_id, r.collection)] for r in rows}
+    policies = load_policies(conn, set(version_of.values()))
+    work = []
+    for row in rows:
+        state = state_from_row(row)
+        policy = policies[version_of[row.id]]
+        now = row.clock_now or real_now
+        work.append(
+            CycleWork(
+                cycle_id=row.id,
+                site_id=row.site_id,
+                invoice_id=row.invoice_id,
+                customer_id=row.customer_id,
+                subscription_id=row.subscription_id,
+                subscription_status=row.subscription_status,
+                invoice_number=row.number,
+                amount_minor=row.amount_minor,
+                currency=row.currency,
+                revision=row.revision,
+                version_id=version_of[row.id],
+                policy=policy,
+                state=state,
+                now=now,
+                decision=decide(state, policy, now),
+            )
+        )
+    return work
+
+
+def _default_methods(conn: Connection, customer_ids: set[int]) -> dict[int, Method]:
+    pm = payment_methods
+    rows = conn.execute(
+        select(pm.c.id, pm.c.customer_id, pm.c.gateway, pm.c.token, pm.c.gateway_customer)
+        .where(pm.c.customer_id.in_(customer_ids))
+        .where(pm.c.is_default.is_(True))
+        .where(pm.c.detached_at.is_(None))
+    )
+    return {r.customer_id: Method(r.id, r.gateway, r.token, r.gateway_customer) for r in rows}
+
+
+def _prepare_attempts(
+    conn: Connection, work: list[CycleWork], methods: dict[int, Method]
+) -> dict[int, tuple[str, ChargeRequest] | None]:
+    """Insert pending attempts; return cycle id -> (gateway, request), None if no card."""
+    requests: dict[int, tuple[str, ChargeRequest] | None] = {}
+    rows: list[dict[str, Any]] = []
+    for item in work:
+        attempt_no = item.decision.charge_attempt
+        if attempt_no is None:
+            continue
+        method = methods.get(item.customer_id)
+        key = attempt_key(item.site_id, item.invoice_id, attempt_no)
+        item.attempt_key = key
+        rows.append(
+            {
+                "site_id": item.site_id,
+                "invoice_id": item.invoice_id,
+                "attempt_no": attempt_no,
+                "idempotency_key": key,
+                "gateway": method.gateway if method else "none",
+                "payment_method_id": method.id if method else None,
+                "amount_minor": item.amount_minor,
+                "currency": item.currency,
+                "status": AttemptStatus.PENDING.value,
+                "created_at": item.now,
+            }
+        )
+        requests[item.cycle_id] = (
+            None
+            if method is None
+            else (
+                method.gateway,
+                ChargeRequest(
+                    idempotency_key=key,
+                    token=method.token,
+                    amount_minor=item.amount_minor,
+                    currency=item.currency,
+                    gateway_customer=method.gateway_customer,
+                    description=f"Invoice {item.invoice_number}",
+                ),
+            )
+        )
+    insert_ignore(conn, payment_attempts, rows, ["idempotency_key"])
+    return requests
+
+
+def _charge(
+    app: App, requests: dict[int, tuple[str, ChargeRequest] | None]
+) -> dict[int, ChargeResponse]:
+    by_gateway: dict[str, list[tuple[int, ChargeRequest]]] = defaultdict(list)
+    responses: dict[int, ChargeResponse] = {}
+    for cycle_id, entry in requests.items():
+        if entry is None:
+            responses[cycle_id] = NO_METHOD
+        else:
+            by_gateway[entry[0]].append((cycle_id, entry[1]))
+    for name, pairs in by_gateway.items():
+        answers = app.gateways.get(name).charge_many([request for _, request in pairs])
+        responses.update(
+            (cycle_id, answer) for (cycle_id, _), answer in zip(pairs, answers, strict=True)
+        )
+    return responses
+
+
+def _record(writer: EffectWriter, item: CycleWork, response: ChargeResponse | None) -> None:
+    result = _to_result(response)
+    transition = advance(item.state, item.policy, item.now, item.decision, result)
+    writer.apply(item, transition, response)
+
+
+def _to_result(response: ChargeResponse | None) -> ChargeResult | None:
+    if response is None:
+        return None
+    declined = response.status is AttemptStatus.DECLINED
+    return ChargeResult(
+        status=response.status,
+        decline_code=response.decline_code,
+        decline_class=classify_decline(response.decline_code) if declined else None,
+    )

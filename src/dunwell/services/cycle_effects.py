@@ -1,0 +1,521 @@
+"""Turning dunning transitions into rows, written in a few batched statements.
+
+:class:`EffectWriter` collects everything one batch of cycles changes
+(attempt outcomes, cycle state, invoice and subscription states, events and
+outbox messages) and writes it with one ``executemany`` per kind of change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+
+from dunwell.domain.declines import classify_decline
+from dunwell.domain.dunning import CycleState, Decision, StepReached, Transition
+from dunwell.domain.policy import FinalAction, InvoiceOutcome, Policy, Step, SubscriptionAction
+from dunwell.domain.states import AttemptStatus, InvoiceStatus, SubscriptionStatus
+from dunwell.gateways.base import ChargeResponse
+from dunwell.services.cycle_rows import state_values
+from dunwell.services.events import EventBatch
+from dunwell.store.sql import insert_ignore
+from dunwell.store.tables import (
+    dunning_cycles,
+    dunning_policy_versions,
+    invoices,
+    outbox,
+    payment_attempts,
+    products,
+    subscription_items,
+    subscriptions,
+)
+
+REACTIVATABLE = {
+    SubscriptionStatus.PAST_DUE.value,
+    SubscriptionStatus.UNPAID.value,
+    SubscriptionStatus.PAUSED.value,
+}
+FINAL_STATUS = {
+    SubscriptionAction.CANCEL: SubscriptionStatus.CANCELED,
+    SubscriptionAction.MARK_UNPAID: SubscriptionStatus.UNPAID,
+    SubscriptionAction.PAUSE: SubscriptionStatus.PAUSED,
+    SubscriptionAction.DOWNGRADE: SubscriptionStatus.ACTIVE,
+    SubscriptionAction.LEAVE_ACTIVE: SubscriptionStatus.ACTIVE,
+}
+
+
+@dataclass
+class CycleWork:
+    """One claimed cycle with everything needed to decide and record it."""
+
+    cycle_id: int
+    site_id: int
+    invoice_id: int
+    customer_id: int
+    subscription_id: int | None
+    subscription_status: str | None
+    invoice_number: str
+    amount_minor: int
+    currency: str
+    revision: int
+    version_id: int
+    policy: Policy
+    state: CycleState
+    now: datetime
+    decision: Decision
+    attempt_key: str | None = None
+
+
+class EffectWriter:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.events = EventBatch()
+        self.attempts: list[dict[str, Any]] = []
+        self.cycles: list[dict[str, Any]] = []
+        self.facts: list[dict[str, Any]] = []
+        self.invoices: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.versions_used: dict[int, datetime] = {}
+        self.subscription_status: dict[int, str] = {}
+        self.subscription_changes: dict[int, tuple[str, str, datetime, int, int]] = {}
+        self.reactivate: dict[int, tuple[datetime, int, int, int]] = {}
+        self.downgrades: list[tuple[int, int, str]] = []
+
+    # -- one cycle ----------------------------------------------------------
+
+    def apply(self, item: CycleWork, t: Transition, response: ChargeResponse | None) -> None:
+        now = item.now
+        ids = {
+            "customer_id": item.customer_id,
+            "subscription_id": item.subscription_id,
+            "invoice_id": item.invoice_id,
+        }
+        self._attempt(item, response)
+        if t.entered_dunning:
+            self.versions_used.setdefault(item.version_id, now)
+            self._invoice(item.invoice_id, InvoiceStatus.PAST_DUE, now)
+            self.events.add(
+                item.site_id,
+                "invoice.past_due",
+                now,
+                **ids,
+                amount_minor=item.amount_minor,
+                currency=item.currency,
+            )
+            self.events.add(
+                item.site_id, "dunning.started", now, **ids, policy_version_id=item.version_id
+            )
+            self._subscription(
+                item, SubscriptionStatus.PAST_DUE, now, only_from={SubscriptionStatus.ACTIVE.value}
+            )
+        if t.declined is not None:
+            self.events.add(
+                item.site_id,
+                "payment.failed",
+                now,
+                **ids,
+                attempt=t.state.attempts,
+                decline_code=t.declined.decline_code,
+                decline_class=t.declined.decline_class and t.declined.decline_class.value,
+            )
+        if t.paid:
+            self._paid(item, now, ids)
+        for reached in t.steps:
+            self._step(item, reached, now, ids)
+        if t.final is not None:
+            self._final(item, t.final, now, ids)
+        outcome = _outcome(t, item)
+        self.cycles.append(
+            {
+                "b_id": item.cycle_id,
+                "policy_version_id": _pinned(item, t),
+                "outcome": outcome,
+                "updated_at": now,
+                **state_values(t.state, t.next_run_at),
+            }
+        )
+
+    def record_facts_only(self, item: CycleWork, response: ChargeResponse | None) -> None:
+        """The cycle changed under us (new card, mark paid): keep only what surely happened."""
+        self._attempt(item, response)
+        if response is None or response.status is AttemptStatus.ERROR:
+            return
+        attempt_no = item.decision.charge_attempt or 0
+        self.facts.append({"b_id": item.cycle_id, "attempt_no": attempt_no, "at": item.now})
+        if response.status is AttemptStatus.SUCCEEDED:
+            self.events.add(
+                item.site_id,
+                "payment.succeeded_after_change",
+                item.now,
+                customer_id=item.customer_id,
+                invoice_id=item.invoice_id,
+                amount_minor=item.amount_minor,
+                reference=response.reference,
+            )
+
+    # -- pieces -------------------------------------------------------------
+
+    def _attempt(self, item: CycleWork, response: ChargeResponse | None) -> None:
+        if response is None or item.attempt_key is None:
+            return
+        declined = response.status is AttemptStatus.DECLINED
+        self.attempts.append(
+            {
+                "b_key": item.attempt_key,
+                "status": response.status.value,
+                "decline_code": response.decline_code,
+                "decline_class": classify_decline(response.decline_code).value
+                if declined
+                else None,
+                "gateway_reference": response.reference,
+                "completed_at": item.now,
+            }
+        )
+
+    def _invoice(self, invoice_id: int, status: InvoiceStatus, now: datetime) -> None:
+        paid = status is InvoiceStatus.PAID
+        self.invoices.append(
+            {
+                "b_id": invoice_id,
+                "status": status.value,
+                "paid_at": now if paid else None,
+                "closed_at": now if status.is_closed else None,
+                "paid": paid,
+            }
+        )
+
+    def _paid(self, item: CycleWork, now: datetime, ids: dict[str, Any]) -> None:
+        self._invoice(item.invoice_id, InvoiceStatus.PAID, now)
+        self.events.add(
+            item.site_id,
+            "payment.succeeded",
+            now,
+            **ids,
+            amount_minor=item.amount_minor,
+            currency=item.currency,
+        )
+        self.events.add(item.site_id, "invoice.paid", now, **ids)
+        if item.state.phase.value == "dunning":
+            self.events.add(item.site_id, "dunning.ended", now, **ids, outcome="recovered")
+        if item.subscription_id is not None:
+            self.reactivate[item.subscription_id] = (
+                now,
+                item.site_id,
+                item.customer_id,
+                item.invoice_id,
+            )
+
+    def _step(
+        self, item: CycleWork, reached: StepReached, now: datetime, ids: dict[str, Any]
+    ) -> None:
+        step = reached.step
+        self.events.add(
+            item.site_id,
+            "dunning.step_reached",
+            now,
+            **ids,
+            day=step.day,
+            step=_step_data(step),
+            next_step=_step_data(reached.next_step) if reached.next_step else None,
+            policy_version_id=item.version_id,
+        )
+        base = f"{item.invoice_id}:v{item.version_id}:d{step.day}"
+        payload = {
+            "event": "dunning.step_reached",
+            "day": step.day,
+            "attempts": item.state.attempts,
+            "policy_version_id": item.version_id,
+            "current_step": _step_data(step),
+            "next_step": _step_data(reached.next_step) if reached.next_step else None,
+        }
+        for channel, template in (
+            ("email", step.email_template),
+            ("sms", step.sms_template),
+            ("webhook", "dunning.step_reached" if step.webhook else None),
+        ):
+            if template:
+                self._message(item, channel, f"{base}:{channel}", template, payload, now)
+
+    def _final(
+        self, item: CycleWork, final: FinalAction, now: datetime, ids: dict[str, Any]
+    ) -> None:
+        status = FINAL_STATUS[final.subscription_action]
+        self._subscription(item, status, now, only_from=None)
+        if final.subscription_action is SubscriptionAction.DOWNGRADE and item.subscription_id:
+            assert final.downgrade_plan is not None
+            self.downgrades.append((item.site_id, item.subscription_id, final.downgrade_plan))
+        if final.invoice_outcome is InvoiceOutcome.FAIL:
+            self._invoice(item.invoice_id, InvoiceStatus.FAILED, now)
+            self.events.add(item.site_id, "invoice.failed", now, **ids)
+        if final.email_template:
+            self._message(
+                item,
+                "email",
+                f"{item.invoice_id}:v{item.version_id}:final:email",
+                final.email_template,
+                {
+                    "event": "dunning.final",
+                    "bcc_merchant": final.bcc_merchant,
+                    "subscription_action": final.subscription_action.value,
+                },
+                now,
+            )
+        self.events.add(
+            item.site_id,
+            "dunning.ended",
+            now,
+            **ids,
+            outcome=_outcome_name(final),
+            subscription_action=final.subscription_action.value,
+        )
+
+    def _message(
+        self,
+        item: CycleWork,
+        channel: str,
+        key: str,
+        template: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        self.outbox.append(
+            {
+                "site_id": item.site_id,
+                "channel": channel,
+                "dedupe_key": key,
+                "customer_id": item.customer_id,
+                "invoice_id": item.invoice_id,
+                "template": template,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        )
+
+    def _subscription(
+        self, item: CycleWork, status: SubscriptionStatus, now: datetime, only_from: set[str] | None
+    ) -> None:
+        sub_id = item.subscription_id
+        if sub_id is None or item.subscription_status is None:
+            return
+        current = self.subscription_status.get(sub_id, item.subscription_status)
+        if current == status.value or (only_from is not None and current not in only_from):
+            return
+        if current == SubscriptionStatus.CANCELED.value:
+            return  # a canceled subscription stays canceled
+        self.subscription_status[sub_id] = status.value
+        self.subscription_changes[sub_id] = (
+            current,
+            status.value,
+            now,
+            item.site_id,
+            item.customer_id,
+        )
+
+    # -- writing ------------------------------------------------------------
+
+    def flush(self, owner: str) -> None:
+        conn = self.conn
+        if self.attempts:
+            conn.execute(
+                update(payment_attempts)
+                .where(payment_attempts.c.idempotency_key == bindparam("b_key"))
+                .values(
+                    status=bindparam("status"),
+                    decline_code=bindparam("decline_code"),
+                    decline_class=bindparam("decline_class"),
+                    gateway_reference=bindparam("gateway_reference"),
+                    completed_at=bindparam("completed_at"),
+                ),
+                self.attempts,
+            )
+        self._flush_invoices()
+        self._flush_reactivations()
+        self._flush_subscriptions()
+        self._flush_downgrades()
+        if self.versions_used:
+            for version_id, at in self.versions_used.items():
+                conn.execute(
+                    update(dunning_policy_versions)
+                    .where(dunning_policy_versions.c.id == version_id)
+                    .where(dunning_policy_versions.c.first_used_at.is_(None))
+                    .values(first_used_at=at)
+                )
+        insert_ignore(conn, outbox, self.outbox, ["dedupe_key"])
+        self.events.write(conn)
+        self._flush_cycles(owner)
+
+    def _flush_invoices(self) -> None:
+        if not self.invoices:
+            return
+        paid = [r for r in self.invoices if r["paid"]]
+        other = [r for r in self.invoices if not r["paid"]]
+        inv = invoices
+        if paid:
+            self.conn.execute(
+                update(inv)
+                .where(inv.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("status"),
+                    paid_at=bindparam("paid_at"),
+                    closed_at=bindparam("closed_at"),
+                    amount_paid_minor=inv.c.amount_due_minor,
+                ),
+                paid,
+            )
+        if other:
+            self.conn.execute(
+                update(inv)
+                .where(inv.c.id == bindparam("b_id"))
+                .values(status=bindparam("status"), closed_at=bindparam("closed_at")),
+                other,
+            )
+
+    def _flush_reactivations(self) -> None:
+        """A paid invoice reactivates its subscription unless another is still past due."""
+        if not self.reactivate:
+            return
+        still_owing = {
+            row.subscription_id
+            for row in self.conn.execute(
+                select(invoices.c.subscription_id)
+                .where(invoices.c.subscription_id.in_(self.reactivate))
+                .where(invoices.c.status == InvoiceStatus.PAST_DUE.value)
+            )
+        }
+        for sub_id, (now, site_id, customer_id, _invoice) in self.reactivate.items():
+            if sub_id in still_owing:
+                continue
+            current = self.subscription_status.get(sub_id)
+            if current is None:
+                current = self.conn.execute(
+                    select(subscriptions.c.status).where(subscriptions.c.id == sub_id)
+                ).scalar_one()
+            if current in REACTIVATABLE:
+                self.subscription_status[sub_id] = SubscriptionStatus.ACTIVE.value
+                self.subscription_changes[sub_id] = (
+                    current,
+                    SubscriptionStatus.ACTIVE.value,
+                    now,
+                    site_id,
+                    customer_id,
+                )
+
+    def _flush_subscriptions(self) -> None:
+        rows = []
+        for sub_id, (before, after, now, site_id, customer_id) in self.subscription_changes.items():
+            rows.append(
+                {
+                    "b_id": sub_id,
+                    "status": after,
+                    "canceled_at": now if after == SubscriptionStatus.CANCELED.value else None,
+                }
+            )
+            self.events.add(
+                site_id,
+                "subscription.state_changed",
+                now,
+                customer_id=customer_id,
+                subscription_id=sub_id,
+                previous=before,
+                current=after,
+            )
+            if after == SubscriptionStatus.CANCELED.value:
+                self.events.add(
+                    site_id,
+                    "subscription.expired",
+                    now,
+                    customer_id=customer_id,
+                    subscription_id=sub_id,
+                    reason="dunning",
+                )
+        if rows:
+            self.conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("status"),
+                    canceled_at=func.coalesce(
+                        bindparam("canceled_at"), subscriptions.c.canceled_at
+                    ),
+                ),
+                rows,
+            )
+
+    def _flush_downgrades(self) -> None:
+        for site_id, sub_id, code in self.downgrades:
+            product = self.conn.execute(
+                select(products.c.id, products.c.price_minor).where(
+                    products.c.site_id == site_id, products.c.code == code
+                )
+            ).first()
+            if product is None:
+                continue  # validated on save; a deleted product leaves the plan as it was
+            self.conn.execute(
+                delete(subscription_items).where(subscription_items.c.subscription_id == sub_id)
+            )
+            self.conn.execute(
+                subscription_items.insert().values(
+                    site_id=site_id,
+                    subscription_id=sub_id,
+                    product_id=product.id,
+                    quantity=1,
+                    unit_price_minor=product.price_minor,
+                )
+            )
+
+    def _flush_cycles(self, owner: str) -> None:
+        c = dunning_cycles
+        if self.cycles:
+            values: dict[str, Any] = {k: bindparam(k) for k in self.cycles[0] if k != "b_id"}
+            values["outcome"] = func.coalesce(bindparam("outcome"), c.c.outcome)
+            self.conn.execute(
+                update(c)
+                .where(c.c.id == bindparam("b_id"))
+                .values(**values, lease_owner=None, lease_until=None),
+                self.cycles,
+            )
+        if self.facts:
+            self.conn.execute(
+                update(c)
+                .where(c.c.id == bindparam("b_id"))
+                .where(c.c.attempts < bindparam("attempt_no"))
+                .values(attempts=bindparam("attempt_no"), last_attempt_at=bindparam("at")),
+                self.facts,
+            )
+            self.conn.execute(
+                update(c)
+                .where(c.c.id.in_([f["b_id"] for f in self.facts]))
+                .where(c.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+
+def _step_data(step: Step) -> dict[str, Any]:
+    return {
+        "day": step.day,
+        "retry": step.retry,
+        "email_template": step.email_template,
+        "sms_template": step.sms_template,
+        "webhook": step.webhook,
+    }
+
+
+def _pinned(item: CycleWork, t: Transition) -> int | None:
+    return item.version_id if t.state.started_at is not None else None
+
+
+def _outcome_name(final: FinalAction) -> str:
+    return "written_off" if final.invoice_outcome is InvoiceOutcome.FAIL else "left_past_due"
+
+
+def _outcome(t: Transition, item: CycleWork) -> str | None:
+    if t.paid:
+        return "recovered" if item.state.phase.value == "dunning" else "paid"
+    if t.final is not None:
+        return _outcome_name(t.final)
+    return None

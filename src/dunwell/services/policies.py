@@ -1,0 +1,213 @@
+"""Dunning policies and their versions.
+
+Every save writes a new version; nothing ever edits a version in place, so a
+version id names one exact schedule forever. An invoice entering dunning is
+pinned to the newest version of its site's policy for its collection kind
+(automatic or manual), and ``first_used_at`` marks the versions that have
+governed at least one invoice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from dunwell.domain.policy import (
+    Policy,
+    PolicyError,
+    SubscriptionAction,
+    policy_from_dict,
+    policy_to_dict,
+)
+from dunwell.domain.states import Collection
+from dunwell.services.errors import InvalidInput, NotFound
+from dunwell.store.sql import insert_one
+from dunwell.store.tables import dunning_policies, dunning_policy_versions, products
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    id: int
+    version: int
+    kind: Collection
+    policy: Policy
+    created_at: datetime
+    first_used_at: datetime | None
+    note: str | None
+
+
+_cache: dict[int, Policy] = {}
+
+
+def policy_for_version(version_id: int, config: dict[str, Any]) -> Policy:
+    """Parse a stored version once; versions are immutable, so caching is safe."""
+    policy = _cache.get(version_id)
+    if policy is None:
+        policy = _cache[version_id] = policy_from_dict(config)
+    return policy
+
+
+def create_policy(
+    conn: Connection, site_id: int, kind: Collection, policy: Policy, now: datetime
+) -> int:
+    policy_id = insert_one(
+        conn,
+        dunning_policies,
+        site_id=site_id,
+        kind=kind.value,
+        name=f"{kind.value} invoices",
+        created_at=now,
+    )
+    return _insert_version(conn, site_id, policy_id, 1, policy, now, "initial defaults")
+
+
+def save_policy(
+    conn: Connection,
+    site_id: int,
+    kind: Collection,
+    data: dict[str, Any],
+    now: datetime,
+    note: str | None = None,
+) -> PolicyVersion:
+    """Validate ``data`` and store it as the next version of the site's policy."""
+    try:
+        policy = policy_from_dict({**data, "kind": kind.value})
+    except PolicyError as error:
+        raise InvalidInput(error.field, error.message) from None
+    _check_downgrade_plan(conn, site_id, policy)
+    policy_id = _policy_id(conn, site_id, kind)
+    latest = conn.execute(
+        select(func.max(dunning_policy_versions.c.version)).where(
+            dunning_policy_versions.c.policy_id == policy_id
+        )
+    ).scalar_one()
+    version_id = _insert_version(conn, site_id, policy_id, int(latest) + 1, policy, now, note)
+    return get_version(conn, site_id, version_id)
+
+
+def current_version(conn: Connection, site_id: int, kind: Collection) -> PolicyVersion:
+    policy_id = _policy_id(conn, site_id, kind)
+    row = conn.execute(
+        select(dunning_policy_versions)
+        .where(dunning_policy_versions.c.policy_id == policy_id)
+        .order_by(dunning_policy_versions.c.version.desc())
+        .limit(1)
+    ).one()
+    return _to_version(row, kind)
+
+
+def get_version(conn: Connection, site_id: int, version_id: int) -> PolicyVersion:
+    row = conn.execute(
+        select(dunning_policy_versions, dunning_policies.c.kind)
+        .join(dunning_policies)
+        .where(dunning_policy_versions.c.id == version_id)
+        .where(dunning_policy_versions.c.site_id == site_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no policy version {version_id}")
+    return _to_version(row, Collection(row.kind))
+
+
+def list_versions(conn: Connection, site_id: int, kind: Collection) -> list[PolicyVersion]:
+    policy_id = _policy_id(conn, site_id, kind)
+    rows = conn.execute(
+        select(dunning_policy_versions)
+        .where(dunning_policy_versions.c.policy_id == policy_id)
+        .order_by(dunning_policy_versions.c.version)
+    )
+    return [_to_version(row, kind) for row in rows]
+
+
+def current_version_ids(conn: Connection, site_ids: set[int]) -> dict[tuple[int, str], int]:
+    """(site id, kind) -> id of the newest version, for many sites at once."""
+    newest = (
+        select(
+            dunning_policy_versions.c.policy_id,
+            func.max(dunning_policy_versions.c.version).label("version"),
+        )
+        .where(dunning_policy_versions.c.site_id.in_(site_ids))
+        .group_by(dunning_policy_versions.c.policy_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(dunning_policies.c.site_id, dunning_policies.c.kind, dunning_policy_versions.c.id)
+        .join(dunning_policy_versions)
+        .join(
+            newest,
+            (newest.c.policy_id == dunning_policy_versions.c.policy_id)
+            & (newest.c.version == dunning_policy_versions.c.version),
+        )
+    )
+    return {(row.site_id, row.kind): row.id for row in rows}
+
+
+def load_policies(conn: Connection, version_ids: set[int]) -> dict[int, Policy]:
+    missing = {v for v in version_ids if v not in _cache}
+    if missing:
+        for row in conn.execute(
+            select(dunning_policy_versions.c.id, dunning_policy_versions.c.config).where(
+                dunning_policy_versions.c.id.in_(missing)
+            )
+        ):
+            policy_for_version(row.id, row.config)
+    return {v: _cache[v] for v in version_ids}
+
+
+def _insert_version(
+    conn: Connection,
+    site_id: int,
+    policy_id: int,
+    version: int,
+    policy: Policy,
+    now: datetime,
+    note: str | None,
+) -> int:
+    return insert_one(
+        conn,
+        dunning_policy_versions,
+        site_id=site_id,
+        policy_id=policy_id,
+        version=version,
+        config=policy_to_dict(policy),
+        note=note,
+        created_at=now,
+    )
+
+
+def _policy_id(conn: Connection, site_id: int, kind: Collection) -> int:
+    row = conn.execute(
+        select(dunning_policies.c.id).where(
+            dunning_policies.c.site_id == site_id, dunning_policies.c.kind == kind.value
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"site {site_id} has no {kind.value} dunning policy")
+    return int(row.id)
+
+
+def _check_downgrade_plan(conn: Connection, site_id: int, policy: Policy) -> None:
+    final = policy.final
+    if final.subscription_action is not SubscriptionAction.DOWNGRADE:
+        return
+    found = conn.execute(
+        select(products.c.id).where(
+            products.c.site_id == site_id, products.c.code == final.downgrade_plan
+        )
+    ).first()
+    if found is None:
+        raise InvalidInput("final.downgrade_plan", f"no product with code {final.downgrade_plan!r}")
+
+
+def _to_version(row: Any, kind: Collection) -> PolicyVersion:
+    return PolicyVersion(
+        id=row.id,
+        version=row.version,
+        kind=kind,
+        policy=policy_for_version(row.id, row.config),
+        created_at=row.created_at,
+        first_used_at=row.first_used_at,
+        note=row.note,
+    )

@@ -1,0 +1,60 @@
+"""Settings: each field is read from a ``DUNWELL_*`` environment variable and
+can be overridden by the matching ``--flag`` of the CLI (see ``cli.py``).
+
+The defaults run everything on one machine with no provider accounts: an
+embedded SQLite database, the sandbox gateway, sandbox phone and mailbox.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ENV_PREFIX = "DUNWELL_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///dunwell.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Worker tuning: invoices claimed per transaction, how long a claim is
+    # held before another worker may take it over, and the idle poll period.
+    batch_size: int = 500
+    lease_seconds: int = 60
+    poll_seconds: float = 1.0
+    # Stripe gateway: the secret key and, for tests, a base URL to reach a
+    # local server that speaks Stripe's API instead of api.stripe.com.
+    stripe_api_key: str = ""
+    stripe_api_base: str = ""
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _coerce(f.name, raw, type(getattr(cls(), f.name)))
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def setting_names() -> list[tuple[str, type]]:
+    """(name, type) of every setting, for generating CLI flags."""
+    defaults = Settings()
+    return [(f.name, type(getattr(defaults, f.name))) for f in fields(Settings)]
+
+
+def _coerce(name: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}"
+        ) from None

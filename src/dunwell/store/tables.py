@@ -1,0 +1,305 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations mirror this file.
+
+Money is always an integer amount in minor units beside its ISO currency
+code; every moment is UTC. Every row that belongs to a merchant carries
+``site_id`` so that each query can be scoped to one site.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from dunwell.store.types import Id, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> Column[int]:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _site() -> Column[int]:
+    return Column("site_id", Id, ForeignKey("sites.id"), nullable=False, index=True)
+
+
+sites = Table(
+    "sites",
+    metadata,
+    _id(),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("support_email", String(320)),
+    # The sandbox test clock: when set, it is this site's "now".
+    Column("clock_now", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("mode IN ('sandbox', 'live')", name="mode"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _id(),
+    _site(),
+    Column("external_id", String(200)),
+    Column("first_name", String(200), nullable=False),
+    Column("last_name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("locale", String(16)),
+    Column("time_zone", String(64)),
+    Column("payday", String(16)),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("site_id", "external_id", name="uq_customers_site_external"),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    _id(),
+    _site(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("gateway", String(32), nullable=False),
+    Column("token", String(255), nullable=False),
+    # The gateway's own customer reference (Stripe needs cus_... beside pm_...).
+    Column("gateway_customer", String(255)),
+    Column("brand", String(32), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("detached_at", UTCDateTime),
+)
+
+products = Table(
+    "products",
+    metadata,
+    _id(),
+    _site(),
+    Column("code", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("price_minor", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("site_id", "code", name="uq_products_site_code"),
+    CheckConstraint("price_minor >= 0", name="price"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    _id(),
+    _site(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("interval_unit", String(8), nullable=False),
+    Column("interval_count", Integer, nullable=False),
+    Column("collection", String(16), nullable=False),
+    Column("net_terms_days", Integer, nullable=False),
+    # Renewal dates are computed from the anchor, never by adding to the last
+    # date, so a subscription started on the 31st does not drift to the 28th.
+    Column("anchor_at", UTCDateTime, nullable=False),
+    Column("next_charge_at", UTCDateTime, nullable=False),
+    # How many periods have been invoiced; the renewal invoice of period N is
+    # unique, so a crashed renewal can never bill the same period twice.
+    Column("periods_billed", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("canceled_at", UTCDateTime),
+    CheckConstraint(
+        "status IN ('active', 'past_due', 'unpaid', 'paused', 'canceled')", name="status"
+    ),
+    CheckConstraint("interval_unit IN ('day', 'week', 'month', 'year')", name="interval_unit"),
+    Index("ix_subscriptions_due", "status", "next_charge_at"),
+)
+
+subscription_items = Table(
+    "subscription_items",
+    metadata,
+    _id(),
+    _site(),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False, index=True),
+    Column("product_id", Id, ForeignKey("products.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", Integer, nullable=False),
+    CheckConstraint("quantity > 0", name="quantity"),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    _id(),
+    _site(),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), index=True),
+    Column("period", Integer),
+    Column("number", String(64), nullable=False),
+    Column("collection", String(16), nullable=False),
+    Column("net_terms_days", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_due_minor", Integer, nullable=False),
+    Column("amount_paid_minor", Integer, nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    UniqueConstraint("site_id", "number", name="uq_invoices_site_number"),
+    UniqueConstraint("subscription_id", "period", name="uq_invoices_subscription_period"),
+    CheckConstraint("status IN ('open', 'past_due', 'paid', 'failed', 'voided')", name="status"),
+    CheckConstraint("amount_due_minor >= 0", name="amount"),
+)
+
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    _id(),
+    _site(),
+    Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False, index=True),
+    Column("attempt_no", Integer, nullable=False),
+    # Deterministic (invoice, attempt) key, also sent to the gateway, so a
+    # crashed and rerun charge is the same charge.
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("gateway", String(32), nullable=False),
+    Column("payment_method_id", Id, ForeignKey("payment_methods.id")),
+    Column("amount_minor", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("decline_code", String(64)),
+    Column("decline_class", String(8)),
+    Column("gateway_reference", String(255)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    UniqueConstraint("invoice_id", "attempt_no", name="uq_payment_attempts_invoice_attempt"),
+)
+
+dunning_policies = Table(
+    "dunning_policies",
+    metadata,
+    _id(),
+    _site(),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("site_id", "kind", name="uq_dunning_policies_site_kind"),
+)
+
+dunning_policy_versions = Table(
+    "dunning_policy_versions",
+    metadata,
+    _id(),
+    _site(),
+    Column("policy_id", Id, ForeignKey("dunning_policies.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("note", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    # Set when the first invoice enters dunning with this version; from then
+    # on the version is frozen and a save writes a new one.
+    Column("first_used_at", UTCDateTime),
+    UniqueConstraint("policy_id", "version", name="uq_dunning_policy_versions_policy_version"),
+)
+
+dunning_cycles = Table(
+    "dunning_cycles",
+    metadata,
+    _id(),
+    _site(),
+    Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False, unique=True),
+    Column("policy_version_id", Id, ForeignKey("dunning_policy_versions.id")),
+    Column("collection", String(16), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", UTCDateTime),
+    Column("hard_declined", Boolean, nullable=False),
+    Column("steps_done_through", Integer, nullable=False),
+    Column("retry_at", UTCDateTime),
+    Column("transient_errors", Integer, nullable=False),
+    Column("finalized", Boolean, nullable=False),
+    Column("outcome", String(32)),
+    Column("next_run_at", UTCDateTime),
+    # Bumped by every change made outside the worker (mark paid, new card...):
+    # a worker whose claim saw an older revision only records the facts of
+    # its charge and leaves the schedule to the newer state.
+    Column("revision", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_dunning_cycles_due", "next_run_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    _site(),
+    Column("type", String(64), nullable=False),
+    Column("customer_id", Id),
+    Column("subscription_id", Id),
+    Column("invoice_id", Id, index=True),
+    Column("data", JSON, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    _id(),
+    _site(),
+    Column("channel", String(16), nullable=False),
+    # invoice, policy version, step day and channel: one message per step.
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("customer_id", Id),
+    Column("invoice_id", Id),
+    Column("template", String(100)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
+    Index("ix_outbox_pending", "status", "next_attempt_at"),
+)
+
+sandbox_charges = Table(
+    "sandbox_charges",
+    metadata,
+    _id(),
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("token", String(255), nullable=False),
+    Column("amount_minor", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("decline_code", String(64)),
+    Column("reference", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
