@@ -97,13 +97,14 @@ def day_start(started_at: datetime, day: int) -> datetime:
 
 def decide(state: CycleState, policy: Policy, now: datetime) -> Decision:
     """What to do for this invoice at ``now``; a no-op when nothing is due."""
+    if state.finalized:
+        # After the cycle (closed by the final action), only an explicit request
+        # (new card, collect now) charges; this must come before the CLOSED check.
+        return Decision(charge_attempt=_requested_attempt(state, now))
     if state.phase is CyclePhase.CLOSED:
         return Decision()
     if state.phase is CyclePhase.INITIAL:
         return _decide_initial(state, now)
-    if state.finalized:
-        # After the cycle, only an explicit request (new card, collect now) charges.
-        return Decision(charge_attempt=_requested_attempt(state, now))
     assert state.started_at is not None
     day = day_number(state.started_at, now)
     steps = _steps_reached(state, policy, day)

@@ -15,8 +15,8 @@ How answers map onto :class:`~dunwell.domain.states.AttemptStatus`:
   ``authentication_required``...); reference = the failed PaymentIntent id.
 * ``requires_action`` / ``requires_payment_method``: DECLINED, because an
   off-session charge cannot complete either way without the customer.
-* an invalid request (HTTP 400/404): DECLINED; a missing payment method or
-  customer is ``invalid_account`` (a hard decline: only a new method helps).
+* an invalid request (HTTP 400/404): DECLINED with Stripe's code; a missing
+  payment method or customer is ``invalid_account`` (hard: only a new method helps).
 * no clear answer (connection failures, timeouts, 429, 5xx, 409 key in use,
   a bad API key, any other status): ERROR; the caller asks again later with
   the same key. Stripe replays a stored 5xx for the same key, so such an

@@ -31,6 +31,7 @@ def create_site(
     time_zone: str = "UTC",
     locale: str = "en",
     support_email: str | None = None,
+    clock_start: datetime | None = None,
 ) -> int:
     """Create a site with the default automatic and manual dunning policies."""
     if not SLUG.match(slug):
@@ -51,7 +52,7 @@ def create_site(
         support_email=support_email,
         # A sandbox site's test clock starts at the real time and then
         # only moves when advanced.
-        clock_now=now if mode is SiteMode.SANDBOX else None,
+        clock_now=(clock_start or now) if mode is SiteMode.SANDBOX else None,
         created_at=now,
     )
     for kind in Collection:

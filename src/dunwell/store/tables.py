@@ -60,6 +60,22 @@ sites = Table(
     CheckConstraint("mode IN ('sandbox', 'live')", name="mode"),
 )
 
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _id(),
+    _site(),
+    Column("name", String(200), nullable=False),
+    # Only a SHA-256 of the key is kept; keys are 32 random bytes, so a slow
+    # password hash would add nothing but latency to every request.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scope", String(8), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    CheckConstraint("scope IN ('read', 'write', 'admin')", name="scope"),
+)
+
 customers = Table(
     "customers",
     metadata,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:32:47.617342
+Create Date: 2026-11-22 03:34:57.255924
 """
 
 from __future__ import annotations
@@ -60,6 +60,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sites")),
         sa.UniqueConstraint("slug", name=op.f("uq_sites_slug")),
     )
+    op.create_table(
+        "api_keys",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("site_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("scope", sa.String(length=8), nullable=False),
+        sa.Column("created_at", dunwell.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", dunwell.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("scope IN ('read', 'write', 'admin')", name=op.f("ck_api_keys_scope")),
+        sa.ForeignKeyConstraint(["site_id"], ["sites.id"], name=op.f("fk_api_keys_site_id_sites")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+    )
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_api_keys_site_id"), ["site_id"], unique=False)
+
     op.create_table(
         "customers",
         sa.Column(
@@ -586,6 +609,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_customers_site_id"))
 
     op.drop_table("customers")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_keys_site_id"))
+
+    op.drop_table("api_keys")
     op.drop_table("sites")
     op.drop_table("sandbox_charges")
     # ### end Alembic commands ###

@@ -1,0 +1,1 @@
+"""HTTP: the REST API, inbound webhooks and hosted pages."""

@@ -1,0 +1,27 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from dunwell import __version__
+from dunwell.api import problems
+from dunwell.api.routes_core import router as core_router
+from dunwell.bootstrap import App
+
+
+def create_app(app: App) -> FastAPI:
+    api = FastAPI(
+        title="Dunwell",
+        version=__version__,
+        description="Failed-payment recovery: retries, dunning, final actions.",
+    )
+    api.state.dunwell = app
+    problems.install(api)
+    api.include_router(core_router)
+
+    @api.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api

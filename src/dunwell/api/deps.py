@@ -1,0 +1,55 @@
+"""Request dependencies: the app, a database connection and the calling site."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Connection
+
+from dunwell.bootstrap import App
+from dunwell.services.api_keys import Caller, Scope, authenticate
+
+
+def get_app(request: Request) -> App:
+    app: App = request.app.state.dunwell
+    return app
+
+
+def read_conn(app: Annotated[App, Depends(get_app)]) -> Iterator[Connection]:
+    with app.engine.connect() as conn:
+        yield conn
+
+
+def write_conn(app: Annotated[App, Depends(get_app)]) -> Iterator[Connection]:
+    with app.engine.begin() as conn:
+        yield conn
+
+
+def caller(request: Request, conn: Annotated[Connection, Depends(read_conn)]) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise HTTPException(401, "Missing API key", {"WWW-Authenticate": "Bearer"})
+    found = authenticate(conn, key.strip())
+    if found is None:
+        raise HTTPException(401, "Unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def require(scope: Scope) -> Callable[[Caller], Caller]:
+    def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
+        if not who.scope.allows(scope):
+            raise HTTPException(403, f"This key's scope is {who.scope.value}; {scope.value} needed")
+        return who
+
+    return check
+
+
+Reader = Annotated[Caller, Depends(require(Scope.READ))]
+Writer = Annotated[Caller, Depends(require(Scope.WRITE))]
+Admin = Annotated[Caller, Depends(require(Scope.ADMIN))]
+ReadConn = Annotated[Connection, Depends(read_conn)]
+WriteConn = Annotated[Connection, Depends(write_conn)]
+AppDep = Annotated[App, Depends(get_app)]

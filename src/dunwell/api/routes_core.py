@@ -1,0 +1,99 @@
+"""``/v1`` routes of the dunning core: invoices and their actions, policies, the test clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
+from dunwell.domain.policy import policy_to_dict
+from dunwell.domain.states import Collection
+from dunwell.services import invoice_actions, policies, queries
+from dunwell.services.sites import advance_clock, parse_duration, site_now
+
+router = APIRouter(prefix="/v1")
+
+ACTIONS = {
+    "stop": invoice_actions.stop_collecting,
+    "mark_paid": invoice_actions.mark_paid,
+    "stop_dunning": invoice_actions.stop_dunning,
+    "reopen": invoice_actions.reopen,
+    "collect": invoice_actions.collect_now,
+}
+
+
+class ClockAdvance(BaseModel):
+    by: str = Field(description="A duration like 3d, 12h or 1d12h.", examples=["3d"])
+
+
+class PolicyBody(BaseModel):
+    policy: dict[str, Any]
+    note: str | None = None
+
+
+@router.get("/invoices")
+def list_invoices(
+    who: Reader,
+    conn: ReadConn,
+    status: str | None = None,
+    after: int = Query(0, description="Cursor: the last id of the previous page."),
+    limit: int = Query(100, ge=1, le=500),
+) -> dict[str, Any]:
+    rows = queries.list_invoices(conn, who.site_id, status=status, after_id=after, limit=limit)
+    return {"data": rows, "next_cursor": rows[-1]["id"] if len(rows) == limit else None}
+
+
+@router.get("/invoices/{invoice_id}")
+def get_invoice(invoice_id: int, who: Reader, conn: ReadConn) -> dict[str, Any]:
+    return queries.invoice_detail(conn, who.site_id, invoice_id)
+
+
+@router.post("/invoices/{invoice_id}/{action}")
+def invoice_action(
+    invoice_id: int,
+    action: Literal["stop", "mark_paid", "stop_dunning", "reopen", "collect"],
+    who: Writer,
+    conn: WriteConn,
+    app: AppDep,
+) -> dict[str, Any]:
+    ACTIONS[action](conn, who.site_id, invoice_id, site_now(conn, who.site_id, app.clock))
+    return {"id": invoice_id, "action": action, "done": True}
+
+
+@router.get("/clock")
+def get_clock(who: Reader, conn: ReadConn, app: AppDep) -> dict[str, datetime]:
+    return {"now": site_now(conn, who.site_id, app.clock)}
+
+
+@router.post("/clock/advance")
+def post_clock_advance(body: ClockAdvance, who: Writer, conn: WriteConn) -> dict[str, datetime]:
+    return {"now": advance_clock(conn, who.site_id, parse_duration(body.by))}
+
+
+@router.get("/dunning_policies/{kind}/versions")
+def policy_versions(kind: Collection, who: Reader, conn: ReadConn) -> dict[str, Any]:
+    versions = policies.list_versions(conn, who.site_id, kind)
+    return {"data": [_version(v) for v in versions]}
+
+
+@router.post("/dunning_policies/{kind}")
+def save_policy(
+    kind: Collection, body: PolicyBody, who: Admin, conn: WriteConn, app: AppDep
+) -> dict[str, Any]:
+    now = site_now(conn, who.site_id, app.clock)
+    return _version(policies.save_policy(conn, who.site_id, kind, body.policy, now, body.note))
+
+
+def _version(v: policies.PolicyVersion) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "version": v.version,
+        "kind": v.kind.value,
+        "created_at": v.created_at,
+        "first_used_at": v.first_used_at,
+        "note": v.note,
+        "policy": policy_to_dict(v.policy),
+    }

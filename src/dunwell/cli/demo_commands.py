@@ -1,0 +1,94 @@
+"""``dunwell demo`` (a measured simulation) and ``dunwell demo-site`` (data for ``make run``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from rich.progress import Progress
+from sqlalchemy import func, select
+
+from dunwell.cli import get_app
+from dunwell.cli.output import emit_json
+from dunwell.gateways.sandbox import tokenize
+from dunwell.services import ledger
+from dunwell.services.demo import run_demo
+from dunwell.services.sites import create_site, site_now
+from dunwell.store.tables import sites
+
+
+@click.command()
+@click.option("--customers", default=200, show_default=True, help="Subscribers on the new site.")
+@click.option("--days", default=40, show_default=True, help="Simulated days to run.")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same figures.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the figures, as one JSON object.")
+@click.pass_context
+def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool) -> None:
+    """Build a fresh sandbox site and run DAYS of renewals through the real worker."""
+    app = get_app(ctx)
+    if as_json:
+        result = run_demo(app, customers, days, seed)
+        emit_json(result.figures)
+        return
+    with Progress(transient=True) as progress:
+        task = progress.add_task("simulating days", total=days)
+        result = run_demo(
+            app, customers, days, seed, progress=lambda d: progress.update(task, completed=d)
+        )
+    click.echo(f"site {result.site_slug}")
+    emit_json(result.figures)
+
+
+@click.command("demo-site")
+@click.option("--if-empty", is_flag=True, help="Do nothing when any site exists.")
+@click.pass_context
+def demo_site(ctx: click.Context, if_empty: bool) -> None:
+    """Create the sandbox site `demo` with a few subscribers, one card of each behaviour."""
+    app = get_app(ctx)
+    with app.engine.begin() as conn:
+        if if_empty and conn.execute(select(func.count()).select_from(sites)).scalar_one():
+            click.echo("sites exist; no demo site created")
+            return
+        site_id = create_site(
+            conn, app.clock, slug="demo", name="Demo Coffee Co.", support_email="help@demo.example"
+        )
+        now = site_now(conn, site_id, app.clock)
+        plan = ledger.create_product(
+            conn, site_id, "coffee-monthly", "Coffee, monthly", 1800, "USD", now
+        )
+        cards = [
+            "4111111111111111",
+            "4000000000009995",
+            "4000000000005126",
+            "4000000000009987",
+            "4000000000000341",
+        ]
+        for n, card in enumerate(cards):
+            customer_id = ledger.create_customer(
+                conn,
+                site_id,
+                ledger.NewCustomer(
+                    first_name=f"Sample{n}",
+                    last_name="Customer",
+                    email=f"sample{n}@demo.example",
+                    external_id=f"sample-{n}",
+                ),
+                now,
+            )
+            ledger.attach_payment_method(
+                conn, site_id, customer_id, "sandbox", tokenize(card, 12, now.year + 3), now
+            )
+            ledger.create_subscription(
+                conn,
+                site_id,
+                customer_id,
+                [ledger.Item(plan)],
+                now,
+                starts_at=now + timedelta(hours=1),
+            )
+    click.echo(
+        "created sandbox site `demo`: advance it with `dunwell clock advance --site demo 1d`"
+    )
+
+
+COMMANDS = (demo, demo_site)
