@@ -6,15 +6,16 @@ CLI and the server call it with the settings from the environment.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from dunwell.clock import Clock, SystemClock
 from dunwell.gateways.base import GatewayRegistry
 from dunwell.gateways.sandbox import SandboxGateway
 from dunwell.settings import Settings
-from dunwell.store.db import make_engine
+from dunwell.store.db import make_engine, writer
 
 
 @dataclass
@@ -23,6 +24,14 @@ class App:
     engine: Engine
     clock: Clock
     gateways: GatewayRegistry
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A transaction that writes (committed on success, rolled back on error)."""
+        return writer(self.engine).begin()
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        """A connection for reading."""
+        return self.engine.connect()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -18,12 +18,12 @@ def get_app(request: Request) -> App:
 
 
 def read_conn(app: Annotated[App, Depends(get_app)]) -> Iterator[Connection]:
-    with app.engine.connect() as conn:
+    with app.connect() as conn:
         yield conn
 
 
 def write_conn(app: Annotated[App, Depends(get_app)]) -> Iterator[Connection]:
-    with app.engine.begin() as conn:
+    with app.begin() as conn:
         yield conn
 
 

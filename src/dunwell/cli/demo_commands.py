@@ -45,7 +45,7 @@ def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool
 def demo_site(ctx: click.Context, if_empty: bool) -> None:
     """Create the sandbox site `demo` with a few subscribers, one card of each behaviour."""
     app = get_app(ctx)
-    with app.engine.begin() as conn:
+    with app.begin() as conn:
         if if_empty and conn.execute(select(func.count()).select_from(sites)).scalar_one():
             click.echo("sites exist; no demo site created")
             return

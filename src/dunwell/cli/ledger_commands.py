@@ -28,9 +28,9 @@ def _run(ctx: click.Context, work: Callable[[Connection], Any], *, write: bool =
     app = get_app(ctx)
     try:
         if write:
-            with app.engine.begin() as conn:
+            with app.begin() as conn:
                 return work(conn)
-        with app.engine.connect() as conn:
+        with app.connect() as conn:
             return work(conn)
     except ServiceError as error:
         raise click.ClickException(str(error)) from None

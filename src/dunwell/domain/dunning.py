@@ -44,7 +44,7 @@ class CycleState:
     last_attempt_at: datetime | None = None
     hard_declined: bool = False
     steps_done_through: int = 0  # the last step day already carried out
-    retry_at: datetime | None = None  # promise to pay, collect now, new card
+    retry_at: datetime | None = None  # promise to pay, collect now, new card (automatic only)
     payday: Payday | None = None
     transient_errors: int = 0  # unanswered tries of the current attempt
     finalized: bool = False
@@ -109,7 +109,9 @@ def decide(state: CycleState, policy: Policy, now: datetime) -> Decision:
     day = day_number(state.started_at, now)
     steps = _steps_reached(state, policy, day)
     charge = _retry_due(state, policy, now) or (
-        any(s.retry for s in steps) and _can_retry(state, policy)
+        any(s.retry for s in steps)
+        and _can_retry(state, policy)
+        and not _promise_pending(state, now)
     )
     return Decision(
         charge_attempt=state.attempts + 1 if charge else None,
@@ -183,8 +185,9 @@ def next_retry_at(state: CycleState, policy: Policy) -> datetime | None:
     cadence and over a hard decline; the cadence applies only while the
     retry threshold is not reached and the last decline was soft.
     """
-    if state.retry_at is not None and state.attempts < MAX_ATTEMPTS_CAP:
-        at = state.retry_at
+    requested = _explicit_retry(state)
+    if requested is not None and state.attempts < MAX_ATTEMPTS_CAP:
+        at = requested
     elif _can_retry(state, policy) and policy.retry_interval_hours > 0:
         assert state.last_attempt_at is not None
         at = state.last_attempt_at + timedelta(hours=policy.retry_interval_hours)
@@ -203,9 +206,10 @@ def next_retry_at(state: CycleState, policy: Policy) -> datetime | None:
 def next_run_at(state: CycleState, policy: Policy, now: datetime) -> datetime | None:
     """The earliest moment anything can happen to this cycle, if nothing else changes."""
     if state.phase is CyclePhase.INITIAL:
-        return min(state.due_at, state.retry_at) if state.retry_at else state.due_at
+        requested = _explicit_retry(state)
+        return min(state.due_at, requested) if requested else state.due_at
     if state.phase is CyclePhase.CLOSED:
-        return state.retry_at if state.attempts < MAX_ATTEMPTS_CAP else None
+        return _explicit_retry(state) if state.attempts < MAX_ATTEMPTS_CAP else None
     assert state.started_at is not None
     candidates = [final_at(state, policy)]
     upcoming = _next_step(policy, state.steps_done_through)
@@ -218,7 +222,8 @@ def next_run_at(state: CycleState, policy: Policy, now: datetime) -> datetime | 
 
 
 def _decide_initial(state: CycleState, now: datetime) -> Decision:
-    due = min(state.due_at, state.retry_at) if state.retry_at else state.due_at
+    requested = _explicit_retry(state)
+    due = min(state.due_at, requested) if requested else state.due_at
     if now < due:
         return Decision()
     if state.collection is Collection.MANUAL:
@@ -227,9 +232,21 @@ def _decide_initial(state: CycleState, now: datetime) -> Decision:
 
 
 def _requested_attempt(state: CycleState, now: datetime) -> int | None:
-    if state.retry_at is None or state.retry_at > now or state.attempts >= MAX_ATTEMPTS_CAP:
+    requested = _explicit_retry(state)
+    if requested is None or requested > now or state.attempts >= MAX_ATTEMPTS_CAP:
         return None
     return state.attempts + 1
+
+
+def _explicit_retry(state: CycleState) -> datetime | None:
+    """A requested retry time; manual invoices are paid by the customer, never charged."""
+    return state.retry_at if state.collection is Collection.AUTOMATIC else None
+
+
+def _promise_pending(state: CycleState, now: datetime) -> bool:
+    """A promise to pay holds the retries a step would make before its date."""
+    requested = _explicit_retry(state)
+    return requested is not None and requested > now
 
 
 def _can_retry(state: CycleState, policy: Policy) -> bool:

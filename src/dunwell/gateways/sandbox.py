@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dunwell.domain.states import AttemptStatus
 from dunwell.gateways.base import CardDetails, ChargeRequest, ChargeResponse
+from dunwell.store.db import writer
 from dunwell.store.tables import sandbox_charges
 
 SUCCEED = "ok"
@@ -121,7 +122,7 @@ class SandboxGateway:
         if not requests:
             return []
         keys = [r.idempotency_key for r in requests]
-        with self._engine.begin() as conn:
+        with writer(self._engine).begin() as conn:
             recovering = [r.token for r in requests if behaviour_of(r.token) == RECOVERS_AFTER_TWO]
             prior = _charge_counts(conn, recovering)
             rows = []

@@ -65,7 +65,7 @@ def process_due_cycles(app: App, owner: str, limit: int) -> int:
     """Run one batch; return how many cycles were claimed (0 when idle)."""
     real_now = app.clock.now()
     lease_until = real_now + timedelta(seconds=app.settings.lease_seconds)
-    with app.engine.begin() as conn:
+    with app.begin() as conn:
         ids = claim_due_cycles(conn, owner, real_now, lease_until, limit)
         if not ids:
             return 0
@@ -73,7 +73,7 @@ def process_due_cycles(app: App, owner: str, limit: int) -> int:
         methods = _default_methods(conn, {w.customer_id for w in work})
         requests = _prepare_attempts(conn, work, methods)
     responses = _charge(app, requests)
-    with app.engine.begin() as conn:
+    with app.begin() as conn:
         held = still_leased(conn, ids, owner)
         writer = EffectWriter(conn)
         for item in work:

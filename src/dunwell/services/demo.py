@@ -65,14 +65,14 @@ def run_demo(
     slug, site_id, updates = _build_site(app, customers, rng, seed)
     worker = Worker(app, name=f"demo-{slug}")
     for day in range(days):
-        with app.engine.begin() as conn:
+        with app.begin() as conn:
             for customer_id in updates.get(day, ()):
                 card = tokenize(GOOD_CARD, 12, 2030)
                 ledger.attach_payment_method(
                     conn, site_id, customer_id, "sandbox", card, _site_now(conn, site_id)
                 )
         worker.run_until_idle()
-        with app.engine.begin() as conn:
+        with app.begin() as conn:
             advance_clock(conn, site_id, timedelta(days=1))
         if progress:
             progress(day + 1)
@@ -84,7 +84,7 @@ def run_demo(
 
 def summarize(app: App, site_id: int) -> dict[str, Any]:
     """The demo's figures for one site, from the ledger itself."""
-    with app.engine.connect() as conn:
+    with app.connect() as conn:
         failed = conn.execute(
             select(invoices.c.status, invoices.c.amount_due_minor, dunning_cycles.c.outcome)
             .join(dunning_cycles, dunning_cycles.c.invoice_id == invoices.c.id)
@@ -111,7 +111,7 @@ def _build_site(
     cards = [card for card, _ in CARD_MIX]
     weights = [weight for _, weight in CARD_MIX]
     updates: dict[int, list[int]] = {}
-    with app.engine.begin() as conn:
+    with app.begin() as conn:
         taken = conn.execute(select(func.count()).where(sites.c.slug.like(f"demo-{seed}-%")))
         slug = f"demo-{seed}-{taken.scalar_one() + 1}"
         site_id = create_site(

@@ -34,7 +34,7 @@ RENEWING = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
 
 def bill_due_subscriptions(app: App, limit: int) -> int:
     """Invoice up to ``limit`` due subscriptions; return how many were billed."""
-    with app.engine.begin() as conn:
+    with app.begin() as conn:
         due = _claim_due(conn, app.clock.now(), limit)
         if not due:
             return 0

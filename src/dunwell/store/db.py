@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
@@ -14,18 +14,31 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; take it over so
-        # that a transaction starts with BEGIN IMMEDIATE and holds the write
-        # lock from its first statement (no lock upgrades, no SQLITE_BUSY mid-way).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg://")
 
 
+def writer(engine: Engine) -> Engine:
+    """The same engine, for transactions that write.
+
+    On SQLite those start with BEGIN IMMEDIATE and hold the write lock from
+    their first statement, so they never fail half-way on a lock upgrade;
+    reads start with a plain BEGIN and never block a writer (WAL).
+    """
+    return engine.execution_options(dunwell_write=True)
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # pysqlite's own transaction handling is switched off in _sqlite_pragmas.
+    write = conn.get_execution_options().get("dunwell_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

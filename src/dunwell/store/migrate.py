@@ -9,6 +9,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from dunwell.store.db import writer
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -24,6 +26,6 @@ def upgrade(engine: Engine) -> None:
     # Alembic logs every plugin it loads at INFO; only its warnings matter here.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
+    with writer(engine).begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
