@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,3 +126,17 @@ class Shop:
 
     def event_types(self, invoice_id: int) -> list[str]:
         return [e.type for e in self.all(tables.events, invoice_id=invoice_id)]
+
+    def attempts_of(self, invoice_id: int) -> list[Any]:
+        """The invoice's payment attempts, in attempt order."""
+        return self.all(tables.payment_attempts, invoice_id=invoice_id)
+
+    def outbox_of(self, invoice_id: int) -> list[Any]:
+        return self.all(tables.outbox, invoice_id=invoice_id)
+
+    def act(self, action: Callable[..., Any], invoice_id: int, *args: Any) -> Any:
+        """Run an invoice action (``invoice_actions.mark_paid``...) at the site's now."""
+        with self.app.begin() as conn:
+            return action(
+                conn, self.site_id, invoice_id, *args, site_now(conn, self.site_id, self.app.clock)
+            )

@@ -41,6 +41,8 @@ def main(ctx: click.Context, /, **overrides: Any) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Alembic announces every plugin it loads at INFO; only its warnings matter.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = settings
 
 

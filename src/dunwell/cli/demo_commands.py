@@ -12,6 +12,7 @@ from dunwell.cli import get_app
 from dunwell.cli.output import emit_json
 from dunwell.gateways.sandbox import tokenize
 from dunwell.services import ledger
+from dunwell.services.api_keys import create_key
 from dunwell.services.demo import run_demo
 from dunwell.services.sites import create_site, site_now
 from dunwell.store.tables import sites
@@ -86,9 +87,11 @@ def demo_site(ctx: click.Context, if_empty: bool) -> None:
                 now,
                 starts_at=now + timedelta(hours=1),
             )
+        key = create_key(conn, site_id, "demo", "admin", now)
     click.echo(
-        "created sandbox site `demo`: advance it with `dunwell clock advance --site demo 1d`"
+        "created sandbox site `demo`; advance it with `dunwell clock advance --site demo 1d`"
     )
+    click.echo(f"admin API key for `demo` (shown once): {key}")
 
 
 COMMANDS = (demo, demo_site)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, case, select, update
 
 from dunwell.domain.policy import MAX_ATTEMPTS_CAP
 from dunwell.domain.states import Collection, CyclePhase, InvoiceStatus
 from dunwell.services.events import EventBatch
+from dunwell.store.sql import utc_param
 from dunwell.store.tables import dunning_cycles, invoices
 
 
@@ -50,14 +51,20 @@ def request_collection_for_customer(
 def schedule_retry(
     conn: Connection, cycle_ids: list[int], at: datetime, *, clear_hard_decline: bool
 ) -> None:
-    """Set an explicit retry time on cycles and wake them at that time.
+    """Set an explicit retry time on cycles and wake them no later than that time.
 
     A cycle that had closed with its invoice left past due reopens: it goes
     back to the dunning phase as *finalized*, so only this charge happens.
     """
+    cycles = dunning_cycles
     values: dict[str, object] = {
         "retry_at": at,
-        "next_run_at": at,
+        # Wake at ``at`` or at the cycle's own next run when that comes first
+        # (a step day before a promise to pay): the worker then recomputes it.
+        "next_run_at": case(
+            (cycles.c.next_run_at < utc_param("wake_at", at), cycles.c.next_run_at),
+            else_=utc_param("retry_wake_at", at),
+        ),
         "updated_at": at,
         "revision": dunning_cycles.c.revision + 1,
     }

@@ -9,6 +9,7 @@ governed at least one invoice.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,14 +40,19 @@ class PolicyVersion:
     note: str | None
 
 
-_cache: dict[int, Policy] = {}
+#: Parsed policies by their stored config (canonical JSON). Keyed by content,
+#: not by version id: ids repeat across databases (one process may serve
+#: several, as the tests do), and the same id must never yield another
+#: database's policy.
+_cache: dict[str, Policy] = {}
 
 
 def policy_for_version(version_id: int, config: dict[str, Any]) -> Policy:
-    """Parse a stored version once; versions are immutable, so caching is safe."""
-    policy = _cache.get(version_id)
+    """Parse a stored version's config once; a version's config never changes."""
+    key = json.dumps(config, sort_keys=True)
+    policy = _cache.get(key)
     if policy is None:
-        policy = _cache[version_id] = policy_from_dict(config)
+        policy = _cache[key] = policy_from_dict(config)
     return policy
 
 
@@ -145,15 +151,14 @@ def current_version_ids(conn: Connection, site_ids: set[int]) -> dict[tuple[int,
 
 
 def load_policies(conn: Connection, version_ids: set[int]) -> dict[int, Policy]:
-    missing = {v for v in version_ids if v not in _cache}
-    if missing:
-        for row in conn.execute(
-            select(dunning_policy_versions.c.id, dunning_policy_versions.c.config).where(
-                dunning_policy_versions.c.id.in_(missing)
-            )
-        ):
-            policy_for_version(row.id, row.config)
-    return {v: _cache[v] for v in version_ids}
+    if not version_ids:
+        return {}
+    rows = conn.execute(
+        select(dunning_policy_versions.c.id, dunning_policy_versions.c.config).where(
+            dunning_policy_versions.c.id.in_(version_ids)
+        )
+    )
+    return {row.id: policy_for_version(row.id, row.config) for row in rows}
 
 
 def _insert_version(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from alembic import command
@@ -23,8 +22,6 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Bring the database behind ``engine`` to the newest schema."""
-    # Alembic logs every plugin it loads at INFO; only its warnings matter here.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with writer(engine).begin() as conn:
         config.attributes["connection"] = conn
