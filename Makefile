@@ -22,7 +22,7 @@ $(DEV_STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/dunwell migrate
 	$(BIN)/dunwell demo-site --if-empty
-	$(BIN)/dunwell serve --with-worker --host 127.0.0.1 --port 8000
+	$(BIN)/dunwell --host 127.0.0.1 --port 8000 serve --with-worker
 
 test: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench

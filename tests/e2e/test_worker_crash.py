@@ -10,7 +10,6 @@ the same state, with every charge made once.
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
