@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,11 +64,24 @@ def pg_url(database: str) -> str:
 
 
 @pytest.fixture
-def postgres_url(pg_template: str) -> Iterator[str]:
-    name = f"dunwell_t_{uuid.uuid4().hex[:10]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield pg_url(name)
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def postgres_databases(pg_template: str) -> Iterator[Callable[[], str]]:
+    """Make fresh migrated PostgreSQL databases; all are dropped after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"dunwell_t_{uuid.uuid4().hex[:10]}"
+        _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        made.append(name)
+        return pg_url(name)
+
+    yield make
+    for name in made:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    return postgres_databases()
 
 
 @pytest.fixture

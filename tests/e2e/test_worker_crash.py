@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -160,10 +161,19 @@ def snapshot(url: str) -> dict[str, Any]:
     return state
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calm.db'}", f"sqlite:///{tmp_path / 'crashed.db'}"
+    make: Callable[[], str] = request.getfixturevalue("postgres_databases")
+    return make(), make()
+
+
 @pytest.mark.slow
-def test_a_worker_killed_at_random_points_ends_as_an_undisturbed_run(tmp_path: Path) -> None:
-    calm = f"sqlite:///{tmp_path / 'calm.db'}"
-    crashed = f"sqlite:///{tmp_path / 'crashed.db'}"
+def test_a_worker_killed_at_random_points_ends_as_an_undisturbed_run(
+    two_databases: tuple[str, str], tmp_path: Path
+) -> None:
+    calm, crashed = two_databases
     site_id = build_shop(calm)
     assert build_shop(crashed) == site_id
 
