@@ -25,7 +25,9 @@ log = logging.getLogger("dunwell.worker")
 class Worker:
     def __init__(self, app: App, name: str | None = None) -> None:
         self.app = app
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        # Lease owners are stored in 64 characters; keep the pid, trim the host.
+        pid = str(os.getpid())
+        self.name = (name or f"{socket.gethostname()[: 63 - len(pid)]}:{pid}")[:64]
         self.stopping = threading.Event()
 
     def run_once(self) -> int:

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
 from dunwell.domain.policy import policy_to_dict
-from dunwell.domain.states import Collection
+from dunwell.domain.states import Collection, InvoiceStatus
 from dunwell.services import invoice_actions, policies, queries
+from dunwell.services.errors import InvalidInput
 from dunwell.services.sites import advance_clock, parse_duration, site_now
 
 router = APIRouter(prefix="/v1")
@@ -38,11 +39,13 @@ class PolicyBody(BaseModel):
 def list_invoices(
     who: Reader,
     conn: ReadConn,
-    status: str | None = None,
+    status: InvoiceStatus | None = None,
     after: int = Query(0, description="Cursor: the last id of the previous page."),
     limit: int = Query(100, ge=1, le=500),
 ) -> dict[str, Any]:
-    rows = queries.list_invoices(conn, who.site_id, status=status, after_id=after, limit=limit)
+    rows = queries.list_invoices(
+        conn, who.site_id, status=status.value if status else None, after_id=after, limit=limit
+    )
     return {"data": rows, "next_cursor": rows[-1]["id"] if len(rows) == limit else None}
 
 
@@ -70,7 +73,11 @@ def get_clock(who: Reader, conn: ReadConn, app: AppDep) -> dict[str, datetime]:
 
 @router.post("/clock/advance")
 def post_clock_advance(body: ClockAdvance, who: Writer, conn: WriteConn) -> dict[str, datetime]:
-    return {"now": advance_clock(conn, who.site_id, parse_duration(body.by))}
+    try:
+        by = parse_duration(body.by)
+    except InvalidInput as error:
+        raise InvalidInput("by", error.message) from None  # name the request's field
+    return {"now": advance_clock(conn, who.site_id, by)}
 
 
 @router.get("/dunning_policies/{kind}/versions")

@@ -133,7 +133,8 @@ def advance(
             waiting = replace(state, transient_errors=state.transient_errors + 1)
             backoff = TRANSIENT_BACKOFF * 2**state.transient_errors
             return Transition(state=waiting, next_run_at=now + backoff)
-        result = ChargeResult(AttemptStatus.ERROR, "gateway_timeout", DeclineClass.SOFT)
+        code = result.decline_code or "gateway_timeout"
+        result = ChargeResult(AttemptStatus.ERROR, code, DeclineClass.SOFT)
     if result is not None and result.status is AttemptStatus.SUCCEEDED:
         closed = replace(
             state,

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, select
 from dunwell.bootstrap import App
 from dunwell.domain.declines import classify_decline
 from dunwell.domain.dunning import ChargeResult, advance, decide
-from dunwell.domain.states import AttemptStatus
+from dunwell.domain.states import AttemptStatus, InvoiceStatus
 from dunwell.gateways.base import ChargeRequest, ChargeResponse
 from dunwell.services.claims import claim_due_cycles, still_leased
 from dunwell.services.cycle_effects import CycleWork, EffectWriter
@@ -46,6 +46,12 @@ from dunwell.store.tables import (
 )
 
 NO_METHOD = ChargeResponse(AttemptStatus.DECLINED, "no_payment_method", None, "no card on file")
+UNCONFIGURED = ChargeResponse(
+    AttemptStatus.ERROR,
+    "gateway_not_configured",
+    None,
+    "the payment method's gateway is not set up",
+)
 
 
 @dataclass
@@ -75,15 +81,45 @@ def process_due_cycles(app: App, owner: str, limit: int) -> int:
     responses = _charge(app, requests)
     with app.begin() as conn:
         held = still_leased(conn, ids, owner)
+        payable = _payable_despite_change(conn, work, held, responses)
         writer = EffectWriter(conn)
         for item in work:
             response = responses.get(item.cycle_id)
-            if item.cycle_id in held and held[item.cycle_id] == item.revision:
+            if held.get(item.cycle_id) == item.revision or item.cycle_id in payable:
                 _record(writer, item, response)
             else:
                 writer.record_facts_only(item, response)
         writer.flush(owner)
     return len(ids)
+
+
+def _payable_despite_change(
+    conn: Connection,
+    work: list[CycleWork],
+    held: dict[int, int],
+    responses: dict[int, ChargeResponse],
+) -> set[int]:
+    """Cycles changed while held (new card, promise) whose charge succeeded anyway.
+
+    The money was taken, so the invoice is paid unless it was closed in the
+    meantime; otherwise the next wake-up would charge the new card again.
+    """
+    changed = {
+        w.invoice_id: w.cycle_id
+        for w in work
+        if w.cycle_id in held
+        and held[w.cycle_id] != w.revision
+        and (r := responses.get(w.cycle_id)) is not None
+        and r.status is AttemptStatus.SUCCEEDED
+    }
+    if not changed:
+        return set()
+    open_ids = conn.execute(
+        select(invoices.c.id)
+        .where(invoices.c.id.in_(changed))
+        .where(invoices.c.status.in_([InvoiceStatus.OPEN.value, InvoiceStatus.PAST_DUE.value]))
+    )
+    return {changed[row.id] for row in open_ids}
 
 
 def _load(conn: Connection, ids: list[int], real_now: datetime) -> list[CycleWork]:
@@ -204,7 +240,14 @@ def _charge(
         else:
             by_gateway[entry[0]].append((cycle_id, entry[1]))
     for name, pairs in by_gateway.items():
-        answers = app.gateways.get(name).charge_many([request for _, request in pairs])
+        try:
+            gateway = app.gateways.get(name)
+        except LookupError:
+            # A card saved with a gateway this process lacks (say, Stripe with no
+            # key): an error, retried later, rather than a batch that never ends.
+            responses.update((cycle_id, UNCONFIGURED) for cycle_id, _ in pairs)
+            continue
+        answers = gateway.charge_many([request for _, request in pairs])
         responses.update(
             (cycle_id, answer) for (cycle_id, _), answer in zip(pairs, answers, strict=True)
         )

@@ -33,7 +33,7 @@ def request_collection_for_customer(
     ).all()
     if not rows:
         return []
-    schedule_retry(conn, [r.id for r in rows], now, clear_hard_decline=True)
+    schedule_retry(conn, [r.id for r in rows], now, now, clear_hard_decline=True)
     batch = EventBatch()
     for row in rows:
         batch.add(
@@ -49,7 +49,12 @@ def request_collection_for_customer(
 
 
 def schedule_retry(
-    conn: Connection, cycle_ids: list[int], at: datetime, *, clear_hard_decline: bool
+    conn: Connection,
+    cycle_ids: list[int],
+    at: datetime,
+    now: datetime,
+    *,
+    clear_hard_decline: bool,
 ) -> None:
     """Set an explicit retry time on cycles and wake them no later than that time.
 
@@ -65,7 +70,7 @@ def schedule_retry(
             (cycles.c.next_run_at < utc_param("wake_at", at), cycles.c.next_run_at),
             else_=utc_param("retry_wake_at", at),
         ),
-        "updated_at": at,
+        "updated_at": now,
         "revision": dunning_cycles.c.revision + 1,
     }
     if clear_hard_decline:

@@ -123,7 +123,7 @@ class EffectWriter:
         if t.paid:
             self._paid(item, now, ids)
         for reached in t.steps:
-            self._step(item, reached, now, ids)
+            self._step(item, reached, t.state.attempts, now, ids)
         if t.final is not None:
             self._final(item, t.final, now, ids)
         outcome = _outcome(t, item)
@@ -160,7 +160,8 @@ class EffectWriter:
     def _attempt(self, item: CycleWork, response: ChargeResponse | None) -> None:
         if response is None or item.attempt_key is None:
             return
-        declined = response.status is AttemptStatus.DECLINED
+        # A decline, or an error that ended as one (the third gateway timeout).
+        declined = response.status is not AttemptStatus.SUCCEEDED and bool(response.decline_code)
         self.attempts.append(
             {
                 "b_key": item.attempt_key,
@@ -197,7 +198,7 @@ class EffectWriter:
             currency=item.currency,
         )
         self.events.add(item.site_id, "invoice.paid", now, **ids)
-        if item.state.phase.value == "dunning":
+        if item.state.phase.value == "dunning" and not item.state.finalized:
             self.events.add(item.site_id, "dunning.ended", now, **ids, outcome="recovered")
         if item.subscription_id is not None:
             self.reactivate[item.subscription_id] = (
@@ -208,7 +209,12 @@ class EffectWriter:
             )
 
     def _step(
-        self, item: CycleWork, reached: StepReached, now: datetime, ids: dict[str, Any]
+        self,
+        item: CycleWork,
+        reached: StepReached,
+        attempts_made: int,
+        now: datetime,
+        ids: dict[str, Any],
     ) -> None:
         step = reached.step
         self.events.add(
@@ -225,7 +231,7 @@ class EffectWriter:
         payload = {
             "event": "dunning.step_reached",
             "day": step.day,
-            "attempts": item.state.attempts,
+            "attempts": attempts_made,
             "policy_version_id": item.version_id,
             "current_step": _step_data(step),
             "next_step": _step_data(reached.next_step) if reached.next_step else None,

@@ -92,7 +92,7 @@ def mark_paid(conn: Connection, site_id: int, invoice_id: int, now: datetime) ->
 
 def stop_dunning(conn: Connection, site_id: int, invoice_id: int, now: datetime) -> None:
     invoice = _open_invoice(conn, site_id, invoice_id, "stop dunning on")
-    if invoice.cycle is None or invoice.cycle.phase == CyclePhase.CLOSED.value:
+    if invoice.cycle is None or invoice.cycle.phase != CyclePhase.DUNNING.value:
         raise Conflict(f"invoice {invoice_id} is not in dunning")
     _update_cycle(
         conn,
@@ -120,7 +120,7 @@ def reopen(conn: Connection, site_id: int, invoice_id: int, now: datetime) -> No
 
 def collect_now(conn: Connection, site_id: int, invoice_id: int, now: datetime) -> None:
     invoice = _collectable(conn, site_id, invoice_id)
-    schedule_retry(conn, [invoice.cycle.id], now, clear_hard_decline=False)
+    schedule_retry(conn, [invoice.cycle.id], now, now, clear_hard_decline=False)
     _events(conn, invoice, now, ("invoice.collection_requested", {"reason": "collect_now"}))
 
 
@@ -136,7 +136,7 @@ def promise_to_pay(
     if cycle.phase == CyclePhase.DUNNING.value and not cycle.finalized:
         policy = load_policies(conn, {cycle.policy_version_id})[cycle.policy_version_id]
         at = min(on, final_at(state_from_row(cycle), policy))
-    schedule_retry(conn, [cycle.id], at, clear_hard_decline=False)
+    schedule_retry(conn, [cycle.id], at, now, clear_hard_decline=False)
     _events(conn, invoice, now, ("invoice.promise_to_pay", {"retry_at": at.isoformat()}))
     return at
 
