@@ -37,6 +37,17 @@ class SubscriptionStatus(StrEnum):
     CANCELED = "canceled"
 
 
+#: What a successful payment brings back to active. A canceled subscription
+#: stays canceled: coming back is a new subscription, not a payment.
+REACTIVATABLE_SUBSCRIPTIONS = frozenset(
+    {
+        SubscriptionStatus.PAST_DUE.value,
+        SubscriptionStatus.UNPAID.value,
+        SubscriptionStatus.PAUSED.value,
+    }
+)
+
+
 class CyclePhase(StrEnum):
     """Where an invoice's collection stands.
 

@@ -25,7 +25,13 @@ from sqlalchemy import Connection, select, update
 
 from dunwell.domain.dunning import final_at
 from dunwell.domain.policy import MAX_ATTEMPTS_CAP
-from dunwell.domain.states import Collection, CyclePhase, InvoiceStatus, SubscriptionStatus
+from dunwell.domain.states import (
+    REACTIVATABLE_SUBSCRIPTIONS,
+    Collection,
+    CyclePhase,
+    InvoiceStatus,
+    SubscriptionStatus,
+)
 from dunwell.services.collection_requests import schedule_retry
 from dunwell.services.cycle_rows import state_from_row
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
@@ -198,12 +204,7 @@ def _reactivate_subscription(conn: Connection, invoice: InvoiceRef, now: datetim
     status = conn.execute(
         select(subscriptions.c.status).where(subscriptions.c.id == invoice.subscription_id)
     ).scalar_one()
-    reactivatable = {
-        SubscriptionStatus.PAST_DUE.value,
-        SubscriptionStatus.UNPAID.value,
-        SubscriptionStatus.PAUSED.value,
-    }
-    if owing is None and status in reactivatable:
+    if owing is None and status in REACTIVATABLE_SUBSCRIPTIONS:
         conn.execute(
             update(subscriptions)
             .where(subscriptions.c.id == invoice.subscription_id)

@@ -1,0 +1,219 @@
+"""The rows a batch of dunning transitions changes, written in a few statements.
+
+:class:`PendingWrites` holds what :class:`~dunwell.services.cycle_effects.EffectWriter`
+collected for one batch (attempt outcomes, cycle state, invoice and
+subscription states, events and outbox messages) and writes it with one
+``executemany`` per kind of change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+
+from dunwell.domain.states import REACTIVATABLE_SUBSCRIPTIONS, InvoiceStatus, SubscriptionStatus
+from dunwell.services.events import EventBatch
+from dunwell.store.sql import insert_ignore
+from dunwell.store.tables import (
+    dunning_cycles,
+    dunning_policy_versions,
+    invoices,
+    outbox,
+    payment_attempts,
+    products,
+    subscription_items,
+    subscriptions,
+)
+
+
+class PendingWrites:
+    def __init__(self) -> None:
+        self.events = EventBatch()
+        self.attempts: list[dict[str, Any]] = []
+        self.cycles: list[dict[str, Any]] = []
+        self.facts: list[dict[str, Any]] = []
+        self.invoices: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.versions_used: dict[int, datetime] = {}
+        self.subscription_status: dict[int, str] = {}
+        self.subscription_changes: dict[int, tuple[str, str, datetime, int, int]] = {}
+        self.reactivate: dict[int, tuple[datetime, int, int, int]] = {}
+        self.downgrades: list[tuple[int, int, str]] = []
+
+    def write(self, conn: Connection, owner: str) -> None:
+        """Write everything collected, one statement per kind of change."""
+        if self.attempts:
+            conn.execute(
+                update(payment_attempts)
+                .where(payment_attempts.c.idempotency_key == bindparam("b_key"))
+                .values(
+                    status=bindparam("status"),
+                    decline_code=bindparam("decline_code"),
+                    decline_class=bindparam("decline_class"),
+                    gateway_reference=bindparam("gateway_reference"),
+                    completed_at=bindparam("completed_at"),
+                ),
+                self.attempts,
+            )
+        self._flush_invoices(conn)
+        self._flush_reactivations(conn)
+        self._flush_subscriptions(conn)
+        self._flush_downgrades(conn)
+        if self.versions_used:
+            for version_id, at in self.versions_used.items():
+                conn.execute(
+                    update(dunning_policy_versions)
+                    .where(dunning_policy_versions.c.id == version_id)
+                    .where(dunning_policy_versions.c.first_used_at.is_(None))
+                    .values(first_used_at=at)
+                )
+        insert_ignore(conn, outbox, self.outbox, ["dedupe_key"])
+        self.events.write(conn)
+        self._flush_cycles(conn, owner)
+
+    def _flush_invoices(self, conn: Connection) -> None:
+        if not self.invoices:
+            return
+        paid = [r for r in self.invoices if r["paid"]]
+        other = [r for r in self.invoices if not r["paid"]]
+        inv = invoices
+        if paid:
+            conn.execute(
+                update(inv)
+                .where(inv.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("status"),
+                    paid_at=bindparam("paid_at"),
+                    closed_at=bindparam("closed_at"),
+                    amount_paid_minor=inv.c.amount_due_minor,
+                ),
+                paid,
+            )
+        if other:
+            conn.execute(
+                update(inv)
+                .where(inv.c.id == bindparam("b_id"))
+                .values(status=bindparam("status"), closed_at=bindparam("closed_at")),
+                other,
+            )
+
+    def _flush_reactivations(self, conn: Connection) -> None:
+        """A paid invoice reactivates its subscription unless another is still past due."""
+        if not self.reactivate:
+            return
+        still_owing = {
+            row.subscription_id
+            for row in conn.execute(
+                select(invoices.c.subscription_id)
+                .where(invoices.c.subscription_id.in_(self.reactivate))
+                .where(invoices.c.status == InvoiceStatus.PAST_DUE.value)
+            )
+        }
+        for sub_id, (now, site_id, customer_id, _invoice) in self.reactivate.items():
+            if sub_id in still_owing:
+                continue
+            current = self.subscription_status.get(sub_id)
+            if current is None:
+                current = conn.execute(
+                    select(subscriptions.c.status).where(subscriptions.c.id == sub_id)
+                ).scalar_one()
+            if current in REACTIVATABLE_SUBSCRIPTIONS:
+                self.subscription_status[sub_id] = SubscriptionStatus.ACTIVE.value
+                self.subscription_changes[sub_id] = (
+                    current,
+                    SubscriptionStatus.ACTIVE.value,
+                    now,
+                    site_id,
+                    customer_id,
+                )
+
+    def _flush_subscriptions(self, conn: Connection) -> None:
+        rows = []
+        for sub_id, (before, after, now, site_id, customer_id) in self.subscription_changes.items():
+            rows.append(
+                {
+                    "b_id": sub_id,
+                    "status": after,
+                    "canceled_at": now if after == SubscriptionStatus.CANCELED.value else None,
+                }
+            )
+            self.events.add(
+                site_id,
+                "subscription.state_changed",
+                now,
+                customer_id=customer_id,
+                subscription_id=sub_id,
+                previous=before,
+                current=after,
+            )
+            if after == SubscriptionStatus.CANCELED.value:
+                self.events.add(
+                    site_id,
+                    "subscription.expired",
+                    now,
+                    customer_id=customer_id,
+                    subscription_id=sub_id,
+                    reason="dunning",
+                )
+        if rows:
+            conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("status"),
+                    canceled_at=func.coalesce(
+                        bindparam("canceled_at"), subscriptions.c.canceled_at
+                    ),
+                ),
+                rows,
+            )
+
+    def _flush_downgrades(self, conn: Connection) -> None:
+        for site_id, sub_id, code in self.downgrades:
+            product = conn.execute(
+                select(products.c.id, products.c.price_minor).where(
+                    products.c.site_id == site_id, products.c.code == code
+                )
+            ).first()
+            if product is None:
+                continue  # validated on save; a deleted product leaves the plan as it was
+            conn.execute(
+                delete(subscription_items).where(subscription_items.c.subscription_id == sub_id)
+            )
+            conn.execute(
+                subscription_items.insert().values(
+                    site_id=site_id,
+                    subscription_id=sub_id,
+                    product_id=product.id,
+                    quantity=1,
+                    unit_price_minor=product.price_minor,
+                )
+            )
+
+    def _flush_cycles(self, conn: Connection, owner: str) -> None:
+        c = dunning_cycles
+        if self.cycles:
+            values: dict[str, Any] = {k: bindparam(k) for k in self.cycles[0] if k != "b_id"}
+            values["outcome"] = func.coalesce(bindparam("outcome"), c.c.outcome)
+            conn.execute(
+                update(c)
+                .where(c.c.id == bindparam("b_id"))
+                .values(**values, lease_owner=None, lease_until=None),
+                self.cycles,
+            )
+        if self.facts:
+            conn.execute(
+                update(c)
+                .where(c.c.id == bindparam("b_id"))
+                .where(c.c.attempts < bindparam("attempt_no"))
+                .values(attempts=bindparam("attempt_no"), last_attempt_at=bindparam("at")),
+                self.facts,
+            )
+            conn.execute(
+                update(c)
+                .where(c.c.id.in_([f["b_id"] for f in self.facts]))
+                .where(c.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
