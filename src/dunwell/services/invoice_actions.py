@@ -100,15 +100,7 @@ def stop_dunning(conn: Connection, site_id: int, invoice_id: int, now: datetime)
     invoice = _open_invoice(conn, site_id, invoice_id, "stop dunning on")
     if invoice.cycle is None or invoice.cycle.phase != CyclePhase.DUNNING.value:
         raise Conflict(f"invoice {invoice_id} is not in dunning")
-    _update_cycle(
-        conn,
-        invoice,
-        phase=CyclePhase.CLOSED.value,
-        next_run_at=None,
-        retry_at=None,
-        outcome="dunning_stopped",
-        updated_at=now,
-    )
+    _close_cycle(conn, invoice, "dunning_stopped", now)
     _events(conn, invoice, now, ("dunning.ended", {"outcome": "dunning_stopped"}))
 
 
@@ -171,17 +163,22 @@ def _close(
         values.update(paid_at=now, amount_paid_minor=invoices.c.amount_due_minor)
     conn.execute(update(invoices).where(invoices.c.id == invoice.id).values(**values))
     if invoice.cycle is not None:
-        _update_cycle(
-            conn,
-            invoice,
-            phase=CyclePhase.CLOSED.value,
-            next_run_at=None,
-            retry_at=None,
-            outcome=outcome,
-            updated_at=now,
-        )
+        _close_cycle(conn, invoice, outcome, now)
         if invoice.cycle.phase == CyclePhase.DUNNING.value:
             _events(conn, invoice, now, ("dunning.ended", {"outcome": outcome}))
+
+
+def _close_cycle(conn: Connection, invoice: InvoiceRef, outcome: str, now: datetime) -> None:
+    """Nothing more will happen to this invoice's collection."""
+    _update_cycle(
+        conn,
+        invoice,
+        phase=CyclePhase.CLOSED.value,
+        next_run_at=None,
+        retry_at=None,
+        outcome=outcome,
+        updated_at=now,
+    )
 
 
 def _update_cycle(conn: Connection, invoice: InvoiceRef, **values: Any) -> None:
