@@ -179,12 +179,12 @@ class EffectWriter(PendingWrites):
         self.events.add(item.site_id, "invoice.paid", now, **ids)
         if item.state.phase.value == "dunning" and not item.state.finalized:
             self.events.add(item.site_id, "dunning.ended", now, **ids, outcome="recovered")
-        if item.subscription_id is not None:
+        if item.subscription_id is not None and item.subscription_status is not None:
             self.reactivate[item.subscription_id] = (
                 now,
                 item.site_id,
                 item.customer_id,
-                item.invoice_id,
+                item.subscription_status,
             )
 
     def _step(

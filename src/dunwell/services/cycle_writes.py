@@ -39,7 +39,8 @@ class PendingWrites:
         self.versions_used: dict[int, datetime] = {}
         self.subscription_status: dict[int, str] = {}
         self.subscription_changes: dict[int, tuple[str, str, datetime, int, int]] = {}
-        self.reactivate: dict[int, tuple[datetime, int, int, int]] = {}
+        # subscription id -> (when, site, customer, its status when loaded)
+        self.reactivate: dict[int, tuple[datetime, int, int, str]] = {}
         self.downgrades: list[tuple[int, int, str]] = []
 
     def write(self, conn: Connection, owner: str) -> None:
@@ -101,25 +102,25 @@ class PendingWrites:
 
     def _flush_reactivations(self, conn: Connection) -> None:
         """A paid invoice reactivates its subscription unless another is still past due."""
-        if not self.reactivate:
+        # Most payments are first charges of active subscriptions: nothing to do.
+        candidates = {
+            sub_id: (now, site_id, customer_id, current)
+            for sub_id, (now, site_id, customer_id, loaded) in self.reactivate.items()
+            if (current := self.subscription_status.get(sub_id, loaded))
+            in REACTIVATABLE_SUBSCRIPTIONS
+        }
+        if not candidates:
             return
         still_owing = {
             row.subscription_id
             for row in conn.execute(
                 select(invoices.c.subscription_id)
-                .where(invoices.c.subscription_id.in_(self.reactivate))
+                .where(invoices.c.subscription_id.in_(candidates))
                 .where(invoices.c.status == InvoiceStatus.PAST_DUE.value)
             )
         }
-        for sub_id, (now, site_id, customer_id, _invoice) in self.reactivate.items():
-            if sub_id in still_owing:
-                continue
-            current = self.subscription_status.get(sub_id)
-            if current is None:
-                current = conn.execute(
-                    select(subscriptions.c.status).where(subscriptions.c.id == sub_id)
-                ).scalar_one()
-            if current in REACTIVATABLE_SUBSCRIPTIONS:
+        for sub_id, (now, site_id, customer_id, current) in candidates.items():
+            if sub_id not in still_owing:
                 self.subscription_status[sub_id] = SubscriptionStatus.ACTIVE.value
                 self.subscription_changes[sub_id] = (
                     current,
