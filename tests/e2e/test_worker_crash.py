@@ -29,7 +29,7 @@ from dunwell.settings import Settings
 from dunwell.store import tables
 from dunwell.store.db import make_engine
 from dunwell.store.migrate import upgrade
-from tests.e2e.conftest import DUNWELL, Cli
+from tests.e2e.conftest import Cli
 from tests.integration.factories import (
     DECLINE_ALWAYS,
     EXPIRED,
@@ -225,7 +225,3 @@ def test_a_worker_killed_at_random_points_ends_as_an_undisturbed_run(
     statuses = Counter(row[1] for row in got["invoices"])
     assert statuses["paid"] > 0 and statuses["failed"] > 0
     assert any(a[1] >= 3 for a in got["attempts"])
-
-
-def test_the_worker_command_exists() -> None:
-    assert Path(DUNWELL).exists()

@@ -10,10 +10,9 @@ from sqlalchemy import func, select
 
 from dunwell.cli import get_app
 from dunwell.cli.output import emit_json
-from dunwell.gateways.sandbox import tokenize
 from dunwell.services import ledger
 from dunwell.services.api_keys import create_key
-from dunwell.services.demo import run_demo
+from dunwell.services.demo import add_subscriber, run_demo
 from dunwell.services.sites import create_site, site_now
 from dunwell.store.tables import sites
 
@@ -65,27 +64,8 @@ def demo_site(ctx: click.Context, if_empty: bool) -> None:
             "4000000000000341",
         ]
         for n, card in enumerate(cards):
-            customer_id = ledger.create_customer(
-                conn,
-                site_id,
-                ledger.NewCustomer(
-                    first_name=f"Sample{n}",
-                    last_name="Customer",
-                    email=f"sample{n}@demo.example",
-                    external_id=f"sample-{n}",
-                ),
-                now,
-            )
-            ledger.attach_payment_method(
-                conn, site_id, customer_id, "sandbox", tokenize(card, 12, now.year + 3), now
-            )
-            ledger.create_subscription(
-                conn,
-                site_id,
-                customer_id,
-                [ledger.Item(plan)],
-                now,
-                starts_at=now + timedelta(hours=1),
+            add_subscriber(
+                conn, site_id, f"sample{n}", card, plan, now, starts_at=now + timedelta(hours=1)
             )
         key = create_key(conn, site_id, "demo", "admin", now)
     click.echo(

@@ -26,8 +26,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, Row, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -162,7 +163,7 @@ class SandboxGateway:
         return [_response(stored.get(key)) for key in keys]
 
 
-def _charge_counts(conn: object, tokens: list[str]) -> dict[str, int]:
+def _charge_counts(conn: Connection, tokens: list[str]) -> dict[str, int]:
     if not tokens:
         return {}
     query = (
@@ -170,7 +171,7 @@ def _charge_counts(conn: object, tokens: list[str]) -> dict[str, int]:
         .where(sandbox_charges.c.token.in_(tokens))
         .group_by(sandbox_charges.c.token)
     )
-    return {token: count for token, count in conn.execute(query)}  # type: ignore[attr-defined]
+    return {row[0]: row[1] for row in conn.execute(query)}
 
 
 def _outcome(behaviour: str, prior_charges: int) -> tuple[str, str | None]:
@@ -183,11 +184,7 @@ def _outcome(behaviour: str, prior_charges: int) -> tuple[str, str | None]:
     return AttemptStatus.DECLINED.value, behaviour
 
 
-def _response(row: object | None) -> ChargeResponse:
+def _response(row: Row[Any] | None) -> ChargeResponse:
     if row is None:
         return ChargeResponse(AttemptStatus.ERROR, "gateway_timeout", None, "sandbox timeout")
-    return ChargeResponse(
-        AttemptStatus(row.status),  # type: ignore[attr-defined]
-        row.decline_code,  # type: ignore[attr-defined]
-        row.reference,  # type: ignore[attr-defined]
-    )
+    return ChargeResponse(AttemptStatus(row.status), row.decline_code, row.reference)

@@ -142,7 +142,8 @@ def _load(conn: Connection, ids: list[int], real_now: datetime) -> list[CycleWor
         .outerjoin(subscriptions, subscriptions.c.id == i.c.subscription_id)
         .where(c.c.id.in_(ids))
     ).all()
-    current = current_version_ids(conn, {r.site_id for r in rows if r.policy_version_id is None})
+    unpinned_sites = {r.site_id for r in rows if r.policy_version_id is None}
+    current = current_version_ids(conn, unpinned_sites) if unpinned_sites else {}
     version_of = {r.id: r.policy_version_id or current[(r.site_id, r.collection)] for r in rows}
     policies = load_policies(conn, set(version_of.values()))
     work = []

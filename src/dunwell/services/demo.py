@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from dunwell.bootstrap import App
 from dunwell.domain.states import SiteMode
@@ -128,34 +128,44 @@ def _build_site(
             for code, name, price in PLANS
         ]
         for n in range(count):
-            customer_id = ledger.create_customer(
-                conn,
-                site_id,
-                ledger.NewCustomer(
-                    first_name=f"Customer{n}",
-                    last_name="Demo",
-                    email=f"customer{n}@demo.example",
-                    external_id=f"c{n}",
-                ),
-                DEMO_EPOCH,
-            )
             card = rng.choices(cards, weights)[0]
-            ledger.attach_payment_method(
-                conn, site_id, customer_id, "sandbox", tokenize(card, 12, 2030), DEMO_EPOCH
-            )
             renew_day = rng.randrange(0, 28)
             starts = DEMO_EPOCH + timedelta(days=renew_day, hours=rng.randrange(0, 24))
-            ledger.create_subscription(
-                conn,
-                site_id,
-                customer_id,
-                [ledger.Item(rng.choice(plans))],
-                DEMO_EPOCH,
-                starts_at=starts,
+            customer_id = add_subscriber(
+                conn, site_id, f"c{n}", card, rng.choice(plans), DEMO_EPOCH, starts
             )
             if card != GOOD_CARD and rng.random() < CARD_UPDATE_SHARE:
                 updates.setdefault(renew_day + rng.randrange(2, 12), []).append(customer_id)
     return slug, site_id, updates
+
+
+def add_subscriber(
+    conn: Connection,
+    site_id: int,
+    name: str,
+    card: str,
+    product_id: int,
+    now: datetime,
+    starts_at: datetime,
+) -> int:
+    """A customer with a sandbox test card and a monthly subscription; returns the customer."""
+    customer_id = ledger.create_customer(
+        conn,
+        site_id,
+        ledger.NewCustomer(
+            first_name=name.capitalize(),
+            last_name="Demo",
+            email=f"{name}@demo.example",
+            external_id=name,
+        ),
+        now,
+    )
+    card_details = tokenize(card, 12, now.year + 4)
+    ledger.attach_payment_method(conn, site_id, customer_id, "sandbox", card_details, now)
+    ledger.create_subscription(
+        conn, site_id, customer_id, [ledger.Item(product_id)], now, starts_at=starts_at
+    )
+    return customer_id
 
 
 def _site_now(conn: Any, site_id: int) -> datetime:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from dunwell.domain.intervals import IntervalUnit
 from dunwell.domain.payday import parse_payday
@@ -286,10 +286,9 @@ def _prices(conn: Connection, site_id: int, items: Sequence[Item]) -> dict[int, 
     return prices
 
 
-def _require(conn: Connection, table: object, site_id: int, row_id: int, what: str) -> None:
-    t = table  # a Table; typed loosely to keep call sites short
+def _require(conn: Connection, table: Table, site_id: int, row_id: int, what: str) -> None:
     found = conn.execute(
-        select(t.c.id).where(t.c.site_id == site_id, t.c.id == row_id)  # type: ignore[attr-defined]
+        select(table.c.id).where(table.c.site_id == site_id, table.c.id == row_id)
     ).first()
     if found is None:
         raise NotFound(f"no {what} {row_id} in this site")

@@ -31,10 +31,6 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(dunwell_write=True)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def _sqlite_begin(conn: Connection) -> None:
     # pysqlite's own transaction handling is switched off in _sqlite_pragmas.
     write = conn.get_execution_options().get("dunwell_write", False)
