@@ -108,6 +108,8 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def app(db_url: str, clock: FixedClock) -> Iterator[App]:
-    built = bootstrap(Settings(database_url=db_url, lease_seconds=30), clock=clock)
+    built = bootstrap(
+        Settings(database_url=db_url, lease_seconds=30, secret_key="test-secret-key"), clock=clock
+    )
     yield built
     built.close()

@@ -7,13 +7,17 @@ CLI and the server call it with the settings from the environment.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
+from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.clock import Clock, SystemClock
 from dunwell.gateways.base import GatewayRegistry
 from dunwell.gateways.sandbox import SandboxGateway
+from dunwell.security.keys import MissingSecretKey, resolve_secret_key
+from dunwell.security.links import LinkSigner
+from dunwell.security.secrets import SecretBox
 from dunwell.settings import Settings
 from dunwell.store.db import make_engine, writer
 
@@ -24,6 +28,28 @@ class App:
     engine: Engine
     clock: Clock
     gateways: GatewayRegistry
+    channels: ChannelRegistry
+    _secret: str | None = field(default=None, repr=False)
+
+    @property
+    def secret_key(self) -> str:
+        """The server key, resolved on first use (see :mod:`dunwell.security.keys`)."""
+        if self._secret is None:
+            self._secret = resolve_secret_key(self.settings)
+        return self._secret
+
+    def secret_box(self) -> SecretBox:
+        return SecretBox(self.secret_key)
+
+    def secret_box_or_none(self) -> SecretBox | None:
+        """For reading: a site with no stored secrets works without a key."""
+        try:
+            return self.secret_box()
+        except MissingSecretKey:
+            return None
+
+    def links(self) -> LinkSigner:
+        return LinkSigner(self.secret_key, self.settings.public_url)
 
     def begin(self) -> AbstractContextManager[Connection]:
         """A transaction that writes (committed on success, rolled back on error)."""
@@ -53,4 +79,9 @@ def bootstrap(
             from dunwell.gateways.stripe import StripeGateway
 
             gateways.add(StripeGateway(settings.stripe_api_key, settings.stripe_api_base or None))
-    return App(settings=settings, engine=engine, clock=clock, gateways=gateways)
+    channels = ChannelRegistry(
+        engine, clock.now, TransportOptions(twilio_api_base=settings.twilio_api_base or None)
+    )
+    return App(
+        settings=settings, engine=engine, clock=clock, gateways=gateways, channels=channels
+    )

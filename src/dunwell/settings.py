@@ -30,6 +30,18 @@ class Settings:
     stripe_api_key: str = ""
     stripe_api_base: str = ""
     log_level: str = "INFO"
+    # Encrypts provider secrets at rest and signs hosted links. Required on
+    # PostgreSQL; with SQLite a key file beside the database is made once.
+    secret_key: str = ""
+    # Where customers and providers reach this server (billing links, Twilio
+    # status callbacks); set it to the public https address behind a proxy.
+    public_url: str = "http://127.0.0.1:8000"
+    # Outbound delivery: messages per batch and the sender used when a site
+    # has not configured its own address.
+    delivery_batch_size: int = 200
+    # For tests: a local server that speaks Twilio's REST API.
+    twilio_api_base: str = ""
+    mail_from: str = "billing@dunwell.localhost"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -17,6 +17,7 @@ from types import FrameType
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
+from dunwell.services.delivery import deliver_due_messages
 from dunwell.services.renewals import bill_due_subscriptions
 
 log = logging.getLogger("dunwell.worker")
@@ -33,8 +34,10 @@ class Worker:
     def run_once(self) -> int:
         """One pass: returns how many subscriptions and cycles were handled."""
         batch = self.app.settings.batch_size
-        return bill_due_subscriptions(self.app, batch) + process_due_cycles(
-            self.app, self.name, batch
+        return (
+            bill_due_subscriptions(self.app, batch)
+            + process_due_cycles(self.app, self.name, batch)
+            + deliver_due_messages(self.app, self.name, self.app.settings.delivery_batch_size)
         )
 
     def run_until_idle(self) -> int:

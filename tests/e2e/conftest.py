@@ -23,6 +23,7 @@ class Cli:
             **os.environ,
             "DUNWELL_DATABASE_URL": database_url,
             "DUNWELL_LOG_LEVEL": "WARNING",
+            "DUNWELL_SECRET_KEY": "e2e-secret-key",
         }
         self.env.update({f"DUNWELL_{k.upper()}": v for k, v in settings.items()})
 

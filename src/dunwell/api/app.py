@@ -7,6 +7,9 @@ from fastapi import FastAPI
 from dunwell import __version__
 from dunwell.api import problems
 from dunwell.api.routes_core import router as core_router
+from dunwell.api.routes_messages import router as messages_router
+from dunwell.api.routes_settings import router as settings_router
+from dunwell.api.routes_twilio import router as twilio_router
 from dunwell.bootstrap import App
 
 
@@ -19,6 +22,9 @@ def create_app(app: App) -> FastAPI:
     api.state.dunwell = app
     problems.install(api)
     api.include_router(core_router)
+    api.include_router(messages_router)
+    api.include_router(settings_router)
+    api.include_router(twilio_router)
 
     @api.get("/health")
     def health() -> dict[str, str]:

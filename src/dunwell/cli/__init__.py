@@ -115,9 +115,13 @@ def worker(ctx: click.Context, until_idle: bool, name: str | None) -> None:
 
 
 def _register() -> None:
-    from dunwell.cli import demo_commands, ledger_commands
+    from dunwell.cli import demo_commands, ledger_commands, messaging_commands
 
-    for command in (*ledger_commands.COMMANDS, *demo_commands.COMMANDS):
+    for command in (
+        *ledger_commands.COMMANDS,
+        *demo_commands.COMMANDS,
+        *messaging_commands.COMMANDS,
+    ):
         main.add_command(command)
 
 

@@ -33,6 +33,7 @@ from dunwell.gateways.base import ChargeRequest, ChargeResponse
 from dunwell.services.claims import claim_due_cycles, still_leased
 from dunwell.services.cycle_effects import CycleWork, EffectWriter
 from dunwell.services.cycle_rows import state_from_row
+from dunwell.services.message_render import MessageRenderer
 from dunwell.services.policies import current_version_ids, load_policies
 from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import (
@@ -82,7 +83,7 @@ def process_due_cycles(app: App, owner: str, limit: int) -> int:
     with app.begin() as conn:
         held = still_leased(conn, ids, owner)
         payable = _payable_despite_change(conn, work, held, responses)
-        writer = EffectWriter(conn)
+        writer = EffectWriter(conn, MessageRenderer(app.links))
         for item in work:
             response = responses.get(item.cycle_id)
             if held.get(item.cycle_id) == item.revision or item.cycle_id in payable:

@@ -14,12 +14,20 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dunwell.domain.declines import classify_decline
-from dunwell.domain.dunning import CycleState, Decision, StepReached, Transition
+from dunwell.domain.dunning import (
+    CycleState,
+    Decision,
+    StepReached,
+    Transition,
+    final_at,
+    next_retry_at,
+)
 from dunwell.domain.policy import FinalAction, InvoiceOutcome, Policy, Step, SubscriptionAction
 from dunwell.domain.states import AttemptStatus, InvoiceStatus, SubscriptionStatus
 from dunwell.gateways.base import ChargeResponse
 from dunwell.services.cycle_rows import state_values
 from dunwell.services.cycle_writes import PendingWrites
+from dunwell.services.message_render import MessageRenderer
 
 FINAL_STATUS = {
     SubscriptionAction.CANCEL: SubscriptionStatus.CANCELED,
@@ -55,11 +63,13 @@ class CycleWork:
 class EffectWriter(PendingWrites):
     """Turns each cycle's transition into pending rows; ``flush`` writes them."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, renderer: MessageRenderer) -> None:
         super().__init__()
         self.conn = conn
+        self.renderer = renderer
 
     def flush(self, owner: str) -> None:
+        self.renderer.render_rows(self.conn, self.outbox)
         self.write(self.conn, owner)
 
     # -- one cycle ----------------------------------------------------------
@@ -102,7 +112,7 @@ class EffectWriter(PendingWrites):
         if t.paid:
             self._paid(item, now, ids)
         for reached in t.steps:
-            self._step(item, reached, t.state.attempts, now, ids)
+            self._step(item, reached, t.state, now, ids)
         if t.final is not None:
             self._final(item, t.final, now, ids)
         outcome = _outcome(t, item)
@@ -191,7 +201,7 @@ class EffectWriter(PendingWrites):
         self,
         item: CycleWork,
         reached: StepReached,
-        attempts_made: int,
+        state: CycleState,
         now: datetime,
         ids: dict[str, Any],
     ) -> None:
@@ -207,10 +217,18 @@ class EffectWriter(PendingWrites):
             policy_version_id=item.version_id,
         )
         base = f"{item.invoice_id}:v{item.version_id}:d{step.day}"
+        policy = item.policy
+        retry_at = next_retry_at(state, policy)
         payload = {
             "event": "dunning.step_reached",
             "day": step.day,
-            "attempts": attempts_made,
+            "attempts": state.attempts,
+            # What the customer is told: attempts still to come, the next
+            # retry and what happens on the final day, fixed at this step.
+            "attempts_left": max(0, policy.max_attempts - state.attempts),
+            "next_retry_at": retry_at.isoformat() if retry_at else None,
+            "final_at": final_at(state, policy).isoformat() if state.started_at else None,
+            "final_action": policy.final.subscription_action.value,
             "policy_version_id": item.version_id,
             "current_step": _step_data(step),
             "next_step": _step_data(reached.next_step) if reached.next_step else None,
@@ -243,6 +261,9 @@ class EffectWriter(PendingWrites):
                 {
                     "event": "dunning.final",
                     "bcc_merchant": final.bcc_merchant,
+                    "attempts": item.state.attempts,
+                    "final_action": final.subscription_action.value,
+                    "final_at": now.isoformat(),
                     "subscription_action": final.subscription_action.value,
                 },
                 now,

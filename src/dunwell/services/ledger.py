@@ -14,9 +14,11 @@ from dunwell.domain.intervals import IntervalUnit
 from dunwell.domain.payday import parse_payday
 from dunwell.domain.states import Collection, CyclePhase, InvoiceStatus, SubscriptionStatus
 from dunwell.gateways.base import CardDetails
+from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.services.collection_requests import request_collection_for_customer
 from dunwell.services.errors import InvalidInput, NotFound
 from dunwell.services.events import EventBatch
+from dunwell.services.sms_settings import load_sms_settings
 from dunwell.store.sql import insert_one
 from dunwell.store.tables import (
     customers,
@@ -60,7 +62,19 @@ def create_customer(conn: Connection, site_id: int, new: NewCustomer, now: datet
             parse_payday(new.payday)
         except ValueError as error:
             raise InvalidInput("payday", str(error)) from None
-    return insert_one(conn, customers, site_id=site_id, created_at=now, **new.__dict__)
+    values = dict(new.__dict__)
+    if new.phone:
+        values["phone"] = site_phone(conn, site_id, new.phone)
+    return insert_one(conn, customers, site_id=site_id, created_at=now, **values)
+
+
+def site_phone(conn: Connection, site_id: int, raw: str) -> str:
+    """``raw`` as E.164 under the site's default region and allowed countries."""
+    settings = load_sms_settings(conn, [site_id])[site_id]
+    try:
+        return normalize_phone(raw, settings.default_region, settings.allowed_countries or None)
+    except PhoneError as error:
+        raise InvalidInput("phone", str(error)) from None
 
 
 def attach_payment_method(

@@ -24,9 +24,15 @@ from dunwell.domain.policy import (
     policy_to_dict,
 )
 from dunwell.domain.states import Collection
+from dunwell.messaging.templates import BASE_TEMPLATE_NAMES
 from dunwell.services.errors import InvalidInput, NotFound
 from dunwell.store.sql import insert_one
-from dunwell.store.tables import dunning_policies, dunning_policy_versions, products
+from dunwell.store.tables import (
+    dunning_policies,
+    dunning_policy_versions,
+    message_templates,
+    products,
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ def save_policy(
     except PolicyError as error:
         raise InvalidInput(error.field, error.message) from None
     _check_downgrade_plan(conn, site_id, policy)
+    _check_templates(conn, site_id, policy)
     policy_id = _policy_id(conn, site_id, kind)
     latest = conn.execute(
         select(func.max(dunning_policy_versions.c.version)).where(
@@ -204,6 +211,22 @@ def _check_downgrade_plan(conn: Connection, site_id: int, policy: Policy) -> Non
     ).first()
     if found is None:
         raise InvalidInput("final.downgrade_plan", f"no product with code {final.downgrade_plan!r}")
+
+
+def _check_templates(conn: Connection, site_id: int, policy: Policy) -> None:
+    """Every template a step names must exist, or the step could never send."""
+    names = set(policy.templates_used()) - set(BASE_TEMPLATE_NAMES)
+    if not names:
+        return
+    t = message_templates
+    found = set(
+        conn.execute(
+            select(t.c.name).where(t.c.site_id == site_id, t.c.name.in_(names)).distinct()
+        ).scalars()
+    )
+    for name in sorted(names - found):
+        places = ", ".join(policy.templates_used()[name])
+        raise InvalidInput("steps", f"template {name!r} ({places}) does not exist")
 
 
 def _to_version(row: Any, kind: Collection) -> PolicyVersion:

@@ -89,6 +89,10 @@ customers = Table(
     Column("locale", String(16)),
     Column("time_zone", String(64)),
     Column("payday", String(16)),
+    # Billing links issued before this moment no longer open (revocation).
+    Column("links_revoked_at", UTCDateTime),
+    # Marketing texts need this explicit opt-in; dunning never relies on it.
+    Column("marketing_sms_opt_in_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("site_id", "external_id", name="uq_customers_site_external"),
 )
@@ -302,8 +306,102 @@ outbox = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # Rendered when the message is written, so what is sent is what the
+    # customer's situation was when the step was reached (see messaging docs).
+    Column("recipient", String(320)),
+    Column("locale", String(16)),
+    Column("subject", Text),
+    Column("body_text", Text),
+    Column("body_html", Text),
+    Column("segments", Integer),
+    Column("encoding", String(8)),
+    # Delivery: which transport took it, its id there and its last status.
+    Column("provider", String(16)),
+    Column("provider_id", String(64)),
+    Column("provider_status", String(16)),
+    Column("error_code", String(32)),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
+    # transactional (dunning, order notices) or marketing: they need
+    # different consent (see docs/compliance.md).
+    Column("kind", String(16), nullable=False, server_default="transactional"),
+    # Why an SMS is waiting (quiet hours, frequency cap, no credits).
+    Column("held_reason", String(32)),
     CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
     Index("ix_outbox_pending", "status", "next_attempt_at"),
+    Index("ix_outbox_provider_id", "provider_id"),
+)
+
+message_attempts = Table(
+    "message_attempts",
+    metadata,
+    _id(),
+    _site(),
+    Column("outbox_id", Id, ForeignKey("outbox.id"), nullable=False, index=True),
+    Column("attempt_no", Integer, nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    # sent | transient | permanent | reconciled; NULL while in flight (a
+    # crash leaves it NULL, which is how an in-doubt send is recognised).
+    Column("outcome", String(16)),
+    Column("error_code", String(32)),
+    Column("error", Text),
+    Column("provider_id", String(64)),
+    UniqueConstraint("outbox_id", "attempt_no"),
+)
+
+message_templates = Table(
+    "message_templates",
+    metadata,
+    _id(),
+    _site(),
+    Column("name", String(100), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("subject", Text),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("channel IN ('email', 'sms')", name="channel"),
+    UniqueConstraint("site_id", "name", "channel", "locale"),
+)
+
+site_channels = Table(
+    "site_channels",
+    metadata,
+    _id(),
+    _site(),
+    Column("channel", String(8), nullable=False),
+    Column("provider", String(16), nullable=False),
+    # Non-secret settings in the clear; passwords and tokens only encrypted.
+    Column("config", JSON, nullable=False),
+    Column("secret", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("channel IN ('email', 'sms')", name="channel"),
+    UniqueConstraint("site_id", "channel"),
+)
+
+sandbox_messages = Table(
+    "sandbox_messages",
+    metadata,
+    _id(),
+    _site(),
+    Column("channel", String(8), nullable=False),
+    Column("direction", String(8), nullable=False),
+    # Unique: delivering the same outbox row twice stores it once.
+    Column("outbox_id", Id, unique=True),
+    Column("to_addr", String(320), nullable=False),
+    Column("from_addr", String(320), nullable=False),
+    Column("subject", Text),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text),
+    Column("message_id", String(200), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
 )
 
 sandbox_charges = Table(
@@ -318,4 +416,71 @@ sandbox_charges = Table(
     Column("decline_code", String(64)),
     Column("reference", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+sms_settings = Table(
+    "sms_settings",
+    metadata,
+    _id(),
+    Column("site_id", Id, ForeignKey("sites.id"), nullable=False, unique=True),
+    Column("settings", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+sms_credits = Table(
+    "sms_credits",
+    metadata,
+    _id(),
+    Column("site_id", Id, ForeignKey("sites.id"), nullable=False, unique=True),
+    # Kept equal to the sum of the ledger; never negative.
+    Column("balance", Integer, nullable=False),
+    Column("low_balance_notified_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("balance >= 0", name="balance_not_negative"),
+)
+
+sms_credit_ledger = Table(
+    "sms_credit_ledger",
+    metadata,
+    _id(),
+    _site(),
+    Column("delta", Integer, nullable=False),
+    Column("balance_after", Integer, nullable=False),
+    # top_up | auto_refill | debit | refund
+    Column("reason", String(16), nullable=False),
+    Column("outbox_id", Id, ForeignKey("outbox.id")),
+    Column("note", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    # A message is paid for once, whatever happens to the worker.
+    UniqueConstraint("outbox_id", "reason"),
+)
+
+sms_opt_outs = Table(
+    "sms_opt_outs",
+    metadata,
+    _id(),
+    _site(),
+    Column("phone", String(32), nullable=False),
+    Column("opted_out", Boolean, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("site_id", "phone"),
+)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    _id(),
+    _site(),
+    Column("provider", String(16), nullable=False),
+    # Twilio's MessageSid: a retried webhook is stored once.
+    Column("provider_sid", String(64), nullable=False, unique=True),
+    Column("from_phone", String(32), nullable=False),
+    Column("to_phone", String(32)),
+    Column("customer_id", Id),
+    # Card numbers are redacted before this is written.
+    Column("body", Text, nullable=False),
+    Column("keyword", String(16)),
+    Column("received_at", UTCDateTime, nullable=False),
 )

@@ -1,0 +1,102 @@
+"""``/v1/settings``: a site's email and SMS providers, SMS rules and credits."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn
+from dunwell.channels.config import sandbox_config
+from dunwell.services import sms_credits
+from dunwell.services.channel_config import load_channel_configs, save_channel_config
+from dunwell.services.sites import site_now
+from dunwell.services.sms_settings import load_sms_settings, settings_to_dict, update_sms_settings
+from dunwell.store.tables import sms_credit_ledger
+
+router = APIRouter(prefix="/v1")
+
+
+class ChannelBody(BaseModel):
+    provider: Literal["sandbox", "smtp", "twilio"]
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="SMTP: host, port, security, username, from_addr, reply_to, bcc. "
+        "Twilio: account_sid and from_number or messaging_service_sid.",
+    )
+    secret: str | None = Field(
+        None, description="SMTP password or Twilio auth token; omitted keeps the stored one."
+    )
+
+
+class TopUp(BaseModel):
+    credits: int = Field(gt=0)
+    note: str | None = None
+
+
+@router.get("/settings/channels/{channel}")
+def get_channel(
+    channel: Literal["email", "sms"], who: Reader, conn: ReadConn, app: AppDep
+) -> dict[str, Any]:
+    found = load_channel_configs(conn, [who.site_id], app.secret_box_or_none())
+    return (found.get((who.site_id, channel)) or sandbox_config(channel)).public()
+
+
+@router.put("/settings/channels/{channel}")
+def put_channel(
+    channel: Literal["email", "sms"], body: ChannelBody, who: Admin, conn: WriteConn, app: AppDep
+) -> dict[str, Any]:
+    saved = save_channel_config(
+        conn,
+        who.site_id,
+        channel,
+        body.provider,
+        body.config,
+        body.secret,
+        app.secret_box(),
+        site_now(conn, who.site_id, app.clock),
+    )
+    return saved.public()
+
+
+@router.get("/settings/sms")
+def get_sms_settings(who: Reader, conn: ReadConn) -> dict[str, Any]:
+    return settings_to_dict(load_sms_settings(conn, [who.site_id])[who.site_id])
+
+
+@router.patch("/settings/sms")
+def patch_sms_settings(
+    changes: dict[str, Any], who: Admin, conn: WriteConn, app: AppDep
+) -> dict[str, Any]:
+    now = site_now(conn, who.site_id, app.clock)
+    return settings_to_dict(update_sms_settings(conn, who.site_id, changes, now))
+
+
+@router.get("/sms/credits")
+def get_credits(who: Reader, conn: WriteConn, app: AppDep) -> dict[str, Any]:
+    now = site_now(conn, who.site_id, app.clock)
+    balance = sms_credits.balances(conn, [who.site_id], now)[who.site_id]
+    t = sms_credit_ledger
+    rows = conn.execute(
+        select(
+            t.c.id,
+            t.c.delta,
+            t.c.balance_after,
+            t.c.reason,
+            t.c.outbox_id,
+            t.c.note,
+            t.c.created_at,
+        )
+        .where(t.c.site_id == who.site_id)
+        .order_by(t.c.id.desc())
+        .limit(100)
+    )
+    return {"balance": balance, "ledger": [dict(r._mapping) for r in rows]}
+
+
+@router.post("/sms/credits/top-up")
+def top_up(body: TopUp, who: Admin, conn: WriteConn, app: AppDep) -> dict[str, Any]:
+    now = site_now(conn, who.site_id, app.clock)
+    return {"balance": sms_credits.top_up(conn, who.site_id, body.credits, now, body.note)}

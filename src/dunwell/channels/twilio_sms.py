@@ -1,0 +1,270 @@
+"""SMS through Twilio's Messages API, with the official SDK (``twilio.rest``).
+
+``send`` is one ``POST /2010-04-01/Accounts/{sid}/Messages.json``. Twilio
+answers 201 with the message's SID and status ``queued`` (from a number)
+or ``accepted`` (through a Messaging Service, which picks the sender
+later); delivery is reported afterwards to the message's status callback.
+
+Errors become :class:`~dunwell.channels.base.TransportError` with ``code``
+set to Twilio's error code (``"21211"``), or ``"http-<status>"`` when the
+answer has none, or ``"twilio-unreachable"`` when there is no answer at
+all. Whether an error is permanent is decided by :func:`classify_twilio_error`,
+which the status-callback handler also applies to the ``ErrorCode`` of an
+undelivered message.
+
+Twilio has no idempotency key for messages, so a crash between the API
+call and the commit leaves the outcome unknown; :meth:`find_sent` looks
+the message up before it is sent again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from dunwell.channels.base import SendResult, SmsMessage, TransportError
+from dunwell.clock import ensure_utc
+
+TWILIO_API = "https://api.twilio.com"
+#: How many of the newest messages to a number ``find_sent`` looks through:
+#: a customer gets a few texts per dunning cycle, so this reaches far back.
+FIND_SENT_LIMIT = 50
+
+#: Error codes that may succeed later, whatever their HTTP status.
+TRANSIENT_CODES = frozenset(
+    {
+        14107,  # SMS send rate limit exceeded
+        20429,  # too many requests
+        20500,  # internal error
+        20503,  # service unavailable
+        21611,  # the From number's queue of outgoing messages is full
+        30001,  # queue overflow: Twilio's own backlog for this sender
+        30008,  # unknown error: Twilio's advice is to try again
+        30017,  # carrier network congestion
+        30022,  # US A2P 10DLC throughput limit exceeded
+        30023,  # US A2P 10DLC daily cap reached
+        30500,  # Twilio internal error while processing the message
+        63017,  # account-wide rate limit
+        63038,  # account's daily message limit: resets after 24 hours
+    }
+)
+#: Error codes that sending the same message again cannot fix. The 30xxx
+#: ones arrive as ``ErrorCode`` on undelivered or failed status callbacks.
+PERMANENT_CODES = frozenset(
+    {
+        20003,  # authentication failed: wrong account SID or token
+        21211,  # invalid To number
+        21408,  # sending to this region is not enabled on the account
+        21610,  # the recipient replied STOP
+        21612,  # no route from this sender to the To number
+        21614,  # To is not a mobile number
+        30002,  # account suspended: the merchant must sort it out with Twilio
+        # Unreachable handset. The carrier already retried for the message's
+        # validity period; the next dunning step sends a fresh message, so
+        # re-sending this one would mostly duplicate it.
+        30003,
+        30004,  # blocked by the recipient or their carrier
+        30005,  # unknown handset: the number does not exist
+        30006,  # landline or unreachable carrier
+        30007,  # filtered as spam: the same text would be filtered again
+        30010,  # the price exceeds the account's MaxPrice
+        30032,  # toll-free sender not verified
+        30034,  # US A2P 10DLC sender not registered
+    }
+)
+
+
+def classify_twilio_error(status: int | None, code: int | None) -> bool:
+    """Whether an error from Twilio is permanent (see the module docstring).
+
+    ``status`` is the HTTP status (None for a status callback's ``ErrorCode``
+    or when there was no answer), ``code`` Twilio's error code if any. Known
+    codes decide first; then HTTP 429 and 5xx are transient and other 4xx
+    permanent (401/403 included: wrong credentials need a person). An
+    unknown code with no status is transient: the retry limit bounds it.
+    """
+    if code in TRANSIENT_CODES:
+        return False
+    if code in PERMANENT_CODES:
+        return True
+    if status is None or status == 429 or status >= 500:
+        return False
+    return 400 <= status < 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class TwilioConfig:
+    """One site's Twilio account and sender.
+
+    Set exactly one of ``from_number`` (an E.164 Twilio number, or an
+    alphanumeric sender ID) and ``messaging_service_sid`` (``MG...``: Twilio
+    picks the sender from the service's pool). ``api_base`` replaces
+    ``https://api.twilio.com``, for tests against a local server.
+    """
+
+    account_sid: str
+    auth_token: str = field(repr=False)
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    api_base: str | None = None
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.account_sid or not self.auth_token:
+            raise ValueError("Twilio needs an account SID and an auth token")
+        if bool(self.from_number) == bool(self.messaging_service_sid):
+            raise ValueError("set exactly one of from_number and messaging_service_sid")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+
+
+# The SDK is untyped, so its classes are Any to mypy.
+class ApiBaseHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """The SDK's own HTTP client, sending api.twilio.com requests to ``api_base``
+    (a local server that speaks Twilio's API, in tests).
+
+    Every request, paging links included, passes through ``request`` with
+    an absolute URL, so rewriting the prefix here covers all of them.
+    """
+
+    def __init__(self, api_base: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._api_base = api_base.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if url.startswith(TWILIO_API + "/"):
+            url = self._api_base + url[len(TWILIO_API) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioSmsTransport:
+    """Sends SMS from one Twilio account; close it (or use ``with``) when done.
+
+    It keeps a pool of HTTPS connections for the batch; like the SDK's
+    client it should be used from one thread at a time.
+    """
+
+    name = "twilio"
+
+    def __init__(self, config: TwilioConfig) -> None:
+        self.config = config
+        if config.api_base:
+            self._http = ApiBaseHttpClient(config.api_base, config.timeout)
+        else:
+            self._http = TwilioHttpClient(timeout=config.timeout)
+        self._client = Client(
+            config.account_sid,
+            config.auth_token,
+            http_client=self._http,
+            # Each site has its own account: TWILIO_* variables of the process
+            # (credentials, region, edge) must not fill gaps or move requests.
+            environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
+        )
+
+    def send(self, message: SmsMessage) -> SendResult:
+        """Hand one message to Twilio; raises :class:`TransportError`."""
+        params: dict[str, str] = {"to": message.to, "body": message.body}
+        if self.config.messaging_service_sid:
+            params["messaging_service_sid"] = self.config.messaging_service_sid
+        else:
+            params["from_"] = self.config.from_number or ""
+        if message.status_callback:
+            params["status_callback"] = message.status_callback
+        try:
+            created = self._client.messages.create(**params)
+        except (TwilioException, OSError) as exc:
+            raise _transport_error(exc) from exc
+        return SendResult(provider_id=created.sid, status=created.status or "queued")
+
+    def find_sent(self, message: SmsMessage, since: datetime) -> SendResult | None:
+        """The newest message from this account's sender with the same To and
+        body, created at or after ``since``; None if Twilio has none.
+
+        Looks through the ``FIND_SENT_LIMIT`` newest messages to the number. Twilio dates messages
+        to the second, so ``since`` is rounded down to its second. The status
+        is whatever Twilio reports now, ``failed`` and ``undelivered``
+        included: the message was accepted either way.
+        """
+        floor = ensure_utc(since).replace(microsecond=0)
+        try:
+            records = self._client.messages.list(to=message.to, limit=FIND_SENT_LIMIT)
+        except (TwilioException, OSError) as exc:
+            raise _transport_error(exc) from exc
+        for record in records:
+            created = record.date_created
+            if record.body != message.body or created is None or created < floor:
+                continue
+            if self._ours(record):
+                return SendResult(provider_id=record.sid, status=record.status or "queued")
+        return None
+
+    def _ours(self, record: Any) -> bool:
+        """Whether a listed message came from this config's sender."""
+        if self.config.messaging_service_sid:
+            return bool(record.messaging_service_sid == self.config.messaging_service_sid)
+        return bool(record.from_ == self.config.from_number)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        if self._http.session is not None:
+            self._http.session.close()
+
+    def __enter__(self) -> TwilioSmsTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _transport_error(exc: Exception) -> TransportError:
+    """Map the SDK's exceptions and ``requests``' (which are OSErrors)."""
+    if isinstance(exc, OSError):
+        # Refused, reset, DNS, TLS or a timeout: no answer, maybe later.
+        message = f"Twilio unreachable: {type(exc).__name__}: {exc}"
+        return TransportError(message, permanent=False, code="twilio-unreachable")
+    status, code, detail = _status_and_code(exc)
+    label = str(code) if code is not None else f"http-{status}" if status else "twilio-error"
+    return TransportError(
+        f"Twilio {status or 'error'}: {detail}",
+        permanent=classify_twilio_error(status, code),
+        code=label,
+    )
+
+
+def _status_and_code(exc: Exception) -> tuple[int | None, int | None, str]:
+    """HTTP status, Twilio error code and message of an SDK exception."""
+    if isinstance(exc, TwilioRestException):
+        # The SDK puts the HTTP status in ``code`` when the body names none.
+        code = exc.code if exc.code != exc.status else None
+        return exc.status, code, str(exc.msg)
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):  # TwilioServiceException (RFC 9457 problem details)
+        return status, getattr(exc, "code", None), str(getattr(exc, "title", exc))
+    # A list page that was not 200: the SDK raises TwilioException("Unable to
+    # fetch page", response) without reading the error body.
+    response = exc.args[1] if len(exc.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    code = _body_code(getattr(response, "text", None))
+    return status, code, str(exc.args[0] if exc.args else exc)
+
+
+def _body_code(text: object) -> int | None:
+    """The ``code`` of a Twilio error body, if it is one."""
+    try:
+        body = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else None

@@ -1,0 +1,1 @@
+"""Outbound and inbound text: templates, SMS segments, phone numbers and carrier keywords."""

@@ -1,0 +1,145 @@
+"""Carrier keywords in inbound texts, and the opt-out line on outbound ones.
+
+Carriers and Twilio act on a small set of keywords sent alone (Twilio's defaults):
+
+- opt-out: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT
+- opt-in: START, YES, UNSTOP
+- help: HELP, INFO
+
+A keyword counts only when it is the whole message once surrounding whitespace and
+trailing punctuation, symbols and emoji are set aside, in any case: "Stop!!" and
+"stop 🛑" are opt-outs, "stop texting me" is not (understanding sentences is the
+concierge's job). Reading them as the carriers do keeps our record of consent in step
+with the one that actually blocks delivery.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import StrEnum
+
+
+class Keyword(StrEnum):
+    """What a carrier keyword does to the sender's consent."""
+
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+
+
+KEYWORDS: dict[str, Keyword] = {
+    **dict.fromkeys(
+        ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"),
+        Keyword.OPT_OUT,
+    ),
+    **dict.fromkeys(("start", "yes", "unstop"), Keyword.OPT_IN),
+    **dict.fromkeys(("help", "info"), Keyword.HELP),
+}
+
+_TWILIO_OPT_OUT_TYPES = {"stop": Keyword.OPT_OUT, "start": Keyword.OPT_IN, "help": Keyword.HELP}
+
+# Emoji are more than symbols: variation selectors, the zero-width joiner, keycap and
+# tag characters glue them together, and a trailing one must not hide a keyword.
+_EMOJI_GLUE = frozenset({"\ufe0e", "\ufe0f", "\u200d", "\u20e3"})
+
+
+def match_keyword(text: str, *, awaiting_confirmation: bool = False) -> Keyword | None:
+    """The carrier keyword ``text`` consists of, or None.
+
+    While a yes/no question is pending a bare YES answers it, so it is not an opt-in;
+    every other keyword keeps its carrier meaning ("STOP" still opts out).
+    """
+    word = _bare_word(text)
+    if awaiting_confirmation and word == "yes":
+        return None
+    return KEYWORDS.get(word)
+
+
+def twilio_opt_out_type(value: str | None) -> Keyword | None:
+    """Map Twilio Advanced Opt-Out's ``OptOutType`` form field to a keyword, or None."""
+    if value is None:
+        return None
+    return _TWILIO_OPT_OUT_TYPES.get(value.strip().casefold())
+
+
+# Built from the wordings merchants and carriers use, in the languages sites run in.
+_QUOTE_OPEN = r"[\"'\u201c\u2018«(\[]?"
+_QUOTE_CLOSE = r"[\"'\u201d\u2019»)\]]?"
+_STOP = _QUOTE_OPEN + r"\s*stop\b" + _QUOTE_CLOSE
+_SEND_VERB = (
+    r"\b(?:reply|text|txt|send|respond|r[ée]pond(?:ez|re|s)?|envoy(?:ez|er|e)"
+    r"|respond[ae]|responder|env[íi]a|enviar|antwort(?:e|en|et)?|sende|senden|schreib(?:e|en)?)\b"
+    r"(?:\s+(?:sie|nous|with|by|par|avec|con|mit))*\s*[:\-\u2013]?\s*"
+)
+_OPT_OUT_NOUN = r"\b(?:opt[\s\-]?out|unsubscribe|d[ée]sabonnement|d[ée]sinscription|baja|abmelden)"
+_PURPOSE = (
+    r"\s*[,:=\-\u2013]?\s*(?:to|pour|para|zum|zur|um)\s+(?:[\w']+\s+){0,2}?"
+    r"(?:opt[\s\-]?out|unsub\w*|stop\b|end\b|cancel|quit\b|remove|be\s+removed|no\s+longer"
+    r"|d[ée]s(?:abonn|inscri)\w*|ne\s+plus|arr[êe]ter|annuler"
+    r"|cancelar|baja\b|no\s+recibir|anular|desuscrib\w*"
+    r"|ab(?:zu)?(?:meld|bestell)\w*|beenden|keine)"
+)
+_OPT_OUT_INSTRUCTIONS = re.compile(
+    "|".join(
+        (
+            # A verb telling the reader to send STOP: "Reply STOP", "text stop to 12345",
+            # "Répondez STOP", "Responde STOP", "Antworten Sie mit STOP".
+            _SEND_VERB + _STOP,
+            # STOP and what it does: "STOP to opt out", "Reply HELP for help, STOP to
+            # cancel", "STOP pour vous désabonner", "STOP para darte de baja".
+            r"\bstop\b" + _QUOTE_CLOSE + _PURPOSE,
+            # A label, then STOP: "Opt out: STOP", "Désabonnement : STOP".
+            _OPT_OUT_NOUN + r"\s*[:=\-\u2013]\s*" + _STOP,
+            # The French regulated form: "STOP SMS au 36111".
+            r"\bstop\b(?:\s+sms)?\s+au\s+\d",
+        )
+    ),
+    re.IGNORECASE,
+)
+
+
+def has_opt_out_instructions(body: str) -> bool:
+    """Whether an outbound body already tells the reader how to opt out.
+
+    It must instruct, not merely mention: "Reply STOP to opt out" or "STOP to cancel"
+    count, "we will stop retrying your card" does not.
+    """
+    return _OPT_OUT_INSTRUCTIONS.search(unicodedata.normalize("NFC", body)) is not None
+
+
+def with_opt_out_line(body: str, line: str = "Reply STOP to opt out") -> str:
+    """``body`` with ``line`` on a new last line, unless it already says how to opt out.
+
+    ``line`` itself must pass :func:`has_opt_out_instructions` (ValueError otherwise),
+    so a custom or translated line can never silently drop the instructions.
+    """
+    if not has_opt_out_instructions(line):
+        raise ValueError(f"opt-out line {line!r} does not tell how to opt out")
+    if has_opt_out_instructions(body):
+        return body
+    # Trailing blank lines would cost characters, and sometimes a whole extra segment.
+    kept = body.rstrip()
+    return f"{kept}\n{line}" if kept else line
+
+
+def _bare_word(text: str) -> str:
+    # NFKC folds full-width and other compatibility letters to plain ones. It also
+    # splits some symbols into a space and a combining mark ("\u00a8"), so the tail
+    # is cut off before folding as well as after.
+    folded = unicodedata.normalize("NFKC", _without_tail(text))
+    return _without_tail(folded).strip().casefold()
+
+
+def _without_tail(text: str) -> str:
+    end = len(text)
+    while end and _ignorable_tail(text[end - 1]):
+        end -= 1
+    return text[:end]
+
+
+def _ignorable_tail(char: str) -> bool:
+    category = unicodedata.category(char)
+    # P: punctuation, S: symbols (emoji are So, skin tones Sk), Z: spaces,
+    # Cc/Cf: control and format characters (line breaks, tags).
+    return char in _EMOJI_GLUE or category[0] in "PSZ" or category in ("Cc", "Cf")

@@ -1,0 +1,287 @@
+"""Delivering outbox email and SMS in batches, never the same message twice.
+
+One batch:
+
+1. *Claim* (one transaction): lease due messages; send SMS through the
+   compliance gate (:mod:`dunwell.services.sms_gate`), which holds or blocks
+   what may not go out now; open an attempt row for each message to send.
+2. *Send*, with no transaction open: per site and channel, one transport.
+   A message whose earlier attempt never finished (the worker died between
+   the provider's answer and the commit) is first looked up at the provider
+   (:meth:`~dunwell.channels.base.SmsTransport.find_sent`); email is sent
+   again with the same Message-ID.
+3. *Record* each answer in its own short transaction, so a crash leaves at
+   most one message per worker in doubt.
+
+Transient errors retry on :data:`RETRY_DELAYS` (about three and a half
+days in all), then the message fails; permanent errors fail at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from sqlalchemy import Connection, insert, update
+
+from dunwell.bootstrap import App
+from dunwell.channels.base import EmailMessage, SendResult, SmsMessage, TransportError
+from dunwell.channels.config import ChannelConfig, sandbox_config
+from dunwell.services.channel_config import load_channel_configs
+from dunwell.services.events import EventBatch
+from dunwell.services.message_claims import (
+    claim_due_messages,
+    load_claimed,
+    next_attempt_numbers,
+    open_attempts,
+)
+from dunwell.services.sms_gate import SmsGate
+from dunwell.store.tables import message_attempts, outbox
+
+log = logging.getLogger("dunwell.delivery")
+
+RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720, 1440, 1440, 1440))
+
+
+@dataclass
+class Outgoing:
+    row: Any
+    attempt_no: int
+    in_doubt_since: datetime | None
+    config: ChannelConfig
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # sent | reconciled | transient | permanent
+    result: SendResult | None = None
+    error: TransportError | None = None
+
+
+def deliver_due_messages(app: App, owner: str, limit: int) -> int:
+    """Deliver one batch; return how many messages were claimed (0 when idle)."""
+    real_now = app.clock.now()
+    lease_until = real_now + timedelta(seconds=app.settings.lease_seconds)
+    with app.begin() as conn:
+        ids = claim_due_messages(conn, owner, real_now, lease_until, limit)
+        if not ids:
+            return 0
+        outgoing = _prepare(app, conn, ids, real_now)
+    for group in _groups(outgoing):
+        _send_group(app, owner, group)
+    return len(ids)
+
+
+def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> list[Outgoing]:
+    rows = load_claimed(conn, ids, real_now)
+    sms_rows = [r for r in rows if r.channel == "sms"]
+    admitted = SmsGate(conn, real_now).review(sms_rows) if sms_rows else set()
+    sendable = [r for r in rows if r.channel == "email" or r.id in admitted]
+    if not sendable:
+        return []
+    numbers = next_attempt_numbers(conn, [r.id for r in sendable])
+    doubtful = open_attempts(conn, [r.id for r in sendable])
+    configs = load_channel_configs(conn, {r.site_id for r in sendable}, app.secret_box_or_none())
+    if doubtful:
+        conn.execute(
+            update(message_attempts)
+            .where(message_attempts.c.id.in_([a.id for a in doubtful.values()]))
+            .values(outcome="unknown", finished_at=real_now)
+        )
+    conn.execute(
+        insert(message_attempts),
+        [
+            {
+                "site_id": r.site_id,
+                "outbox_id": r.id,
+                "attempt_no": numbers[r.id],
+                "provider": _config(configs, r).provider,
+                "started_at": real_now,
+            }
+            for r in sendable
+        ],
+    )
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_([r.id for r in sendable]))
+        .values(status="sending", attempts=outbox.c.attempts + 1, held_reason=None)
+    )
+    return [
+        Outgoing(
+            row=r,
+            attempt_no=numbers[r.id],
+            in_doubt_since=doubtful[r.id].started_at if r.id in doubtful else None,
+            config=_config(configs, r),
+        )
+        for r in sendable
+    ]
+
+
+def _config(configs: dict[tuple[int, str], ChannelConfig], row: Any) -> ChannelConfig:
+    found = configs.get((row.site_id, row.channel))
+    if found is not None:
+        return found
+    # A sandbox site delivers to the sandbox mailbox and phone; a live site
+    # must never appear to send while nothing leaves the building.
+    if row.site_mode == "sandbox":
+        return sandbox_config(row.channel)
+    return ChannelConfig(row.channel, "unconfigured", {}, None)
+
+
+def _groups(outgoing: list[Outgoing]) -> list[list[Outgoing]]:
+    groups: dict[tuple[int, str], list[Outgoing]] = defaultdict(list)
+    for item in outgoing:
+        groups[(item.row.site_id, item.row.channel)].append(item)
+    return list(groups.values())
+
+
+def _send_group(app: App, owner: str, group: list[Outgoing]) -> None:
+    first = group[0]
+    try:
+        if first.row.channel == "email":
+            transport = app.channels.email(first.row.site_id, first.config)
+            with transport.session() as sender:
+                for item in group:
+                    _deliver(app, owner, item, lambda i: _send_email(app, sender.send, i))
+        else:
+            sms = app.channels.sms(first.row.site_id, first.config)
+            for item in group:
+                _deliver(app, owner, item, lambda i: _send_sms(app, sms, i))
+    except TransportError as error:  # the session itself could not open
+        for item in group:
+            _record(app, owner, item, Outcome("transient", error=error))
+
+
+def _deliver(app: App, owner: str, item: Outgoing, send: Callable[[Outgoing], Outcome]) -> None:
+    try:
+        outcome = send(item)
+    except TransportError as error:
+        outcome = Outcome("permanent" if error.permanent else "transient", error=error)
+    except Exception as error:  # a bug in a transport must not lose the message
+        log.exception("transport raised unexpectedly for message %s", item.row.id)
+        outcome = Outcome("transient", error=TransportError(repr(error), permanent=False))
+    _record(app, owner, item, outcome)
+
+
+def _send_email(app: App, send: Callable[[EmailMessage], SendResult], item: Outgoing) -> Outcome:
+    return Outcome("sent", send(email_message(app, item)))
+
+
+def _send_sms(app: App, transport: Any, item: Outgoing) -> Outcome:
+    message = sms_message(app, item)
+    if item.in_doubt_since is not None:
+        found = transport.find_sent(message, item.in_doubt_since)
+        if found is not None:
+            return Outcome("reconciled", found)
+    return Outcome("sent", transport.send(message))
+
+
+def email_message(app: App, item: Outgoing) -> EmailMessage:
+    row, config = item.row, item.config.config
+    from_addr = config.get("from_addr") or app.settings.mail_from
+    domain = parseaddr(from_addr)[1].rpartition("@")[2] or "dunwell.localhost"
+    bcc = config.get("bcc") or row.support_email
+    return EmailMessage(
+        to=row.recipient,
+        from_addr=_named(row.site_name, from_addr),
+        subject=row.subject or "",
+        text=row.body_text or "",
+        html=row.body_html,
+        # The same on every attempt, so a re-send after a crash is one
+        # message to the receiving side.
+        message_id=f"<outbox-{row.id}.site-{row.site_id}@{domain}>",
+        reply_to=config.get("reply_to") or row.support_email,
+        bcc=(bcc,) if bcc and row.payload.get("bcc_merchant") else (),
+        headers={"X-Dunwell-Message": str(row.id)},
+    )
+
+
+def sms_message(app: App, item: Outgoing) -> SmsMessage:
+    row = item.row
+    callback = None
+    if item.config.provider == "twilio":
+        callback = f"{app.settings.public_url.rstrip('/')}/twilio/{row.site_slug}/status"
+    return SmsMessage(to=row.recipient, body=row.body_text or "", status_callback=callback)
+
+
+def _named(name: str, address: str) -> str:
+    if "<" in address:
+        return address
+    return f'"{name}" <{address}>' if name else address
+
+
+def _record(app: App, owner: str, item: Outgoing, outcome: Outcome) -> None:
+    row, real_now = item.row, app.clock.now()
+    site_now = row.test_clock or real_now
+    values = _outbox_values(row, outcome, site_now)
+    error = outcome.error
+    with app.begin() as conn:
+        conn.execute(
+            update(message_attempts)
+            .where(message_attempts.c.outbox_id == row.id)
+            .where(message_attempts.c.attempt_no == item.attempt_no)
+            .values(
+                outcome=outcome.kind,
+                finished_at=real_now,
+                error_code=error.code if error else None,
+                error=error.message if error else None,
+                provider_id=outcome.result.provider_id if outcome.result else None,
+            )
+        )
+        held = conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id, outbox.c.lease_owner == owner)
+            .values(**values, lease_owner=None, lease_until=None, updated_at=site_now)
+        ).rowcount
+        if held and values["status"] in ("sent", "delivered", "failed"):
+            _event(conn, row, values, site_now)
+        if held and values["status"] == "failed" and row.channel == "sms":
+            from dunwell.services.sms_credits import refund_message
+
+            refund_message(conn, row.site_id, row.id, site_now)
+
+
+def _outbox_values(row: Any, outcome: Outcome, site_now: datetime) -> dict[str, Any]:
+    if outcome.result is not None:
+        delivered = outcome.result.status == "delivered"
+        return {
+            "status": "delivered" if delivered else "sent",
+            "provider_id": outcome.result.provider_id,
+            "provider_status": outcome.result.status,
+            "sent_at": site_now,
+            "delivered_at": site_now if delivered else None,
+            "last_error": None,
+            "error_code": None,
+        }
+    assert outcome.error is not None
+    error = outcome.error
+    tries = row.attempts + 1
+    gave_up = outcome.kind == "permanent" or tries > len(RETRY_DELAYS)
+    return {
+        "status": "failed" if gave_up else "pending",
+        "next_attempt_at": row.next_attempt_at if gave_up else site_now + RETRY_DELAYS[tries - 1],
+        "last_error": error.message,
+        "error_code": error.code,
+    }
+
+
+def _event(conn: Connection, row: Any, values: dict[str, Any], at: datetime) -> None:
+    events = EventBatch()
+    kind = "message.failed" if values["status"] == "failed" else "message.sent"
+    events.add(
+        row.site_id,
+        kind,
+        at,
+        customer_id=row.customer_id,
+        invoice_id=row.invoice_id,
+        message_id=row.id,
+        channel=row.channel,
+        template=row.template,
+        error=values.get("last_error"),
+    )
+    events.write(conn)

@@ -1,0 +1,79 @@
+"""Provider delivery reports (Twilio status callbacks) applied to the outbox.
+
+Callbacks can arrive late, twice or out of order, so a status only ever
+moves forward: a ``sent`` that arrives after ``delivered`` changes nothing.
+``undelivered`` and ``failed`` fail the message with Twilio's error code
+and give its credits back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select, update
+
+from dunwell.services.events import EventBatch
+from dunwell.services.sms_credits import refund_message
+from dunwell.store.tables import outbox
+
+RANK = {
+    "queued": 1,
+    "accepted": 1,
+    "scheduled": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
+FINAL_FAILURES = ("undelivered", "failed")
+
+
+def apply_status(
+    conn: Connection,
+    site_id: int,
+    provider_id: str,
+    status: str,
+    error_code: str | None,
+    now: datetime,
+) -> bool:
+    """Record one report; returns False when no message of this site has that id."""
+    row = conn.execute(
+        select(
+            outbox.c.id,
+            outbox.c.provider_status,
+            outbox.c.status,
+            outbox.c.customer_id,
+            outbox.c.invoice_id,
+        ).where(outbox.c.site_id == site_id, outbox.c.provider_id == provider_id)
+    ).first()
+    if row is None:
+        return False
+    if RANK.get(status, 0) <= RANK.get(row.provider_status or "", 0):
+        return True  # old news
+    values: dict[str, object] = {"provider_status": status, "updated_at": now}
+    if status == "delivered":
+        values.update(status="delivered", delivered_at=now)
+    elif status in FINAL_FAILURES:
+        values.update(
+            status="failed",
+            error_code=error_code,
+            last_error=f"the carrier reported {status}"
+            + (f" (Twilio error {error_code})" if error_code else ""),
+        )
+    conn.execute(update(outbox).where(outbox.c.id == row.id).values(values))
+    if status in FINAL_FAILURES and row.status != "failed":
+        refund_message(conn, site_id, row.id, now)
+        events = EventBatch()
+        events.add(
+            site_id,
+            "message.failed",
+            now,
+            customer_id=row.customer_id,
+            invoice_id=row.invoice_id,
+            message_id=row.id,
+            error_code=error_code,
+        )
+        events.write(conn)
+    return True

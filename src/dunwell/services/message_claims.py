@@ -1,0 +1,88 @@
+"""Claiming due outbox messages with a lease, like dunning cycles.
+
+A message is due when it is ``pending`` and its next attempt time has come
+at its site's clock, or when it is ``sending`` under a lease that expired
+(its worker died mid-send: the message is *in doubt* and is reconciled
+before it is sent again).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select, update
+
+from dunwell.store.sql import utc_param
+from dunwell.store.tables import message_attempts, outbox, sites
+
+DELIVERABLE = ("email", "sms")
+
+
+def claim_due_messages(
+    conn: Connection, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> list[int]:
+    o = outbox
+    site_now = func.coalesce(sites.c.clock_now, utc_param("now", now))
+    due = (
+        select(o.c.id)
+        .join(sites, sites.c.id == o.c.site_id)
+        .where(o.c.status.in_(("pending", "sending")))
+        .where(o.c.channel.in_(DELIVERABLE))
+        .where(o.c.next_attempt_at <= site_now)
+        .where(or_(o.c.lease_until.is_(None), o.c.lease_until < utc_param("now2", now)))
+        .order_by(o.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=o)
+    claimed = conn.execute(
+        update(o)
+        .where(o.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=lease_until)
+        .returning(o.c.id)
+    )
+    return [row.id for row in claimed]
+
+
+def load_claimed(conn: Connection, ids: list[int], real_now: datetime) -> list[Any]:
+    """The claimed rows with their site's slug, clock and mode."""
+    o = outbox
+    return list(
+        conn.execute(
+            select(
+                o,
+                sites.c.slug.label("site_slug"),
+                sites.c.name.label("site_name"),
+                sites.c.support_email,
+                sites.c.clock_now.label("test_clock"),
+                sites.c.mode.label("site_mode"),
+                func.coalesce(sites.c.clock_now, utc_param("now", real_now)).label("site_now"),
+            )
+            .join(sites, sites.c.id == o.c.site_id)
+            .where(o.c.id.in_(ids))
+            .order_by(o.c.site_id, o.c.channel, o.c.id)
+        )
+    )
+
+
+def open_attempts(conn: Connection, ids: list[int]) -> dict[int, Any]:
+    """Attempts started but never finished (in doubt), by outbox id."""
+    a = message_attempts
+    rows = conn.execute(
+        select(a.c.id, a.c.outbox_id, a.c.started_at)
+        .where(a.c.outbox_id.in_(ids))
+        .where(a.c.outcome.is_(None))
+    )
+    return {row.outbox_id: row for row in rows}
+
+
+def next_attempt_numbers(conn: Connection, ids: list[int]) -> dict[int, int]:
+    a = message_attempts
+    rows = conn.execute(
+        select(a.c.outbox_id, func.max(a.c.attempt_no).label("n"))
+        .where(a.c.outbox_id.in_(ids))
+        .group_by(a.c.outbox_id)
+    )
+    done = {row.outbox_id: row.n for row in rows}
+    return {i: done.get(i, 0) + 1 for i in ids}

@@ -1,0 +1,69 @@
+"""The customer's side of the sandbox phone: replying as if by text.
+
+A reply goes through exactly the path a Twilio webhook takes
+(:func:`~dunwell.services.inbound_sms.receive_sms`), and the answer (to
+STOP, HELP...) lands in the sandbox phone like a real text would.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select
+
+from dunwell.channels.sandbox import SANDBOX_FROM_NUMBER
+from dunwell.domain.states import SiteMode
+from dunwell.messaging.redact import redact_card_numbers
+from dunwell.services.errors import Conflict, InvalidInput
+from dunwell.services.inbound_sms import InboundResult, InboundSms, receive_sms
+from dunwell.store.tables import sandbox_messages, sites
+
+
+def reply_as_customer(
+    conn: Connection, site_id: int, from_phone: str, body: str, now: datetime
+) -> InboundResult:
+    mode = conn.execute(select(sites.c.mode).where(sites.c.id == site_id)).scalar_one()
+    if mode != SiteMode.SANDBOX.value:
+        raise Conflict("the sandbox phone exists only on sandbox sites")
+    if not body.strip():
+        raise InvalidInput("body", "a text cannot be empty")
+    if not from_phone.strip():
+        raise InvalidInput("from", "give the customer's phone number")
+    sid = "SBIN" + secrets.token_hex(15)
+    result = receive_sms(
+        conn, InboundSms(site_id, "sandbox", sid, from_phone, SANDBOX_FROM_NUMBER, body), now
+    )
+    rows = [_row(site_id, "inbound", result.phone, SANDBOX_FROM_NUMBER, body, sid, now)]
+    if result.reply:
+        rows.append(
+            _row(
+                site_id, "outbound", SANDBOX_FROM_NUMBER, result.phone, result.reply, sid + "R", now
+            )
+        )
+    conn.execute(insert(sandbox_messages), rows)
+    return result
+
+
+def _row(
+    site_id: int,
+    direction: str,
+    from_addr: str,
+    to_addr: str,
+    body: str,
+    sid: str,
+    now: datetime,
+) -> dict[str, object]:
+    return {
+        "site_id": site_id,
+        "channel": "sms",
+        "direction": direction,
+        "outbox_id": None,
+        "to_addr": to_addr,
+        "from_addr": from_addr,
+        "subject": None,
+        "body_text": redact_card_numbers(body),
+        "body_html": None,
+        "message_id": sid,
+        "created_at": now,
+    }

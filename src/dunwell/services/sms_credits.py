@@ -1,0 +1,151 @@
+"""SMS credits: a per-site balance kept as a ledger that never goes negative.
+
+Every change is a ``sms_credit_ledger`` row (top-up, auto-refill, debit for
+a message, refund of a message that failed) next to the running balance in
+``sms_credits``, updated in the same transaction; a database check keeps the
+balance at zero or above. A message is debited once (a unique key on the
+message and the reason), however often its delivery is retried.
+
+Sandbox sites start with :data:`SANDBOX_STARTING_CREDITS` free credits so
+the demo texts; live sites start at zero and hold texts until a top-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from dunwell.domain.states import SiteMode
+from dunwell.services.errors import InvalidInput
+from dunwell.store.sql import insert_ignore
+from dunwell.store.tables import outbox, sites, sms_credit_ledger, sms_credits
+
+SANDBOX_STARTING_CREDITS = 1000
+
+
+def balances(conn: Connection, site_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """Current balances, creating a site's account on first use; locked on PostgreSQL."""
+    ids = set(site_ids)
+    _open_accounts(conn, ids, now)
+    query = select(sms_credits.c.site_id, sms_credits.c.balance).where(
+        sms_credits.c.site_id.in_(ids)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {row.site_id: row.balance for row in conn.execute(query)}
+
+
+def _open_accounts(conn: Connection, ids: set[int], now: datetime) -> None:
+    have = set(
+        conn.execute(select(sms_credits.c.site_id).where(sms_credits.c.site_id.in_(ids))).scalars()
+    )
+    missing = ids - have
+    if not missing:
+        return
+    modes: dict[int, str] = {
+        row.id: row.mode
+        for row in conn.execute(select(sites.c.id, sites.c.mode).where(sites.c.id.in_(missing)))
+    }
+    rows = [
+        {
+            "site_id": site_id,
+            "balance": 0,
+            "updated_at": now,
+        }
+        for site_id in missing
+    ]
+    insert_ignore(conn, sms_credits, rows, ["site_id"])
+    for site_id in missing:
+        if modes.get(site_id) == SiteMode.SANDBOX.value:
+            _change(conn, site_id, SANDBOX_STARTING_CREDITS, "top_up", None, now, "sandbox credits")
+
+
+def top_up(
+    conn: Connection,
+    site_id: int,
+    credits: int,
+    now: datetime,
+    note: str | None = None,
+    reason: str = "top_up",
+) -> int:
+    """Add credits and release the texts held for lack of them."""
+    if credits <= 0:
+        raise InvalidInput("credits", "must be a positive whole number")
+    balances(conn, [site_id], now)
+    balance = _change(conn, site_id, credits, reason, None, now, note)
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.site_id == site_id, outbox.c.held_reason == "no_credits")
+        .where(outbox.c.status == "pending")
+        .values(next_attempt_at=now)
+    )
+    conn.execute(
+        update(sms_credits)
+        .where(sms_credits.c.site_id == site_id)
+        .values(low_balance_notified_at=None)
+    )
+    return balance
+
+
+def debit_message(
+    conn: Connection, site_id: int, outbox_id: int, credits: int, now: datetime
+) -> int:
+    """Charge a message; the caller has checked the balance covers it."""
+    return _change(conn, site_id, -credits, "debit", outbox_id, now, None)
+
+
+def debited(conn: Connection, outbox_ids: Iterable[int]) -> set[int]:
+    """Of these messages, those already paid for (a retry is not charged again)."""
+    ledger = sms_credit_ledger
+    return set(
+        conn.execute(
+            select(ledger.c.outbox_id)
+            .where(ledger.c.outbox_id.in_(set(outbox_ids)))
+            .where(ledger.c.reason == "debit")
+        ).scalars()
+    )
+
+
+def refund_message(conn: Connection, site_id: int, outbox_id: int, now: datetime) -> None:
+    """Give back what a message that finally failed was charged, once."""
+    ledger = sms_credit_ledger
+    charged = conn.execute(
+        select(ledger.c.delta).where(ledger.c.outbox_id == outbox_id, ledger.c.reason == "debit")
+    ).scalar()
+    refunded = conn.execute(
+        select(ledger.c.id).where(ledger.c.outbox_id == outbox_id, ledger.c.reason == "refund")
+    ).first()
+    if charged and not refunded:
+        balances(conn, [site_id], now)
+        _change(conn, site_id, -charged, "refund", outbox_id, now, None)
+
+
+def _change(
+    conn: Connection,
+    site_id: int,
+    delta: int,
+    reason: str,
+    outbox_id: int | None,
+    now: datetime,
+    note: str | None,
+) -> int:
+    balance = conn.execute(
+        update(sms_credits)
+        .where(sms_credits.c.site_id == site_id)
+        .values(balance=sms_credits.c.balance + delta, updated_at=now)
+        .returning(sms_credits.c.balance)
+    ).scalar_one()
+    conn.execute(
+        insert(sms_credit_ledger).values(
+            site_id=site_id,
+            delta=delta,
+            balance_after=balance,
+            reason=reason,
+            outbox_id=outbox_id,
+            note=note,
+            created_at=now,
+        )
+    )
+    return int(balance)

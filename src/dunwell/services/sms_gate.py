@@ -1,0 +1,199 @@
+"""The only way an SMS reaches a transport: every compliance check, in order.
+
+The delivery worker hands each claimed SMS to :meth:`SmsGate.review`; only
+the ids it returns are sent. For the others it writes why, in the same
+transaction:
+
+* **blocked** (never sent): the number opted out (STOP), SMS is turned off
+  for the site, a marketing text without marketing opt-in, or a number that
+  is invalid or outside the site's allowed countries;
+* **held** (sent later, nothing dropped): outside the send window in the
+  customer's local time, over the frequency cap, or not enough credits.
+  The row goes back to ``pending`` with ``next_attempt_at`` at the earliest
+  allowed moment and ``held_reason`` saying why; a top-up releases texts
+  held for credits at once.
+
+Admitted texts are paid for here, before they are sent, so two workers can
+never spend the same credits (see :mod:`dunwell.services.sms_credits`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from dunwell.domain.compliance import earliest_send_time, local_zone
+from dunwell.messaging.phones import PhoneError, normalize_phone, phone_region, phone_time_zone
+from dunwell.services.events import EventBatch
+from dunwell.services.sms_alerts import after_debit
+from dunwell.services.sms_credits import balances, debit_message, debited
+from dunwell.services.sms_settings import SmsSettings, load_sms_settings
+from dunwell.store.tables import customers, outbox, sites, sms_opt_outs
+
+CAP_PERIOD = timedelta(hours=24)
+NO_CREDITS_RECHECK = timedelta(hours=6)
+
+
+class SmsGate:
+    def __init__(self, conn: Connection, real_now: datetime) -> None:
+        self.conn = conn
+        self.real_now = real_now
+
+    def review(self, rows: Sequence[Any]) -> set[int]:
+        """Decide every claimed SMS; return the ids that may be sent now."""
+        site_ids = {r.site_id for r in rows}
+        settings = load_sms_settings(self.conn, site_ids)
+        site_zones = dict(
+            self.conn.execute(select(sites.c.id, sites.c.time_zone).where(sites.c.id.in_(site_ids)))
+            .tuples()
+            .all()
+        )
+        people = self._customers({r.customer_id for r in rows if r.customer_id})
+        opted_out = self._opted_out(rows)
+        earliest = min(r.test_clock or self.real_now for r in rows)
+        recent = self._recent_sends({r.customer_id for r in rows if r.customer_id}, earliest)
+        credit = balances(self.conn, site_ids, self.real_now)
+        paid = debited(self.conn, [r.id for r in rows])
+        admitted: set[int] = set()
+        events = EventBatch()
+        for row in sorted(rows, key=lambda r: (r.next_attempt_at, r.id)):
+            now = row.test_clock or self.real_now
+            s = settings[row.site_id]
+            person = people.get(row.customer_id)
+            blocked = _blocked(row, s, person, opted_out)
+            if blocked is not None:
+                self._block(row, blocked, now, events)
+                continue
+            zone = local_zone(
+                person.time_zone if person else None,
+                phone_time_zone(row.recipient),
+                site_zones[row.site_id],
+            )
+            sends = recent[row.customer_id]
+            at = earliest_send_time(now, zone, s.window, sends, s.frequency_cap, CAP_PERIOD)
+            if at > now:
+                reason = "quiet_hours" if _outside_window(now, zone, s) else "frequency_cap"
+                self._hold(row, at, reason)
+                continue
+            cost = (row.segments or 1) * s.price(phone_region(row.recipient))
+            if row.id not in paid:
+                if credit[row.site_id] < cost:
+                    self._hold(row, now + NO_CREDITS_RECHECK, "no_credits")
+                    continue
+                credit[row.site_id] = debit_message(self.conn, row.site_id, row.id, cost, now)
+                credit[row.site_id] = after_debit(
+                    self.conn, row.site_id, s, credit[row.site_id], now
+                )
+            sends.append(now)
+            admitted.add(row.id)
+        events.write(self.conn)
+        return admitted
+
+    # -- loading ------------------------------------------------------------
+
+    def _customers(self, ids: set[int]) -> dict[int, Any]:
+        if not ids:
+            return {}
+        c = customers
+        rows = self.conn.execute(
+            select(c.c.id, c.c.time_zone, c.c.marketing_sms_opt_in_at).where(c.c.id.in_(ids))
+        )
+        return {row.id: row for row in rows}
+
+    def _opted_out(self, rows: Sequence[Any]) -> set[tuple[int, str]]:
+        phones = {r.recipient for r in rows if r.recipient}
+        if not phones:
+            return set()
+        t = sms_opt_outs
+        found = self.conn.execute(
+            select(t.c.site_id, t.c.phone)
+            .where(t.c.site_id.in_({r.site_id for r in rows}), t.c.phone.in_(phones))
+            .where(t.c.opted_out.is_(True))
+        )
+        return {(row.site_id, row.phone) for row in found}
+
+    def _recent_sends(
+        self, customer_ids: set[int], earliest_now: datetime
+    ) -> defaultdict[int | None, list[datetime]]:
+        """Texts each customer got within a day before the earliest site clock in the batch."""
+        sends: defaultdict[int | None, list[datetime]] = defaultdict(list)
+        if not customer_ids:
+            return sends
+        o = outbox
+        since = earliest_now - CAP_PERIOD
+        rows = self.conn.execute(
+            select(o.c.customer_id, func.coalesce(o.c.sent_at, o.c.updated_at).label("at"))
+            .where(o.c.channel == "sms", o.c.customer_id.in_(customer_ids))
+            .where(o.c.status.in_(("sent", "delivered", "sending")))
+            .where(func.coalesce(o.c.sent_at, o.c.updated_at) >= since)
+        )
+        for row in rows:
+            if row.at is not None:
+                sends[row.customer_id].append(row.at)
+        return sends
+
+    # -- writing ------------------------------------------------------------
+
+    def _hold(self, row: Any, until: datetime, reason: str) -> None:
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(
+                status="pending",
+                next_attempt_at=until,
+                held_reason=reason,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+    def _block(self, row: Any, reason: str, now: datetime, events: EventBatch) -> None:
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(
+                status="blocked",
+                last_error=reason,
+                held_reason=None,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+        )
+        events.add(
+            row.site_id,
+            "message.blocked",
+            now,
+            customer_id=row.customer_id,
+            invoice_id=row.invoice_id,
+            message_id=row.id,
+            reason=reason,
+        )
+
+
+def _blocked(row: Any, s: SmsSettings, person: Any, opted_out: set[tuple[int, str]]) -> str | None:
+    if not s.enabled:
+        return "sms_disabled"
+    if not row.recipient:
+        return "no_phone"
+    try:
+        normalize_phone(row.recipient, s.default_region, s.allowed_countries or None)
+    except PhoneError as error:
+        return f"phone_{error.reason}"
+    if (row.site_id, row.recipient) in opted_out:
+        return "opted_out"
+    # Dunning is transactional; marketing texts need their own opt-in, and
+    # an opt-in to marketing never stands in for transactional consent.
+    if row.kind == "marketing" and (person is None or person.marketing_sms_opt_in_at is None):
+        return "no_marketing_consent"
+    return None
+
+
+def _outside_window(now: datetime, zone: Any, s: SmsSettings) -> bool:
+    local = now.astimezone(zone).time()
+    window = s.window
+    return not (window.start <= local < window.end)

@@ -1,0 +1,450 @@
+"""A local HTTP server that speaks Twilio's Messages API (2010-04-01).
+
+Enough of the wire format for the official SDK: form-encoded requests with
+HTTP Basic auth (account SID : auth token), JSON answers shaped like
+Twilio's Message resource, list pages, and legacy error bodies
+(``{"code": 21211, "message": ..., "more_info": ..., "status": 400}``).
+
+    with FakeTwilioServer() as server:
+        config = TwilioConfig(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
+                              from_number=FROM_NUMBER, api_base=server.url)
+        ...
+        [message] = server.messages            # every accepted message
+        server.post_status(message.sid, "delivered")
+
+Endpoints: ``POST`` and ``GET /2010-04-01/Accounts/{sid}/Messages.json``
+(``To``/``From`` filters, ``PageSize``/``Page`` paging) and
+``GET .../Messages/{MessageSid}.json``.
+
+Like Twilio's test credentials, some numbers always fail: see
+``MAGIC_NUMBERS``. More failures on demand: ``fail_for(number, status=,
+code=)`` for every message to a number, ``fail_next(n, status=, code=)`` for
+the next n requests to send (429, 503...).
+
+Delivery reports are posted only when a test asks, with
+``post_status(sid, status, error_code=None)``, to the message's
+``StatusCallback``, form-encoded and signed with ``X-Twilio-Signature`` by
+the SDK's own ``RequestValidator``, as Twilio does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from twilio.request_validator import RequestValidator
+
+ACCOUNT_SID = "AC5ef8732a3c49700934481addd5ce1659"
+AUTH_TOKEN = "9a7c3e0f5b2d4c6e8f1a3b5c7d9e0f21"
+FROM_NUMBER = "+15005550006"
+MESSAGING_SERVICE_SID = "MG2172dd2db502e20dd981ef0d67850e1a"
+#: The sender a Messaging Service picks from its pool once a message is sent.
+POOL_NUMBER = "+15005550010"
+API_VERSION = "2010-04-01"
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_LIST = re.compile(rf"/{API_VERSION}/Accounts/(?P<account>AC\w+)/Messages\.json")
+_ONE = re.compile(rf"/{API_VERSION}/Accounts/(?P<account>AC\w+)/Messages/(?P<sid>SM\w+)\.json")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error answer: HTTP status, Twilio code (None for none) and message."""
+
+    status: int
+    code: int | None
+    message: str
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "status": self.status}
+        if self.code is not None:
+            body["code"] = self.code
+            body["more_info"] = f"https://www.twilio.com/docs/errors/{self.code}"
+        return body
+
+
+#: To numbers that fail the way they do with Twilio's test credentials.
+MAGIC_NUMBERS: dict[str, Failure] = {
+    "+15005550001": Failure(
+        400, 21211, "The 'To' number +15005550001 is not a valid phone number."
+    ),
+    "+15005550002": Failure(
+        400, 21612, "The 'To' phone number is not currently reachable via SMS."
+    ),
+    "+15005550003": Failure(
+        400, 21408, "Permission to send an SMS has not been enabled for the region."
+    ),
+    "+15005550004": Failure(400, 21610, "Attempt to send to unsubscribed recipient"),
+    "+15005550009": Failure(400, 21614, "'To' number is not a valid mobile number"),
+}
+_DEFAULT_MESSAGES = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    20429: "Too Many Requests",
+    21211: "The 'To' number is not a valid phone number.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+}
+
+
+@dataclass
+class FakeMessage:
+    """One accepted message, as the fake keeps and shows it."""
+
+    sid: str
+    to: str
+    from_: str | None
+    messaging_service_sid: str | None
+    body: str
+    status_callback: str | None
+    date_created: datetime
+    status: str
+    date_updated: datetime
+    date_sent: datetime | None = None
+    error_code: int | None = None
+
+    def resource(self, account_sid: str) -> dict[str, Any]:
+        """The Message resource JSON, field for field as Twilio sends it."""
+        uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{self.sid}"
+        return {
+            "account_sid": account_sid,
+            "api_version": API_VERSION,
+            "body": self.body,
+            "date_created": format_datetime(self.date_created),  # RFC 2822, +0000
+            "date_sent": format_datetime(self.date_sent) if self.date_sent else None,
+            "date_updated": format_datetime(self.date_updated),
+            "direction": "outbound-api",
+            "error_code": self.error_code,
+            "error_message": None if self.error_code is None else "Delivery failed",
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            # A Messaging Service has not chosen a sender yet, so Twilio says 0.
+            "num_media": "0",
+            "num_segments": "0" if self.from_ is None else str(segments(self.body)),
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "subresource_uris": {"media": f"{uri}/Media.json", "feedback": f"{uri}/Feedback.json"},
+            "to": self.to,
+            "uri": f"{uri}.json",
+        }
+
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def segments(body: str) -> int:
+    """SMS segments: 160 GSM-7 units (153 when split), else 70 UCS-2 (67)."""
+    if all(char in _GSM7 or char in _GSM7_EXTENDED for char in body):
+        units, single, part = sum(2 if c in _GSM7_EXTENDED else 1 for c in body), 160, 153
+    else:
+        units, single, part = len(body.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else -(-units // part)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+
+
+@dataclass
+class FakeTwilio:
+    """The state behind the server; safe to read from tests between calls."""
+
+    account_sid: str = ACCOUNT_SID
+    auth_token: str = AUTH_TOKEN
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    messages: list[FakeMessage] = field(default_factory=list)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    rules: dict[str, Failure] = field(default_factory=lambda: dict(MAGIC_NUMBERS))
+    upcoming: deque[Failure] = field(default_factory=deque)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def handle(
+        self, method: str, target: str, form: dict[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer one request: (HTTP status, JSON body); record it."""
+        split = urlsplit(target)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        with self.lock:
+            self.requests.append(RecordedRequest(method, split.path, query, form))
+            return self._route(method, split.path, query, form, authorization)
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        form: dict[str, str],
+        authorization: str | None,
+    ) -> tuple[int, dict[str, Any]]:
+        listing, one = _LIST.fullmatch(path), _ONE.fullmatch(path)
+        match = listing or one
+        if match is None or (method, bool(listing)) not in {
+            ("GET", True),
+            ("POST", True),
+            ("GET", False),
+        }:
+            return 404, Failure(404, 20404, f"The requested resource {path} was not found").body()
+        if not self._authorized(match["account"], authorization):
+            return 401, {
+                "code": 20003,
+                "detail": "Your AccountSid or AuthToken was incorrect.",
+                "message": "Authenticate",
+                "more_info": "https://www.twilio.com/docs/errors/20003",
+                "status": 401,
+            }
+        if one:
+            return self._fetch(one["sid"], path)
+        return self._create(form) if method == "POST" else self._list(path, query)
+
+    def _authorized(self, account: str, authorization: str | None) -> bool:
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return account == self.account_sid and authorization == f"Basic {expected}"
+
+    def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        failure = self.upcoming.popleft() if self.upcoming else _invalid(form)
+        failure = failure or self.rules.get(form["To"])
+        if failure is not None:
+            return failure.status, failure.body()
+        now = self.now()
+        service = form.get("MessagingServiceSid")
+        message = FakeMessage(
+            sid="SM" + secrets.token_hex(16),
+            to=form["To"],
+            from_=None if service else form["From"],
+            messaging_service_sid=service,
+            body=form["Body"],
+            status_callback=form.get("StatusCallback"),
+            date_created=now,
+            date_updated=now,
+            status="accepted" if service else "queued",
+        )
+        self.messages.append(message)
+        return 201, message.resource(self.account_sid)
+
+    def _fetch(self, sid: str, path: str) -> tuple[int, dict[str, Any]]:
+        found = next((m for m in self.messages if m.sid == sid), None)
+        if found is None:
+            return 404, Failure(404, 20404, f"The requested resource {path} was not found").body()
+        return 200, found.resource(self.account_sid)
+
+    def _list(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        size = min(int(query.get("PageSize", "50")), 1000)
+        page = int(query.get("Page", "0"))
+        wanted = [
+            m
+            for m in self.messages
+            if query.get("To", m.to) == m.to and query.get("From", m.from_) == m.from_
+        ]
+        # Newest first, as Twilio lists them; ties keep the newest insertion first.
+        wanted = sorted(reversed(wanted), key=lambda m: m.date_created, reverse=True)
+        chunk = wanted[page * size : (page + 1) * size]
+        filters = {k: query[k] for k in ("To", "From") if k in query}
+
+        def uri(number: int, **extra: str) -> str:
+            params = {**filters, "PageSize": str(size), "Page": str(number), **extra}
+            return f"{path}?{urlencode(params)}"
+
+        more = len(wanted) > (page + 1) * size
+        token = {"PageToken": f"PA{chunk[-1].sid}"} if chunk else {}
+        return 200, {
+            "end": page * size + len(chunk) - 1 if chunk else 0,
+            "first_page_uri": uri(0),
+            "messages": [m.resource(self.account_sid) for m in chunk],
+            "next_page_uri": uri(page + 1, **token) if more else None,
+            "page": page,
+            "page_size": size,
+            "previous_page_uri": uri(page - 1) if page > 0 else None,
+            "start": page * size,
+            "uri": uri(page),
+        }
+
+
+def _invalid(form: dict[str, str]) -> Failure | None:
+    """Twilio's checks on the request itself, before any number rule."""
+    if not form.get("To"):
+        return Failure(400, 21604, "A 'To' phone number is required.")
+    if not form.get("From") and not form.get("MessagingServiceSid"):
+        return Failure(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required.")
+    if not form.get("Body"):
+        return Failure(400, 21602, "Message body is required.")
+    if not _E164.fullmatch(form["To"]):
+        return Failure(400, 21211, f"The 'To' number {form['To']} is not a valid phone number.")
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode() if length else ""
+        form = dict(parse_qsl(raw, keep_blank_values=True))
+        auth = self.headers.get("Authorization")
+        status, payload = self.server.fake.handle(self.command, self.path, form, auth)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Twilio-Request-Id", "RQ" + secrets.token_hex(16))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output quiet
+
+
+class _Server(ThreadingHTTPServer):
+    fake: FakeTwilio
+
+
+class FakeTwilioServer:
+    """Serves a :class:`FakeTwilio` on 127.0.0.1; a context manager."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.fake = FakeTwilio(account_sid, auth_token)
+        if now is not None:
+            self.fake.now = now
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self.fake
+        # A short poll interval: shutdown() waits for the loop to notice it.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """Give this as ``api_base`` in place of https://api.twilio.com."""
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    @property
+    def messages(self) -> list[FakeMessage]:
+        with self.fake.lock:
+            return list(self.fake.messages)
+
+    def fail_for(
+        self, number: str, *, status: int = 400, code: int | None = 21211, message: str = ""
+    ) -> None:
+        """Answer every message to ``number`` with this error."""
+        with self.fake.lock:
+            self.fake.rules[number] = _failure(status, code, message)
+
+    def fail_next(
+        self, times: int = 1, *, status: int = 503, code: int | None = None, message: str = ""
+    ) -> None:
+        """Answer the next ``times`` requests to send with this error."""
+        with self.fake.lock:
+            self.fake.upcoming.extend([_failure(status, code, message)] * times)
+
+    def post_status(self, sid: str, status: str, error_code: int | None = None) -> int:
+        """Move a message to ``status`` and report it to its StatusCallback,
+        signed like Twilio; returns the HTTP status the receiver answered."""
+        with self.fake.lock:
+            message = next(m for m in self.fake.messages if m.sid == sid)
+            url = message.status_callback
+            if url is None:
+                raise ValueError(f"message {sid} was sent without a StatusCallback")
+            params = self._advance(message, status, error_code)
+        signature = RequestValidator(self.fake.auth_token).compute_signature(url, params)
+        request = urllib.request.Request(
+            url,
+            data=urlencode(params).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature,
+                "User-Agent": "TwilioProxy/1.1",
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code
+
+    def _advance(self, message: FakeMessage, status: str, error_code: int | None) -> dict[str, str]:
+        now = self.fake.now()
+        message.status, message.error_code, message.date_updated = status, error_code, now
+        if message.from_ is None:
+            message.from_ = POOL_NUMBER  # the service has picked a sender by now
+        if status in ("sent", "delivered") and message.date_sent is None:
+            message.date_sent = now
+        params = {
+            "AccountSid": self.fake.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": message.from_,
+            "MessageSid": message.sid,
+            "MessageStatus": status,
+            "SmsSid": message.sid,
+            "SmsStatus": status,
+            "To": message.to,
+        }
+        if message.messaging_service_sid:
+            params["MessagingServiceSid"] = message.messaging_service_sid
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        return params
+
+    def start(self) -> FakeTwilioServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and end the thread."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> FakeTwilioServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _failure(status: int, code: int | None, message: str) -> Failure:
+    known = _DEFAULT_MESSAGES.get(code or 0) or _DEFAULT_MESSAGES.get(status)
+    text = message or known or f"HTTP {status}"
+    return Failure(status, code, text)
