@@ -61,7 +61,7 @@ class Shop:
             customer_id = ledger.create_customer(
                 conn,
                 self.site_id,
-                ledger.NewCustomer(first_name="Ada", email="ada@x.test", **fields),
+                ledger.NewCustomer(**{"first_name": "Ada", "email": "ada@x.test", **fields}),
                 now,
             )
             if card is not None:

@@ -12,19 +12,15 @@ Twilio's Message resource, list pages, and legacy error bodies
         [message] = server.messages            # every accepted message
         server.post_status(message.sid, "delivered")
 
-Endpoints: ``POST`` and ``GET /2010-04-01/Accounts/{sid}/Messages.json``
-(``To``/``From`` filters, ``PageSize``/``Page`` paging) and
-``GET .../Messages/{MessageSid}.json``.
+Endpoints: ``POST``/``GET /2010-04-01/Accounts/{sid}/Messages.json`` (with
+``To``/``From`` filters and ``PageSize``/``Page`` paging) and ``GET
+.../Messages/{MessageSid}.json``. As with Twilio's test credentials, the
+``MAGIC_NUMBERS`` always fail; ``fail_for(number, status=, code=)`` fails
+every message to a number, ``fail_next(n, status=, code=)`` the next n sends.
 
-Like Twilio's test credentials, some numbers always fail: see
-``MAGIC_NUMBERS``. More failures on demand: ``fail_for(number, status=,
-code=)`` for every message to a number, ``fail_next(n, status=, code=)`` for
-the next n requests to send (429, 503...).
-
-Delivery reports are posted only when a test asks, with
-``post_status(sid, status, error_code=None)``, to the message's
-``StatusCallback``, form-encoded and signed with ``X-Twilio-Signature`` by
-the SDK's own ``RequestValidator``, as Twilio does.
+Delivery reports go out only when a test calls ``post_status(sid, status,
+error_code=None)``: posted to the message's ``StatusCallback``, signed with
+``X-Twilio-Signature`` by the SDK's own ``RequestValidator``, as Twilio does.
 """
 
 from __future__ import annotations
@@ -42,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -77,28 +72,27 @@ class Failure:
         return body
 
 
-#: To numbers that fail the way they do with Twilio's test credentials.
-MAGIC_NUMBERS: dict[str, Failure] = {
-    "+15005550001": Failure(
-        400, 21211, "The 'To' number +15005550001 is not a valid phone number."
-    ),
-    "+15005550002": Failure(
-        400, 21612, "The 'To' phone number is not currently reachable via SMS."
-    ),
-    "+15005550003": Failure(
-        400, 21408, "Permission to send an SMS has not been enabled for the region."
-    ),
-    "+15005550004": Failure(400, 21610, "Attempt to send to unsubscribed recipient"),
-    "+15005550009": Failure(400, 21614, "'To' number is not a valid mobile number"),
-}
-_DEFAULT_MESSAGES = {
+_MESSAGES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
     20429: "Too Many Requests",
     21211: "The 'To' number is not a valid phone number.",
+    21408: "Permission to send an SMS has not been enabled for the region.",
     21610: "Attempt to send to unsubscribed recipient",
+    21612: "The 'To' phone number is not currently reachable via SMS.",
     21614: "'To' number is not a valid mobile number",
+}
+#: To numbers that fail the way they do with Twilio's test credentials.
+MAGIC_NUMBERS: dict[str, Failure] = {
+    number: Failure(400, code, _MESSAGES[code])
+    for number, code in [
+        ("+15005550001", 21211),
+        ("+15005550002", 21612),
+        ("+15005550003", 21408),
+        ("+15005550004", 21610),
+        ("+15005550009", 21614),
+    ]
 }
 
 
@@ -203,12 +197,8 @@ class FakeTwilio:
     ) -> tuple[int, dict[str, Any]]:
         listing, one = _LIST.fullmatch(path), _ONE.fullmatch(path)
         match = listing or one
-        if match is None or (method, bool(listing)) not in {
-            ("GET", True),
-            ("POST", True),
-            ("GET", False),
-        }:
-            return 404, Failure(404, 20404, f"The requested resource {path} was not found").body()
+        if match is None or (one and method != "GET"):
+            return 404, _not_found(path)
         if not self._authorized(match["account"], authorization):
             return 401, {
                 "code": 20003,
@@ -249,7 +239,7 @@ class FakeTwilio:
     def _fetch(self, sid: str, path: str) -> tuple[int, dict[str, Any]]:
         found = next((m for m in self.messages if m.sid == sid), None)
         if found is None:
-            return 404, Failure(404, 20404, f"The requested resource {path} was not found").body()
+            return 404, _not_found(path)
         return 200, found.resource(self.account_sid)
 
     def _list(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -282,6 +272,10 @@ class FakeTwilio:
             "start": page * size,
             "uri": uri(page),
         }
+
+
+def _not_found(path: str) -> dict[str, Any]:
+    return Failure(404, 20404, f"The requested resource {path} was not found").body()
 
 
 def _invalid(form: dict[str, str]) -> Failure | None:
@@ -338,9 +332,7 @@ class FakeTwilioServer:
         auth_token: str = AUTH_TOKEN,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        self.fake = FakeTwilio(account_sid, auth_token)
-        if now is not None:
-            self.fake.now = now
+        self.fake = FakeTwilio(account_sid, auth_token, now or (lambda: datetime.now(UTC)))
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self.fake
         # A short poll interval: shutdown() waits for the loop to notice it.
@@ -435,16 +427,11 @@ class FakeTwilioServer:
     def __enter__(self) -> FakeTwilioServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
 def _failure(status: int, code: int | None, message: str) -> Failure:
-    known = _DEFAULT_MESSAGES.get(code or 0) or _DEFAULT_MESSAGES.get(status)
+    known = _MESSAGES.get(code or 0) or _MESSAGES.get(status)
     text = message or known or f"HTTP {status}"
     return Failure(status, code, text)

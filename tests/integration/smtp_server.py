@@ -18,6 +18,7 @@ refuses one recipient for good.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.message
 import email.policy
@@ -30,7 +31,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
@@ -152,7 +152,9 @@ class _Handler:
         unix = data.replace(b"\r\n", b"\n")
         parsed = email.message_from_bytes(unix, policy=email.policy.default)
         assert isinstance(parsed, email.message.EmailMessage)
-        login = session.auth_data.login.decode() if session.authenticated else None
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
+        assert server.transport is not None
         received = Received(
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
@@ -177,7 +179,7 @@ class _Handler:
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
-class _Controller(Controller):  # type: ignore[misc]
+class _Controller(Controller):
     """aiosmtpd's controller, bound to a free port chosen by the OS."""
 
     def __init__(self, handler: _Handler, state: _State, **kwargs: Any) -> None:
@@ -187,8 +189,9 @@ class _Controller(Controller):  # type: ignore[misc]
     def _trigger_server(self) -> None:
         # The controller connects to self.port to check the server is up;
         # with port 0 that has to be the port actually bound.
+        assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
     def factory(self) -> SMTP:
         with self._state.lock:
@@ -196,7 +199,7 @@ class _Controller(Controller):  # type: ignore[misc]
         return _CountingSMTP(self._state, self.handler, **self.SMTP_kwargs)
 
 
-class _CountingSMTP(SMTP):  # type: ignore[misc]
+class _CountingSMTP(SMTP):
     """aiosmtpd's protocol, counting closed connections."""
 
     def __init__(self, state: _State, *args: Any, **kwargs: Any) -> None:
@@ -300,10 +303,5 @@ class SmtpServer:
     def __enter__(self) -> SmtpServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -284,6 +284,14 @@ def test_asking_for_starttls_from_a_server_without_it_is_permanent(
     assert (error.permanent, error.code) == (True, "smtp-unsupported")
 
 
+def test_implicit_tls_against_a_plain_text_port_is_permanent(
+    make_transport: MakeTransport,
+) -> None:
+    error = send_failing(make_transport(security="tls"))
+
+    assert (error.permanent, error.code) == (True, "smtp-tls")
+
+
 @pytest.mark.parametrize(
     ("command", "code", "permanent"),
     [("RCPT", 451, False), ("RCPT", 550, True), ("DATA", 451, False), ("DATA", 554, True)],

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn
+from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
 from dunwell.channels.config import sandbox_config
 from dunwell.services import sms_credits
 from dunwell.services.channel_config import load_channel_configs, save_channel_config
+from dunwell.services.errors import InvalidInput
+from dunwell.services.phone_import import import_phones
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import load_sms_settings, settings_to_dict, update_sms_settings
 from dunwell.store.tables import sms_credit_ledger
@@ -100,3 +103,21 @@ def get_credits(who: Reader, conn: WriteConn, app: AppDep) -> dict[str, Any]:
 def top_up(body: TopUp, who: Admin, conn: WriteConn, app: AppDep) -> dict[str, Any]:
     now = site_now(conn, who.site_id, app.clock)
     return {"balance": sms_credits.top_up(conn, who.site_id, body.credits, now, body.note)}
+
+
+@router.post(
+    "/phones/import",
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def import_phone_csv(request: Request, who: Writer, app: AppDep) -> dict[str, Any]:
+    """Upload a CSV (``phone`` and ``customer_id`` or ``email``); returns the row report."""
+    try:
+        text = (await request.body()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("body", "the CSV must be UTF-8 text") from None
+
+    def work() -> dict[str, Any]:
+        with app.begin() as conn:
+            return import_phones(conn, who.site_id, text).as_dict()
+
+    return await run_in_threadpool(work)

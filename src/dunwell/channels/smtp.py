@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import email.message
 import email.policy
+import functools
 import logging
 import re
 import smtplib
@@ -144,7 +145,7 @@ class SmtpTransport:
         """``ssl_context`` verifies the relay (default: the system's trusted
         certificates); ``clock`` dates the messages."""
         self.config = config
-        self._ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context or _system_context()
         self._clock = clock or SystemClock()
 
     def session(self) -> SmtpSession:
@@ -184,12 +185,13 @@ class SmtpTransport:
             to = _addr_spec(message.to)
             bcc = [message.bcc, (self.config.bcc_merchant,) if self.config.bcc_merchant else ()]
             copies = [_addr_spec(address) for group in bcc for address in group]
+            recipients = tuple(dict.fromkeys([to, *copies]))  # ordered, without repeats
+            utf8 = not all(address.isascii() for address in (sender, *recipients))
+            # Encoding errors (lone surrogates, say) are ValueErrors too.
+            payload = mime.as_bytes(policy=_UTF8_POLICY if utf8 else _POLICY)
         except ValueError as exc:
             error = TransportError(f"invalid email: {exc}", permanent=True, code="invalid-message")
             raise error from exc
-        recipients = tuple(dict.fromkeys([to, *copies]))  # ordered, without repeats
-        utf8 = not all(address.isascii() for address in (sender, *recipients))
-        payload = mime.as_bytes(policy=_UTF8_POLICY if utf8 else _POLICY)
         return _Envelope(sender, to, recipients, payload, utf8)
 
     def _mime(self, message: EmailMessage) -> email.message.EmailMessage:
@@ -358,6 +360,13 @@ def _classify(exc: Exception) -> TransportError:
         return TransportError(f"SMTP: timed out ({exc})", permanent=False, code="smtp-timeout")
     # Refused, unreachable, unknown host: maybe down for a while.
     return TransportError(f"SMTP: {exc!r}", permanent=False, code="smtp-connect")
+
+
+@functools.cache
+def _system_context() -> ssl.SSLContext:
+    # Loading the system's certificates takes a while; a context can be
+    # shared by any number of connections.
+    return ssl.create_default_context()
 
 
 def _reply_error(code: int, reply: bytes | str, what: str) -> TransportError:

@@ -187,10 +187,10 @@ class TwilioSmsTransport:
         """The newest message from this account's sender with the same To and
         body, created at or after ``since``; None if Twilio has none.
 
-        Looks through the ``FIND_SENT_LIMIT`` newest messages to the number. Twilio dates messages
-        to the second, so ``since`` is rounded down to its second. The status
-        is whatever Twilio reports now, ``failed`` and ``undelivered``
-        included: the message was accepted either way.
+        Looks through the ``FIND_SENT_LIMIT`` newest messages to the number.
+        Twilio dates messages to the second, so ``since`` is rounded down to
+        its second. The status is whatever Twilio reports now, ``failed`` and
+        ``undelivered`` included: the message was accepted either way.
         """
         floor = ensure_utc(since).replace(microsecond=0)
         try:

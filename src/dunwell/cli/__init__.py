@@ -115,12 +115,20 @@ def worker(ctx: click.Context, until_idle: bool, name: str | None) -> None:
 
 
 def _register() -> None:
-    from dunwell.cli import demo_commands, ledger_commands, messaging_commands
+    from dunwell.cli import (
+        compliance_commands,
+        demo_commands,
+        ledger_commands,
+        messaging_commands,
+        sms_commands,
+    )
 
     for command in (
         *ledger_commands.COMMANDS,
         *demo_commands.COMMANDS,
         *messaging_commands.COMMANDS,
+        *compliance_commands.COMMANDS,
+        sms_commands.sms,
     ):
         main.add_command(command)
 

@@ -15,6 +15,7 @@ when any line failed.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, BinaryIO
 
 import click
@@ -50,7 +51,7 @@ def segments(ctx: click.Context, text: str | None, smart_encoding: bool) -> None
         raise click.UsageError(
             '--smart-encoding goes with --text; in JSON lines set "smart_encoding" per line.'
         )
-    stdin = click.get_binary_stream("stdin")
+    stdin = sys.stdin.buffer  # bytes: a line that is not UTF-8 is answered, not fatal
     if stdin.isatty():
         click.echo("reading JSON lines from standard input (end with Ctrl-D)", err=True)
     lines, failed = _answer_lines(stdin)
@@ -80,7 +81,7 @@ def _parse(raw: bytes, *, first: bool) -> tuple[str, bool]:
         # A byte-order mark may start a file saved by a Windows editor.
         line = raw.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as error:
-        raise _BadRequest(f"not valid UTF-8 (byte {error.start + 1})") from None
+        raise _BadRequest(f"not valid UTF-8 at byte {error.start + 1}") from None
     if not line.strip():
         raise _BadRequest('empty line; expected a JSON object like {"text": "..."}')
     try:
@@ -91,7 +92,9 @@ def _parse(raw: bytes, *, first: bool) -> tuple[str, bool]:
         raise _BadRequest(f'expected a JSON object like {{"text": "..."}}, got {_kind(request)}')
     unknown = [key for key in request if key not in _FIELDS]
     if unknown:
-        raise _BadRequest(f'unknown field "{unknown[0]}"; the fields are "text" and "smart_encoding"')
+        # A misspelt "smart_encoding" would otherwise silently change the count.
+        name = json.dumps(unknown[0][:40])
+        raise _BadRequest(f'unknown field {name}; the fields are "text" and "smart_encoding"')
     if "text" not in request:
         raise _BadRequest('missing "text"')
     text, smart = request["text"], request.get("smart_encoding", False)
@@ -122,4 +125,4 @@ def _answer(count: SegmentCount) -> dict[str, Any]:
 def _emit(answer: dict[str, Any]) -> None:
     # One line per answer, flushed, so a program feeding requests one at a
     # time can read each answer as soon as it is written.
-    click.echo(json.dumps(answer, ensure_ascii=False))
+    click.echo(json.dumps(answer))

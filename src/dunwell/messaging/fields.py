@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-__all__ = ["FIELDS", "FINAL_ACTIONS", "KNOWN_PATHS", "Field", "is_known_path", "sample_context"]
+from liquid import BoundTemplate
+
+__all__ = [
+    "FIELDS",
+    "FINAL_ACTIONS",
+    "KNOWN_PATHS",
+    "Field",
+    "is_known_path",
+    "sample_context",
+    "unknown_names",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,34 @@ def is_known_path(segments: list[str]) -> bool:
     if len(segments) > 1 and segments[-1] in _BUILTIN_PROPERTIES:
         segments = segments[:-1]
     return ".".join(segments) in KNOWN_PATHS
+
+
+def unknown_names(template: BoundTemplate) -> list[tuple[int, str]]:
+    """(source index, message) for each unknown field or filter in ``template``.
+
+    This reads the parsed template rather than rendering it, so it also sees
+    branches that sample data would not take.
+    """
+    analysis = template.analyze(include_partials=False)
+    problems: list[tuple[int, str]] = []
+    for variables in analysis.globals.values():
+        for variable in variables:
+            if not is_known_path(_leading_names(variable.segments)):
+                problems.append((variable.span.index, f"unknown field '{variable}'"))
+    for name, spans in analysis.filters.items():
+        if name not in template.env.filters:
+            problems.extend((span.index, f"unknown filter '{name}'") for span in spans)
+    return problems
+
+
+def _leading_names(segments: list[Any]) -> list[str]:
+    """The dotted names of a path up to its first computed index, if any."""
+    names: list[str] = []
+    for segment in segments:
+        if not isinstance(segment, str):
+            break
+        names.append(segment)
+    return names
 
 
 def sample_context(*, sparse: bool = False) -> dict[str, Any]:

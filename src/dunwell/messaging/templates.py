@@ -338,34 +338,10 @@ def _hinted(hint: str) -> Iterator[None]:
 def _check_names(*parts: _Part) -> None:
     """Raise for the first unknown field or filter, even in a branch not taken."""
     for part in parts:
-        problems = _unknown_names(part)
+        problems = fields.unknown_names(part.template)
         if problems:
             index, message = min(problems)
             raise TemplateError(part.field, message, *_line_column(part.source, index))
-
-
-def _unknown_names(part: _Part) -> list[tuple[int, str]]:
-    analysis = part.template.analyze(include_partials=False)
-    problems: list[tuple[int, str]] = []
-    for variables in analysis.globals.values():
-        for variable in variables:
-            path = _leading_names(variable.segments)
-            if not fields.is_known_path(path):
-                problems.append((variable.span.index, f"unknown field '{variable}'"))
-    for name, spans in analysis.filters.items():
-        if name not in part.template.env.filters:
-            problems.extend((span.index, f"unknown filter '{name}'") for span in spans)
-    return problems
-
-
-def _leading_names(segments: list[Any]) -> list[str]:
-    """The dotted names of a path up to its first computed index, if any."""
-    names: list[str] = []
-    for segment in segments:
-        if not isinstance(segment, str):
-            break
-        names.append(segment)
-    return names
 
 
 def pick_locale(wanted: str | None, available: Iterable[str], fallback: str) -> str:
