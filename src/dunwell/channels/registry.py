@@ -93,7 +93,9 @@ def _smtp(config: ChannelConfig, options: TransportOptions) -> EmailTransport:
             password=config.secret,
             from_addr=c["from_addr"],
             reply_to=c.get("reply_to"),
-            bcc_merchant=c.get("bcc"),
+            # The merchant's copy is per message (the final notice's flag),
+            # set by the delivery worker, not on every email.
+            bcc_merchant=None,
             timeout=options.smtp_timeout,
         )
     )

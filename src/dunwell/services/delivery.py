@@ -150,8 +150,13 @@ def _send_group(app: App, owner: str, group: list[Outgoing]) -> None:
                     _deliver(app, owner, item, lambda i: _send_email(app, sender.send, i))
         else:
             sms = app.channels.sms(first.row.site_id, first.config)
-            for item in group:
-                _deliver(app, owner, item, lambda i: _send_sms(app, sms, i))
+            try:
+                for item in group:
+                    _deliver(app, owner, item, lambda i: _send_sms(app, sms, i))
+            finally:
+                close = getattr(sms, "close", None)  # Twilio keeps a connection pool
+                if close is not None:
+                    close()
     except TransportError as error:  # the session itself could not open
         for item in group:
             _record(app, owner, item, Outcome("transient", error=error))
