@@ -30,6 +30,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import deque
@@ -176,6 +177,9 @@ class FakeTwilio:
     rules: dict[str, Failure] = field(default_factory=lambda: dict(MAGIC_NUMBERS))
     upcoming: deque[Failure] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: Seconds to wait after accepting a message before answering: widens the
+    #: window in which a killed client has sent but not heard back.
+    delay: float = 0.0
 
     def handle(
         self, method: str, target: str, form: dict[str, str], authorization: str | None
@@ -234,6 +238,8 @@ class FakeTwilio:
             status="accepted" if service else "queued",
         )
         self.messages.append(message)
+        if self.delay:
+            time.sleep(self.delay)
         return 201, message.resource(self.account_sid)
 
     def _fetch(self, sid: str, path: str) -> tuple[int, dict[str, Any]]:

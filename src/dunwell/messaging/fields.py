@@ -74,7 +74,7 @@ FIELDS: tuple[Field, ...] = (
     Field("dunning.attempts_made", "integer", "Charge attempts so far, the first included."),
     Field("dunning.attempts_left", "integer", "Retries still planned."),
     Field("dunning.next_retry_date", "date or nil", "Next retry; nil when none is planned."),
-    Field("dunning.final_action", "text", "What happens at the end: see FINAL_ACTIONS."),
+    Field("dunning.final_action", "text", "How the cycle ends, as a machine value: cancel, ..."),
     Field("dunning.final_date", "date", "The day the final action runs if still unpaid."),
     Field("billing_link", "text", "Signed link to the page where the customer pays."),
 )

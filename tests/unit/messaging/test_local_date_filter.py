@@ -78,8 +78,6 @@ def test_a_locale_is_understood_whatever_its_case_or_separator(locale: str) -> N
     assert render("{{ day | local_date: 'short' }}", locale, day=DAY) == "2026-03-02"
 
 
-def test_an_unknown_region_falls_back_to_its_language_and_an_unknown_language_to_english() -> (
-    None
-):
+def test_an_unknown_locale_falls_back_to_its_language_then_to_english() -> None:
     assert render("{{ day | local_date }}", "de-XX", day=DAY) == "2. März 2026"
     assert render("{{ day | local_date }}", "xx", day=DAY) == "March 2, 2026"

@@ -62,7 +62,7 @@ def test_nil_renders_as_nothing() -> None:
 
 
 def test_a_whole_number_without_a_currency_is_rejected() -> None:
-    with pytest.raises(TemplateError, match='give a currency, e.g. money: "USD"'):
+    with pytest.raises(TemplateError, match="give a currency"):
         render("{{ 4900 | money }}")
 
 

@@ -1,0 +1,168 @@
+"""Dunning messages through real SMTP (aiosmtpd) and the real Twilio SDK (local fake)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from dunwell.bootstrap import App
+from dunwell.channels.registry import ChannelRegistry, TransportOptions
+from dunwell.services.channel_config import save_channel_config
+from dunwell.services.sites import site_now
+from dunwell.store import tables
+from tests.integration.factories import INSUFFICIENT, Shop
+from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilioServer
+from tests.integration.live_server import free_port, live_server
+from tests.integration.smtp_server import SmtpServer
+
+MOBILE = "+447911123456"
+
+
+@pytest.fixture
+def twilio(app: App) -> Iterator[tuple[Shop, FakeTwilioServer]]:
+    port = free_port()
+    app.settings = replace(app.settings, public_url=f"http://127.0.0.1:{port}")
+    with FakeTwilioServer(now=app.clock.now) as server, live_server(app, port):
+        app.channels = ChannelRegistry(
+            app.engine, app.clock.now, TransportOptions(twilio_api_base=server.url)
+        )
+        shop = Shop.create(app)
+        with app.begin() as conn:
+            save_channel_config(
+                conn,
+                shop.site_id,
+                "sms",
+                "twilio",
+                {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER},
+                AUTH_TOKEN,
+                app.secret_box(),
+                shop.now,
+            )
+        yield shop, server
+
+
+def _sms(shop: Shop, invoice_id: int) -> object:
+    (row,) = [m for m in shop.outbox_of(invoice_id) if m.channel == "sms"]
+    return row
+
+
+def _balance(shop: Shop) -> int:
+    with shop.app.connect() as conn:
+        return int(
+            conn.execute(
+                select(tables.sms_credits.c.balance).where(
+                    tables.sms_credits.c.site_id == shop.site_id
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_dunning_text_goes_through_twilio_and_its_delivery_report_is_recorded(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    sms = _sms(shop, invoice)
+    (sent,) = server.messages
+    assert sent.to == MOBILE and sent.body == sms.body_text
+    assert sent.body.endswith("Reply STOP to opt out")
+    assert (sms.status, sms.provider_id) == ("sent", sent.sid)
+    assert server.post_status(sent.sid, "sent") == 204
+    assert server.post_status(sent.sid, "delivered") == 204
+    assert server.post_status(sent.sid, "sent") == 204  # late and out of order: ignored
+    row = _sms(shop, invoice)
+    assert (row.status, row.provider_status) == ("delivered", "delivered")
+
+
+def test_an_undelivered_report_fails_the_text_and_gives_its_credits_back(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    before = _balance(shop)
+    (sent,) = server.messages
+    server.post_status(sent.sid, "undelivered", error_code=30003)
+    row = _sms(shop, invoice)
+    assert (row.status, row.error_code) == ("failed", "30003")
+    assert _balance(shop) == before + row.segments
+
+
+def test_an_invalid_number_fails_at_once_and_is_not_retried(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    server.fail_for(MOBILE, status=400, code=21211)
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    shop.advance(1)
+    shop.run()
+    row = _sms(shop, invoice)
+    assert (row.status, row.error_code) == ("failed", "21211")
+    attempts = shop.all(tables.message_attempts, outbox_id=row.id)
+    assert [a.outcome for a in attempts] == ["permanent"]
+
+
+def test_a_twilio_outage_is_retried_with_backoff_and_then_sent_once(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    server.fail_next(2, status=503)
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    row = _sms(shop, invoice)
+    assert row.status == "pending" and row.error_code == "http-503"
+    assert row.next_attempt_at == shop.now + timedelta(minutes=1)
+    shop.advance(1 / 1440)
+    shop.run()
+    assert _sms(shop, invoice).next_attempt_at == shop.now + timedelta(minutes=5)
+    shop.advance(5 / 1440)
+    shop.run()
+    row = _sms(shop, invoice)
+    assert row.status == "sent"
+    attempts = shop.all(tables.message_attempts, outbox_id=row.id)
+    assert [a.outcome for a in attempts] == ["transient", "transient", "sent"]
+    assert len(server.messages) == 1
+
+
+def test_dunning_email_goes_through_smtp_with_both_parts_and_stable_headers(app: App) -> None:
+    with SmtpServer() as server:
+        shop = Shop.create(app)
+        with app.begin() as conn:
+            save_channel_config(
+                conn,
+                shop.site_id,
+                "email",
+                "smtp",
+                {
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "security": "none",
+                    "from_addr": "billing@shop.example",
+                    "reply_to": "help@shop.example",
+                },
+                None,
+                app.secret_box(),
+                site_now(conn, shop.site_id, app.clock),
+            )
+        invoice = shop.invoice(shop.customer(INSUFFICIENT, first_name="Zoë"), 4900)
+        shop.run()
+        (received,) = server.messages
+    (row,) = [m for m in shop.outbox_of(invoice) if m.channel == "email"]
+    message = received.message
+    assert message["To"] == "ada@x.test"
+    assert message["From"] == '"shop Inc." <billing@shop.example>'
+    assert message["Reply-To"] == "help@shop.example"
+    assert message["Subject"] == row.subject
+    assert message["Message-ID"] == f"<outbox-{row.id}.site-{shop.site_id}@shop.example>"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Zoë" in text and "$49.00" in text
+    assert "Zoë" in html and "<" in html
+    assert row.status == "sent"
