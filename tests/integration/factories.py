@@ -125,7 +125,12 @@ class Shop:
         return self.one(tables.dunning_cycles, invoice_id=invoice_id)
 
     def event_types(self, invoice_id: int) -> list[str]:
-        return [e.type for e in self.all(tables.events, invoice_id=invoice_id)]
+        """The invoice's billing events in order (message delivery events left out)."""
+        return [
+            e.type
+            for e in self.all(tables.events, invoice_id=invoice_id)
+            if not e.type.startswith("message.")
+        ]
 
     def attempts_of(self, invoice_id: int) -> list[Any]:
         """The invoice's payment attempts, in attempt order."""

@@ -82,7 +82,7 @@ class LocaleRenderContext(RenderContext):
 
     __slots__ = ("locale",)
 
-    def __init__(self, template: BoundTemplate, *, locale: Locale = ENGLISH, **kwargs: Any):
+    def __init__(self, template: BoundTemplate, *, locale: Locale = ENGLISH, **kwargs: Any) -> None:
         super().__init__(template, **kwargs)
         self.locale = locale
 

@@ -29,7 +29,7 @@ import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -389,7 +389,7 @@ def _load_bundle(name: str, locale: str) -> tuple[EmailSource, SmsSource]:
     return email, SmsSource(body=parts["sms"].strip())
 
 
-@lru_cache(maxsize=1)
+@cache
 def _layout() -> str:
     return (_BASE_DIR / "layout.html").read_text(encoding="utf-8")
 

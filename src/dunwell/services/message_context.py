@@ -161,6 +161,7 @@ def _invoice(row: Any, zone: ZoneInfo) -> dict[str, Any] | None:
         return None
     return {
         "number": row.number,
+        "total": {"amount_minor": row.amount_due_minor, "currency": row.currency},
         "amount_due": {
             "amount_minor": row.amount_due_minor - row.amount_paid_minor,
             "currency": row.currency,

@@ -44,7 +44,7 @@ def test_there_is_one_file_per_template_and_locale_and_nothing_else() -> None:
     found = {
         (entry.name.removesuffix(".toml"), folder.name)
         for folder in root.iterdir()
-        if folder.is_dir() and not folder.name.startswith("_")
+        if folder.is_dir()
         for entry in folder.iterdir()
         if entry.name.endswith(".toml")
     }

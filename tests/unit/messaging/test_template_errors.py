@@ -55,6 +55,17 @@ def test_an_unknown_filter_is_found_even_in_a_branch_the_sample_does_not_take() 
     assert error.message == "unknown filter 'shorten'"
 
 
+def test_variables_a_template_makes_itself_are_not_unknown_fields() -> None:
+    validate_sms(
+        SmsSource(
+            body="{% assign who = customer.first_name | default: 'you' %}"
+            "{% capture due %}{{ invoice.amount_due | money }}{% endcapture %}"
+            "{% for i in (1..dunning.attempts_made) %}{{ forloop.index }}{{ i }}{% endfor %}"
+            "{{ who }} owes {{ due }}"
+        )
+    )
+
+
 def test_a_syntax_error_points_at_the_expression() -> None:
     error = email_error("Hello\n  {{ customer.name | }}")
     assert (error.field, error.line, error.column) == ("text", 2, 3)
