@@ -6,7 +6,6 @@ server run as a separate process is tested elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.domain.states import Collection
 from dunwell.services import api_keys
@@ -23,17 +21,6 @@ from dunwell.store import tables
 from tests.integration.factories import GOOD, INSUFFICIENT, Shop
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def shop(app: App) -> Shop:
-    return Shop.create(app)
-
-
-@pytest.fixture
-def client(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as test_client:
-        yield test_client
 
 
 def bearer(shop: Shop, scope: str = "write") -> dict[str, str]:

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
-from dunwell.api.app import create_app
-from dunwell.bootstrap import App
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
 from tests.integration.test_api_core import bearer, problem
 
 MOBILE = "+447911123456"
-
-
-@pytest.fixture
-def shop(app: App) -> Shop:
-    return Shop.create(app)
-
-
-@pytest.fixture
-def client(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as test_client:
-        yield test_client
 
 
 def test_a_template_with_a_typo_is_refused_with_its_line_and_column(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
-from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.services.channel_config import save_channel_config
 from dunwell.store import tables
@@ -38,12 +36,6 @@ def shop(app: App) -> Shop:
         )
     shop.customer(None, phone=CUSTOMER)
     return shop
-
-
-@pytest.fixture
-def client(app: App) -> Iterator[TestClient]:
-    with TestClient(create_app(app)) as test_client:
-        yield test_client
 
 
 def _post(

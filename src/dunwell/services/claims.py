@@ -9,9 +9,10 @@ are claimed again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Column, ColumnElement, Connection, Table, func, or_, select, update
 
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import dunning_cycles, sites
@@ -20,30 +21,52 @@ from dunwell.store.tables import dunning_cycles, sites
 def claim_due_cycles(
     conn: Connection, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[int]:
-    """Lease up to ``limit`` cycles due at their site's now; return their ids.
-
-    ``now`` is real time (leases are about processes); whether a cycle is
-    due is judged against its site's clock, which for a sandbox site is the
-    test clock.
-    """
+    """Lease up to ``limit`` cycles due at their site's now; return their ids."""
     cycles = dunning_cycles
+    return claim_due(
+        conn,
+        cycles,
+        cycles.c.next_run_at,
+        [cycles.c.next_run_at.is_not(None)],
+        owner,
+        now,
+        lease_until,
+        limit,
+    )
+
+
+def claim_due(
+    conn: Connection,
+    table: Table,
+    due_at: Column[datetime],
+    filters: Sequence[ColumnElement[bool]],
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+) -> list[int]:
+    """Lease up to ``limit`` rows of ``table`` whose ``due_at`` has come; return their ids.
+
+    ``now`` is real time (leases are about processes); whether a row is due
+    is judged against its site's clock, which for a sandbox site is the
+    test clock. The table needs ``site_id``, ``lease_owner`` and ``lease_until``.
+    """
     site_now = func.coalesce(sites.c.clock_now, utc_param("now", now))
+    lease_free = or_(table.c.lease_until.is_(None), table.c.lease_until < utc_param("now2", now))
     due = (
-        select(cycles.c.id)
-        .join(sites, sites.c.id == cycles.c.site_id)
-        .where(cycles.c.next_run_at.is_not(None))
-        .where(cycles.c.next_run_at <= site_now)
-        .where(or_(cycles.c.lease_until.is_(None), cycles.c.lease_until < utc_param("now2", now)))
-        .order_by(cycles.c.next_run_at)
+        select(table.c.id)
+        .join(sites, sites.c.id == table.c.site_id)
+        .where(*filters, due_at <= site_now, lease_free)
+        .order_by(due_at)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=cycles)
+        due = due.with_for_update(skip_locked=True, of=table)
     claimed = conn.execute(
-        update(cycles)
-        .where(cycles.c.id.in_(due.scalar_subquery()))
+        update(table)
+        .where(table.c.id.in_(due.scalar_subquery()))
         .values(lease_owner=owner, lease_until=lease_until)
-        .returning(cycles.c.id)
+        .returning(table.c.id)
     )
     return [row.id for row in claimed]
 

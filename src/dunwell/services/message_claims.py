@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, func, select
 
+from dunwell.services.claims import claim_due
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import message_attempts, outbox, sites
 
@@ -23,26 +24,8 @@ def claim_due_messages(
     conn: Connection, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[int]:
     o = outbox
-    site_now = func.coalesce(sites.c.clock_now, utc_param("now", now))
-    due = (
-        select(o.c.id)
-        .join(sites, sites.c.id == o.c.site_id)
-        .where(o.c.status.in_(("pending", "sending")))
-        .where(o.c.channel.in_(DELIVERABLE))
-        .where(o.c.next_attempt_at <= site_now)
-        .where(or_(o.c.lease_until.is_(None), o.c.lease_until < utc_param("now2", now)))
-        .order_by(o.c.next_attempt_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=o)
-    claimed = conn.execute(
-        update(o)
-        .where(o.c.id.in_(due.scalar_subquery()))
-        .values(lease_owner=owner, lease_until=lease_until)
-        .returning(o.c.id)
-    )
-    return [row.id for row in claimed]
+    filters = [o.c.status.in_(("pending", "sending")), o.c.channel.in_(DELIVERABLE)]
+    return claim_due(conn, o, o.c.next_attempt_at, filters, owner, now, lease_until, limit)
 
 
 def load_claimed(conn: Connection, ids: list[int], real_now: datetime) -> list[Any]:
