@@ -9,6 +9,7 @@ FIGURES = {
     "recovered_amount_minor",
     "by_outcome",
     "attempts",
+    "messages",
     "elapsed_s",
 }
 
@@ -25,6 +26,9 @@ def test_the_demo_prints_its_figures_and_the_same_seed_gives_the_same_figures(cl
     assert sum(first["by_outcome"].values()) == first["invoices_failed"]
     assert first["by_outcome"]["paid"] == first["recovered"]
     assert first["recovery_rate"] == round(first["recovered"] / first["invoices_failed"], 4)
+    # Every failed payment's day-1 step emailed the customer, and texted those with a phone.
+    assert first["messages"]["email_delivered"] >= first["invoices_failed"]
+    assert first["messages"]["sms_delivered"] > 0
 
 
 def test_a_different_seed_gives_different_figures(cli: Cli) -> None:

@@ -12,7 +12,7 @@ from dunwell.services.sandbox_phone import reply_as_customer
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
 
-UK_MOBILE = "+447911123456"
+UK_MOBILE = "+447400123456"
 
 
 def _failing_customer(shop: Shop, **fields: object) -> tuple[int, int]:

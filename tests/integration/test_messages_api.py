@@ -8,7 +8,7 @@ from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
 from tests.integration.test_api_core import bearer, problem
 
-MOBILE = "+447911123456"
+MOBILE = "+447400123456"
 
 
 def test_a_template_with_a_typo_is_refused_with_its_line_and_column(

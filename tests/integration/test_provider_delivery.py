@@ -19,7 +19,7 @@ from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, 
 from tests.integration.live_server import free_port, live_server
 from tests.integration.smtp_server import SmtpServer
 
-MOBILE = "+447911123456"
+MOBILE = "+447400123456"
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from dunwell.services.sms_settings import load_sms_settings, update_sms_settings
 from dunwell.store import tables
 from dunwell.worker import Worker
 
-NUMBERS = ["+14155552671", "+12125550143", "+33612345678", "+447911123456", "+61412345678"]
+NUMBERS = ["+14155552671", "+12125550143", "+33612345678", "+447400123456", "+61412345678"]
 ZONES = [None, "America/Chicago", "Asia/Kolkata", "Europe/Berlin", "Pacific/Auckland"]
 
 
