@@ -55,7 +55,7 @@ class SmsGate:
         people = self._customers({r.customer_id for r in rows if r.customer_id})
         opted_out = self._opted_out(rows)
         earliest = min(r.test_clock or self.real_now for r in rows)
-        recent = self._recent_sends({r.customer_id for r in rows if r.customer_id}, earliest)
+        recent = self._recent_sends({r.recipient for r in rows if r.recipient}, earliest)
         credit = balances(self.conn, site_ids, self.real_now)
         paid = debited(self.conn, [r.id for r in rows])
         admitted: set[int] = set()
@@ -73,7 +73,7 @@ class SmsGate:
                 phone_time_zone(row.recipient),
                 site_zones[row.site_id],
             )
-            sends = recent[row.customer_id]
+            sends = recent[row.recipient]
             at = earliest_send_time(now, zone, s.window, sends, s.frequency_cap, CAP_PERIOD)
             if at > now:
                 reason = "quiet_hours" if _outside_window(now, zone, s) else "frequency_cap"
@@ -117,23 +117,29 @@ class SmsGate:
         return {(row.site_id, row.phone) for row in found}
 
     def _recent_sends(
-        self, customer_ids: set[int], earliest_now: datetime
-    ) -> defaultdict[int | None, list[datetime]]:
-        """Texts each customer got within a day before the earliest site clock in the batch."""
-        sends: defaultdict[int | None, list[datetime]] = defaultdict(list)
-        if not customer_ids:
+        self, phones: set[str], earliest_now: datetime
+    ) -> defaultdict[str, list[datetime]]:
+        """Texts each number got within a day before the earliest site clock in the batch.
+
+        The cap counts per number, not per customer record: two records
+        sharing a phone are one person's phone, and test sends have no
+        customer at all.
+        """
+        sends: defaultdict[str, list[datetime]] = defaultdict(list)
+        if not phones:
             return sends
         o = outbox
         since = earliest_now - CAP_PERIOD
+        at = func.coalesce(o.c.sent_at, o.c.updated_at)
         rows = self.conn.execute(
-            select(o.c.customer_id, func.coalesce(o.c.sent_at, o.c.updated_at).label("at"))
-            .where(o.c.channel == "sms", o.c.customer_id.in_(customer_ids))
+            select(o.c.recipient, at.label("at"))
+            .where(o.c.channel == "sms", o.c.recipient.in_(phones))
             .where(o.c.status.in_(("sent", "delivered", "sending")))
-            .where(func.coalesce(o.c.sent_at, o.c.updated_at) >= since)
+            .where(at >= since)
         )
         for row in rows:
             if row.at is not None:
-                sends[row.customer_id].append(row.at)
+                sends[row.recipient].append(row.at)
         return sends
 
     # -- writing ------------------------------------------------------------

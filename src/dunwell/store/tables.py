@@ -332,6 +332,8 @@ outbox = Table(
     CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
     Index("ix_outbox_pending", "status", "next_attempt_at"),
     Index("ix_outbox_provider_id", "provider_id"),
+    # The SMS frequency cap counts recent texts per number.
+    Index("ix_outbox_recipient", "recipient", "channel"),
 )
 
 message_attempts = Table(

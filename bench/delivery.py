@@ -1,0 +1,164 @@
+"""Outbox delivery throughput against local servers; prints one JSON object.
+
+    python bench/delivery.py [--messages 2000] [--database-url URL]
+
+For each transport (the sandbox mailbox and phone, SMTP to an aiosmtpd
+server on loopback, the real ``twilio`` SDK to a local server speaking
+Twilio's API) it queues N rendered messages and times the real delivery
+worker until the outbox is empty. SMS go through the compliance gate
+(window, cap, opt-out, credits) like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the local test servers live under tests/
+
+from tests.integration.fake_twilio import (  # noqa: E402
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM_NUMBER,
+    FakeTwilioServer,
+)
+from tests.integration.smtp_server import SmtpServer  # noqa: E402
+
+from dunwell.bootstrap import App, bootstrap  # noqa: E402
+from dunwell.channels.registry import ChannelRegistry, TransportOptions  # noqa: E402
+from dunwell.services import sms_credits  # noqa: E402
+from dunwell.services.channel_config import save_channel_config  # noqa: E402
+from dunwell.services.delivery import deliver_due_messages  # noqa: E402
+from dunwell.services.sites import create_site  # noqa: E402
+from dunwell.settings import Settings  # noqa: E402
+from dunwell.store import tables  # noqa: E402
+from dunwell.store.migrate import upgrade  # noqa: E402
+
+# Midday UTC: inside the send window of the UK numbers used.
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def queue(app: App, slug: str, count: int, channel: str) -> int:
+    with app.begin() as conn:
+        site_id = create_site(conn, app.clock, slug=slug, name=slug, clock_start=NOON)
+        sms_credits.top_up(conn, site_id, count * 2, NOON)
+        rows: list[dict[str, Any]] = []
+        for n in range(count):
+            sms = channel == "sms"
+            rows.append(
+                {
+                    "site_id": site_id,
+                    "channel": channel,
+                    "dedupe_key": f"{slug}:{n}",
+                    "customer_id": None,
+                    "template": "payment_declined",
+                    "payload": {},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": NOON,
+                    "created_at": NOON,
+                    "recipient": f"+4474{n:08d}" if sms else f"c{n}@bench.example",
+                    "subject": None if sms else "Your payment failed",
+                    "body_text": "Your payment of $49.00 was declined. Reply STOP to opt out",
+                    "segments": 1 if sms else None,
+                }
+            )
+        conn.execute(insert(tables.outbox), rows)
+    return site_id
+
+
+def drain(app: App, site_id: int) -> float:
+    started = time.perf_counter()
+    while deliver_due_messages(app, "bench", app.settings.delivery_batch_size):
+        pass
+    elapsed = time.perf_counter() - started
+    with app.connect() as conn:
+        left = conn.execute(
+            select(func.count()).where(
+                tables.outbox.c.site_id == site_id,
+                tables.outbox.c.status.not_in(("sent", "delivered")),
+            )
+        ).scalar_one()
+    if left:
+        raise SystemExit(f"{left} messages were not delivered")
+    return elapsed
+
+
+def run(url: str, count: int) -> dict[str, Any]:
+    app = bootstrap(Settings(database_url=url, secret_key="bench-secret"))
+    upgrade(app.engine)
+    results: dict[str, Any] = {"messages": count, "database": app.engine.dialect.name}
+    for name, channel in (("sandbox_email", "email"), ("sandbox_sms", "sms")):
+        elapsed = drain(app, queue(app, name.replace("_", "-"), count, channel))
+        results[name] = {"seconds": round(elapsed, 3), "per_s": round(count / elapsed)}
+    with SmtpServer() as smtp:
+        site = queue(app, "smtp", count, "email")
+        with app.begin() as conn:
+            save_channel_config(
+                conn,
+                site,
+                "email",
+                "smtp",
+                {
+                    "host": "127.0.0.1",
+                    "port": smtp.port,
+                    "security": "none",
+                    "from_addr": "billing@bench.example",
+                },
+                None,
+                app.secret_box(),
+                NOON,
+            )
+        elapsed = drain(app, site)
+        results["smtp"] = {
+            "seconds": round(elapsed, 3),
+            "per_s": round(count / elapsed),
+            "received": len(smtp.messages),
+        }
+    with FakeTwilioServer() as twilio:
+        app.channels = ChannelRegistry(
+            app.engine, app.clock.now, TransportOptions(twilio_api_base=twilio.url)
+        )
+        site = queue(app, "twilio", count, "sms")
+        with app.begin() as conn:
+            save_channel_config(
+                conn,
+                site,
+                "sms",
+                "twilio",
+                {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER},
+                AUTH_TOKEN,
+                app.secret_box(),
+                NOON,
+            )
+        elapsed = drain(app, site)
+        results["twilio"] = {
+            "seconds": round(elapsed, 3),
+            "per_s": round(count / elapsed),
+            "received": len(twilio.messages),
+        }
+    app.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        print(json.dumps(run(url, args.messages)))
+
+
+if __name__ == "__main__":
+    main()
