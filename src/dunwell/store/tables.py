@@ -149,6 +149,8 @@ subscriptions = Table(
     # How many periods have been invoiced; the renewal invoice of period N is
     # unique, so a crashed renewal can never bill the same period twice.
     Column("periods_billed", Integer, nullable=False),
+    # The billing system's id when Dunwell mirrors it (Stripe: sub_...).
+    Column("external_id", String(255)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("canceled_at", UTCDateTime),
     CheckConstraint(
@@ -156,6 +158,8 @@ subscriptions = Table(
     ),
     CheckConstraint("interval_unit IN ('day', 'week', 'month', 'year')", name="interval_unit"),
     Index("ix_subscriptions_due", "status", "next_charge_at"),
+    # NULLs do not collide, so only mirrored rows are constrained.
+    Index("ix_subscriptions_external", "site_id", "external_id", unique=True),
 )
 
 subscription_items = Table(
@@ -179,6 +183,8 @@ invoices = Table(
     Column("subscription_id", Id, ForeignKey("subscriptions.id"), index=True),
     Column("period", Integer),
     Column("number", String(64), nullable=False),
+    # The billing system's id when Dunwell mirrors it (Stripe: in_...).
+    Column("external_id", String(255)),
     Column("collection", String(16), nullable=False),
     Column("net_terms_days", Integer, nullable=False),
     Column("status", String(16), nullable=False),
@@ -193,6 +199,8 @@ invoices = Table(
     UniqueConstraint("subscription_id", "period", name="uq_invoices_subscription_period"),
     CheckConstraint("status IN ('open', 'past_due', 'paid', 'failed', 'voided')", name="status"),
     CheckConstraint("amount_due_minor >= 0", name="amount"),
+    # NULLs do not collide, so only mirrored rows are constrained.
+    Index("ix_invoices_external", "site_id", "external_id", unique=True),
 )
 
 payment_attempts = Table(
@@ -485,4 +493,108 @@ inbound_messages = Table(
     Column("body", Text, nullable=False),
     Column("keyword", String(16)),
     Column("received_at", UTCDateTime, nullable=False),
+)
+
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _id(),
+    _site(),
+    Column("url", Text, nullable=False),
+    # The Standard Webhooks signing secret ("whsec_..."), encrypted at rest.
+    Column("secret", Text, nullable=False),
+    # Event types this endpoint receives; empty means all.
+    Column("events", JSON, nullable=False),
+    Column("description", Text),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _site(),
+    Column("endpoint_id", Id, ForeignKey("webhook_endpoints.id"), nullable=False, index=True),
+    Column("event_id", Id, ForeignKey("events.id"), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    # pending | sending | delivered | failed | canceled
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # One delivery per event and endpoint, however often the fan-out runs.
+    UniqueConstraint("event_id", "endpoint_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    _site(),
+    Column("delivery_id", Id, ForeignKey("webhook_deliveries.id"), nullable=False, index=True),
+    Column("attempt_no", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status_code", Integer),
+    Column("response_excerpt", Text),
+    Column("error", Text),
+    Column("duration_ms", Integer),
+    UniqueConstraint("delivery_id", "attempt_no"),
+)
+
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    _id(),
+    _site(),
+    Column("stripe_event_id", String(255), nullable=False),
+    Column("type", String(64), nullable=False),
+    # Stripe's own "created" of the event: orders events about one object.
+    Column("stripe_created_at", UTCDateTime, nullable=False),
+    Column("object_id", String(255)),
+    Column("received_at", UTCDateTime, nullable=False),
+    # applied | ignored_stale | ignored_type | failed, with why.
+    Column("outcome", String(32), nullable=False),
+    Column("detail", Text),
+    UniqueConstraint("site_id", "stripe_event_id"),
+    Index("ix_stripe_events_object", "site_id", "object_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    _id(),
+    _site(),
+    Column("key", String(255), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    # SHA-256 of the request body: the same key with other parameters is an error.
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer),
+    Column("response_body", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("site_id", "key"),
+)
+
+site_preferences = Table(
+    "site_preferences",
+    metadata,
+    _id(),
+    Column("site_id", Id, ForeignKey("sites.id"), nullable=False, unique=True),
+    # The customer page's rules and the Stripe webhook secret (encrypted).
+    Column("portal", JSON, nullable=False),
+    Column("stripe_webhook_secret", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
