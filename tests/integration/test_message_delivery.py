@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from dunwell.bootstrap import App
-from dunwell.services import sms_credits
+from dunwell.services import invoice_actions, sms_credits
 from dunwell.services.sandbox_phone import reply_as_customer
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
@@ -160,3 +160,19 @@ def test_the_frequency_cap_defers_the_fourth_text_in_a_day(app: App) -> None:
     assert held.held_reason == "frequency_cap"
     first_sent = min(t.sent_at for t in texts if t.sent_at)
     assert held.next_attempt_at >= first_sent + timedelta(hours=24)
+
+
+def test_a_reminder_held_overnight_is_withdrawn_when_the_invoice_is_paid_meanwhile(
+    app: App,
+) -> None:
+    shop = Shop.create(app)
+    _customer, invoice = _failing_customer(shop, phone="+1 415 555 0134")
+    shop.run()
+    assert _messages(shop, invoice, "sms")[0].held_reason == "quiet_hours"
+    shop.act(invoice_actions.mark_paid, invoice)
+    shop.advance(0.5)
+    shop.run()
+    (sms,) = _messages(shop, invoice, "sms")
+    assert sms.status == "canceled" and "settled" in sms.last_error
+    assert _sandbox(shop, "sms") == []
+

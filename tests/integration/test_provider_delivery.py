@@ -12,6 +12,8 @@ from sqlalchemy import select
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.services.channel_config import save_channel_config
+from dunwell.services.message_render import MessageRenderer
+from dunwell.services.messages import resend_message
 from dunwell.services.sites import site_now
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
@@ -91,6 +93,28 @@ def test_an_undelivered_report_fails_the_text_and_gives_its_credits_back(
     row = _sms(shop, invoice)
     assert (row.status, row.error_code) == ("failed", "30003")
     assert _balance(shop) == before + row.segments
+
+
+def test_a_text_resent_after_an_undelivered_report_is_charged_again(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    (sent,) = server.messages
+    server.post_status(sent.sid, "undelivered", error_code=30003)
+    sms = _sms(shop, invoice)
+    with shop.app.begin() as conn:
+        resend_message(conn, shop.site_id, sms.id, MessageRenderer(shop.app.links), shop.now)
+    shop.run()
+    assert len(server.messages) == 2
+    ledger = shop.all(tables.sms_credit_ledger, outbox_id=sms.id)
+    assert [(row.reason, row.charge_no) for row in ledger] == [
+        ("debit", 0),
+        ("refund", 0),
+        ("debit", 1),
+    ]
+    assert _sms(shop, invoice).status == "sent"
 
 
 def test_an_invalid_number_fails_at_once_and_is_not_retried(

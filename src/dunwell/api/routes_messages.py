@@ -16,7 +16,9 @@ from dunwell.services.sites import site_now
 router = APIRouter(prefix="/v1")
 
 Channel = Literal["email", "sms"]
-Status = Literal["pending", "sending", "sent", "delivered", "failed", "skipped", "blocked"]
+Status = Literal[
+    "pending", "sending", "sent", "delivered", "failed", "skipped", "blocked", "canceled"
+]
 
 
 class TemplateBody(BaseModel):

@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.channels.config import sandbox_config
+from dunwell.channels.config import ChannelConfig, sandbox_config
 from dunwell.services import sms_credits
 from dunwell.services.channel_config import load_channel_configs, save_channel_config
 from dunwell.services.errors import InvalidInput
 from dunwell.services.phone_import import import_phones
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import load_sms_settings, settings_to_dict, update_sms_settings
-from dunwell.store.tables import sms_credit_ledger
+from dunwell.store.tables import sites, sms_credit_ledger
 
 router = APIRouter(prefix="/v1")
 
@@ -44,7 +44,14 @@ def get_channel(
     channel: Literal["email", "sms"], who: Reader, conn: ReadConn, app: AppDep
 ) -> dict[str, Any]:
     found = load_channel_configs(conn, [who.site_id], app.secret_box_or_none())
-    return (found.get((who.site_id, channel)) or sandbox_config(channel)).public()
+    saved = found.get((who.site_id, channel))
+    if saved is not None:
+        return saved.public()
+    mode = conn.execute(select(sites.c.mode).where(sites.c.id == who.site_id)).scalar_one()
+    # A live site with nothing saved sends nothing (see docs/messaging.md).
+    if mode == "sandbox":
+        return sandbox_config(channel).public()
+    return ChannelConfig(channel, "unconfigured", {}, None).public()
 
 
 @router.put("/settings/channels/{channel}")

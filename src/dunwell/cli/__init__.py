@@ -46,6 +46,16 @@ def main(ctx: click.Context, /, **overrides: Any) -> None:
     ctx.obj = settings
 
 
+def require_secret_key(app: App) -> None:
+    """Refuse to start a long-running process that could not sign or decrypt."""
+    from dunwell.security.keys import MissingSecretKey
+
+    try:
+        app.secret_key  # noqa: B018 - resolving it is the check
+    except MissingSecretKey as error:
+        raise click.ClickException(str(error)) from None
+
+
 def get_app(ctx: click.Context) -> App:
     """The app for this command, built once and closed when the command ends."""
     root = ctx.find_root()
@@ -79,6 +89,7 @@ def serve(ctx: click.Context, with_worker: bool) -> None:
     from dunwell.worker import Worker
 
     app = get_app(ctx)
+    require_secret_key(app)
     worker: Worker | None = None
     thread: threading.Thread | None = None
     if with_worker:
@@ -106,7 +117,9 @@ def worker(ctx: click.Context, until_idle: bool, name: str | None) -> None:
     """Bill renewals and collect due invoices (any number may run on PostgreSQL)."""
     from dunwell.worker import Worker
 
-    runner = Worker(get_app(ctx), name=name)
+    app = get_app(ctx)
+    require_secret_key(app)
+    runner = Worker(app, name=name)
     if until_idle:
         click.echo(f"processed {runner.run_until_idle()} items")
         return

@@ -65,7 +65,14 @@ def demo_site(ctx: click.Context, if_empty: bool) -> None:
         ]
         for n, card in enumerate(cards):
             add_subscriber(
-                conn, site_id, f"sample{n}", card, plan, now, starts_at=now + timedelta(hours=1)
+                conn,
+                site_id,
+                f"sample{n}",
+                card,
+                plan,
+                now,
+                starts_at=now + timedelta(hours=1),
+                number=n,
             )
         key = create_key(conn, site_id, "demo", "admin", now)
     click.echo(

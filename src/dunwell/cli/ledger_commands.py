@@ -47,9 +47,18 @@ def sites() -> None:
 @click.option("--mode", type=click.Choice([m.value for m in SiteMode]), default="sandbox")
 @click.option("--currency", default="USD")
 @click.option("--time-zone", default="UTC")
+@click.option("--locale", default="en", help="Default language of messages, e.g. en, fr.")
+@click.option("--support-email", default=None, help="Where customers and alerts go.")
 @click.pass_context
 def sites_create(
-    ctx: click.Context, slug: str, name: str, mode: str, currency: str, time_zone: str
+    ctx: click.Context,
+    slug: str,
+    name: str,
+    mode: str,
+    currency: str,
+    time_zone: str,
+    locale: str,
+    support_email: str | None,
 ) -> None:
     clock = get_app(ctx).clock
     site_id = _run(
@@ -62,6 +71,8 @@ def sites_create(
             mode=SiteMode(mode),
             currency=currency,
             time_zone=time_zone,
+            locale=locale,
+            support_email=support_email,
         ),
         write=True,
     )

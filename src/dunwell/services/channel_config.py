@@ -63,7 +63,7 @@ def save_channel_config(
     ).first()
     sealed = box.seal(secret) if secret else (existing.secret if existing else None)
     if provider == "twilio" and not sealed:
-        raise InvalidInput("auth_token", "is required for Twilio")
+        raise InvalidInput("secret", "the Twilio auth token is required")
     values = {"provider": provider, "config": clean, "secret": sealed, "updated_at": now}
     if existing:
         conn.execute(update(t).where(t.c.site_id == site_id, t.c.channel == channel).values(values))

@@ -13,8 +13,10 @@ One batch:
 3. *Record* each answer in its own short transaction, so a crash leaves at
    most one message per worker in doubt.
 
-Transient errors retry on :data:`RETRY_DELAYS` (about three and a half
-days in all), then the message fails; permanent errors fail at once.
+Transient errors retry on :data:`RETRY_DELAYS` (about four days in all),
+then the message fails; permanent errors fail at once. Dunning reminders
+whose invoice was paid or voided while they waited are withdrawn
+(``canceled``) instead of sent.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, select, update
 
 from dunwell.bootstrap import App
 from dunwell.channels.base import EmailMessage, SendResult, SmsMessage, TransportError
 from dunwell.channels.config import ChannelConfig, sandbox_config
+from dunwell.domain.states import InvoiceStatus
 from dunwell.services.channel_config import load_channel_configs
 from dunwell.services.events import EventBatch
 from dunwell.services.message_claims import (
@@ -41,7 +44,7 @@ from dunwell.services.message_claims import (
     open_attempts,
 )
 from dunwell.services.sms_gate import SmsGate
-from dunwell.store.tables import message_attempts, outbox
+from dunwell.store.tables import invoices, message_attempts, outbox
 
 log = logging.getLogger("dunwell.delivery")
 
@@ -78,7 +81,7 @@ def deliver_due_messages(app: App, owner: str, limit: int) -> int:
 
 
 def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> list[Outgoing]:
-    rows = load_claimed(conn, ids, real_now)
+    rows = _withdraw_settled(conn, load_claimed(conn, ids, real_now), real_now)
     sms_rows = [r for r in rows if r.channel == "sms"]
     admitted = SmsGate(conn, real_now).review(sms_rows) if sms_rows else set()
     sendable = [r for r in rows if r.channel == "email" or r.id in admitted]
@@ -120,6 +123,49 @@ def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> 
         )
         for r in sendable
     ]
+
+
+def _withdraw_settled(conn: Connection, rows: list[Any], real_now: datetime) -> list[Any]:
+    """Drop dunning reminders whose invoice was paid or voided while they waited.
+
+    A text held overnight for quiet hours must not ask a customer who paid
+    in the meantime to pay again. The final notice is kept: it reports what
+    was done.
+    """
+    reminders = {
+        r.invoice_id
+        for r in rows
+        if r.invoice_id and r.payload.get("event") == "dunning.step_reached"
+    }
+    if not reminders:
+        return rows
+    settled = set(
+        conn.execute(
+            select(invoices.c.id)
+            .where(invoices.c.id.in_(reminders))
+            .where(invoices.c.status.in_((InvoiceStatus.PAID.value, InvoiceStatus.VOIDED.value)))
+        ).scalars()
+    )
+    withdrawn = [
+        r.id
+        for r in rows
+        if r.invoice_id in settled and r.payload.get("event") == "dunning.step_reached"
+    ]
+    if not withdrawn:
+        return rows
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(withdrawn))
+        .values(
+            status="canceled",
+            last_error="the invoice was settled before the message went out",
+            lease_owner=None,
+            lease_until=None,
+            updated_at=real_now,
+        )
+    )
+    gone = set(withdrawn)
+    return [r for r in rows if r.id not in gone]
 
 
 def _config(configs: dict[tuple[int, str], ChannelConfig], row: Any) -> ChannelConfig:
@@ -181,6 +227,14 @@ def _send_sms(app: App, transport: Any, item: Outgoing) -> Outcome:
     message = sms_message(app, item)
     if item.in_doubt_since is not None:
         found = transport.find_sent(message, item.in_doubt_since)
+        if found is not None and found.status in ("failed", "undelivered"):
+            # Accepted before the crash, then refused by the carrier.
+            error = TransportError(
+                f"the provider reports this text {found.status}",
+                permanent=True,
+                code=f"twilio-{found.status}",
+            )
+            return Outcome("permanent", error=error)
         if found is not None:
             return Outcome("reconciled", found)
     return Outcome("sent", transport.send(message))
@@ -241,7 +295,13 @@ def _record(app: App, owner: str, item: Outgoing, outcome: Outcome) -> None:
         held = conn.execute(
             update(outbox)
             .where(outbox.c.id == row.id, outbox.c.lease_owner == owner)
-            .values(**values, lease_owner=None, lease_until=None, updated_at=site_now)
+            .values(
+                **values,
+                provider=item.config.provider,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=site_now,
+            )
         ).rowcount
         if held and values["status"] in ("sent", "delivered", "failed"):
             _event(conn, row, values, site_now)

@@ -62,7 +62,7 @@ class MessageRenderer:
             recipient = loader.recipient(subject)
             row["recipient"] = recipient.email if row["channel"] == "email" else recipient.phone
             if not row["recipient"]:
-                what = "an email address" if row["channel"] == "email" else "a phone number"
+                what = "email address" if row["channel"] == "email" else "phone number"
                 _give_up(row, "skipped", f"the customer has no {what}")
                 continue
             link = links.billing_url(

@@ -36,7 +36,7 @@ LIST_COLUMNS = (
     "delivered_at",
     "kind",
 )
-STATUSES = ("pending", "sending", "sent", "delivered", "failed", "skipped", "blocked")
+STATUSES = ("pending", "sending", "sent", "delivered", "failed", "skipped", "blocked", "canceled")
 
 
 def list_messages(

@@ -214,19 +214,26 @@ def _check_downgrade_plan(conn: Connection, site_id: int, policy: Policy) -> Non
 
 
 def _check_templates(conn: Connection, site_id: int, policy: Policy) -> None:
-    """Every template a step names must exist, or the step could never send."""
-    names = set(policy.templates_used()) - set(BASE_TEMPLATE_NAMES)
-    if not names:
+    """Every template a step names must exist for its channel, or the step could never send."""
+    needed = {
+        (name, place.rsplit(" ", 1)[1]): place
+        for name, places in policy.templates_used().items()
+        if name not in BASE_TEMPLATE_NAMES
+        for place in places
+    }
+    if not needed:
         return
     t = message_templates
     found = set(
         conn.execute(
-            select(t.c.name).where(t.c.site_id == site_id, t.c.name.in_(names)).distinct()
-        ).scalars()
+            select(t.c.name, t.c.channel)
+            .where(t.c.site_id == site_id, t.c.name.in_({n for n, _ in needed}))
+            .distinct()
+        ).tuples()
     )
-    for name in sorted(names - found):
-        places = ", ".join(policy.templates_used()[name])
-        raise InvalidInput("steps", f"template {name!r} ({places}) does not exist")
+    for (name, channel), place in sorted(needed.items()):
+        if (name, channel) not in found:
+            raise InvalidInput("steps", f"there is no {channel} template {name!r} ({place})")
 
 
 def _to_version(row: Any, kind: Collection) -> PolicyVersion:

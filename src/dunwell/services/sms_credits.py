@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from dunwell.domain.states import SiteMode
 from dunwell.services.errors import InvalidInput
@@ -93,33 +93,46 @@ def debit_message(
     conn: Connection, site_id: int, outbox_id: int, credits: int, now: datetime
 ) -> int:
     """Charge a message; the caller has checked the balance covers it."""
-    return _change(conn, site_id, -credits, "debit", outbox_id, now, None)
+    charges, _refunds = _charges(conn, [outbox_id]).get(outbox_id, (0, 0))
+    return _change(conn, site_id, -credits, "debit", outbox_id, now, None, charges)
 
 
 def debited(conn: Connection, outbox_ids: Iterable[int]) -> set[int]:
-    """Of these messages, those already paid for (a retry is not charged again)."""
-    ledger = sms_credit_ledger
-    return set(
-        conn.execute(
-            select(ledger.c.outbox_id)
-            .where(ledger.c.outbox_id.in_(set(outbox_ids)))
-            .where(ledger.c.reason == "debit")
-        ).scalars()
-    )
+    """Of these messages, those paid for and not refunded (a retry is not charged again)."""
+    return {i for i, (charges, refunds) in _charges(conn, outbox_ids).items() if charges > refunds}
 
 
 def refund_message(conn: Connection, site_id: int, outbox_id: int, now: datetime) -> None:
-    """Give back what a message that finally failed was charged, once."""
+    """Give back the last charge of a message that finally failed, once."""
     ledger = sms_credit_ledger
+    charges, refunds = _charges(conn, [outbox_id]).get(outbox_id, (0, 0))
+    if charges <= refunds:
+        return
     charged = conn.execute(
-        select(ledger.c.delta).where(ledger.c.outbox_id == outbox_id, ledger.c.reason == "debit")
-    ).scalar()
-    refunded = conn.execute(
-        select(ledger.c.id).where(ledger.c.outbox_id == outbox_id, ledger.c.reason == "refund")
-    ).first()
-    if charged and not refunded:
-        balances(conn, [site_id], now)
-        _change(conn, site_id, -charged, "refund", outbox_id, now, None)
+        select(ledger.c.delta).where(
+            ledger.c.outbox_id == outbox_id,
+            ledger.c.reason == "debit",
+            ledger.c.charge_no == charges - 1,
+        )
+    ).scalar_one()
+    balances(conn, [site_id], now)
+    _change(conn, site_id, -charged, "refund", outbox_id, now, None, refunds)
+
+
+def _charges(conn: Connection, outbox_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Per message: how many times it was charged and how many refunded."""
+    ledger = sms_credit_ledger
+    rows = conn.execute(
+        select(ledger.c.outbox_id, ledger.c.reason, func.count())
+        .where(ledger.c.outbox_id.in_(set(outbox_ids)))
+        .where(ledger.c.reason.in_(("debit", "refund")))
+        .group_by(ledger.c.outbox_id, ledger.c.reason)
+    )
+    counts: dict[int, tuple[int, int]] = {}
+    for outbox_id, reason, count in rows:
+        charges, refunds = counts.get(outbox_id, (0, 0))
+        counts[outbox_id] = (count, refunds) if reason == "debit" else (charges, count)
+    return counts
 
 
 def _change(
@@ -130,6 +143,7 @@ def _change(
     outbox_id: int | None,
     now: datetime,
     note: str | None,
+    charge_no: int = 0,
 ) -> int:
     balance = conn.execute(
         update(sms_credits)
@@ -144,6 +158,7 @@ def _change(
             balance_after=balance,
             reason=reason,
             outbox_id=outbox_id,
+            charge_no=charge_no,
             note=note,
             created_at=now,
         )

@@ -55,7 +55,9 @@ class SmsGate:
         people = self._customers({r.customer_id for r in rows if r.customer_id})
         opted_out = self._opted_out(rows)
         earliest = min(r.test_clock or self.real_now for r in rows)
-        recent = self._recent_sends({r.recipient for r in rows if r.recipient}, earliest)
+        recent = self._recent_sends(
+            {(r.site_id, r.recipient) for r in rows if r.recipient}, earliest
+        )
         credit = balances(self.conn, site_ids, self.real_now)
         paid = debited(self.conn, [r.id for r in rows])
         admitted: set[int] = set()
@@ -73,7 +75,7 @@ class SmsGate:
                 phone_time_zone(row.recipient),
                 site_zones[row.site_id],
             )
-            sends = recent[row.recipient]
+            sends = recent[(row.site_id, row.recipient)]
             at = earliest_send_time(now, zone, s.window, sends, s.frequency_cap, CAP_PERIOD)
             if at > now:
                 reason = "quiet_hours" if _outside_window(now, zone, s) else "frequency_cap"
@@ -117,29 +119,31 @@ class SmsGate:
         return {(row.site_id, row.phone) for row in found}
 
     def _recent_sends(
-        self, phones: set[str], earliest_now: datetime
-    ) -> defaultdict[str, list[datetime]]:
-        """Texts each number got within a day before the earliest site clock in the batch.
+        self, numbers: set[tuple[int, str]], earliest_now: datetime
+    ) -> defaultdict[tuple[int, str], list[datetime]]:
+        """Texts each site sent each number within a day before the batch's earliest clock.
 
-        The cap counts per number, not per customer record: two records
-        sharing a phone are one person's phone, and test sends have no
-        customer at all.
+        The cap counts per site and number, not per customer record: two
+        records sharing a phone are one person's phone, and test sends have
+        no customer at all. Each site keeps to its own rows and its own clock.
         """
-        sends: defaultdict[str, list[datetime]] = defaultdict(list)
-        if not phones:
+        sends: defaultdict[tuple[int, str], list[datetime]] = defaultdict(list)
+        if not numbers:
             return sends
         o = outbox
         since = earliest_now - CAP_PERIOD
         at = func.coalesce(o.c.sent_at, o.c.updated_at)
         rows = self.conn.execute(
-            select(o.c.recipient, at.label("at"))
-            .where(o.c.channel == "sms", o.c.recipient.in_(phones))
+            select(o.c.site_id, o.c.recipient, at.label("at"))
+            .where(o.c.channel == "sms")
+            .where(o.c.site_id.in_({site for site, _ in numbers}))
+            .where(o.c.recipient.in_({phone for _, phone in numbers}))
             .where(o.c.status.in_(("sent", "delivered", "sending")))
             .where(at >= since)
         )
         for row in rows:
             if row.at is not None:
-                sends[row.recipient].append(row.at)
+                sends[(row.site_id, row.recipient)].append(row.at)
         return sends
 
     # -- writing ------------------------------------------------------------

@@ -7,12 +7,12 @@ Saving validates every field and names the one at fault.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, time
 from typing import Any
 
+from phonenumbers import SUPPORTED_REGIONS
 from sqlalchemy import Connection, select, update
 
 from dunwell.domain.compliance import SendWindow
@@ -20,8 +20,6 @@ from dunwell.messaging.keywords import has_opt_out_instructions
 from dunwell.services.errors import InvalidInput
 from dunwell.store.sql import insert_one
 from dunwell.store.tables import sms_settings
-
-REGION = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
@@ -98,24 +96,27 @@ def update_sms_settings(
 
 
 def validate_sms_settings(s: SmsSettings) -> None:
-    if not REGION.match(s.default_region):
+    if s.default_region not in SUPPORTED_REGIONS:
         raise InvalidInput("default_region", "use a two-letter ISO country code, e.g. US")
     for code in s.allowed_countries:
-        if not REGION.match(code):
-            raise InvalidInput("allowed_countries", f"{code!r} is not a two-letter country code")
+        if code not in SUPPORTED_REGIONS:
+            raise InvalidInput("allowed_countries", f"{code!r} is not a country code")
     for name in ("window_start", "window_end"):
         _time(getattr(s, name), name)
     try:
         s.window  # noqa: B018 - constructing it checks the legal bounds
     except ValueError as error:
-        raise InvalidInput("window_end", str(error)) from None
+        field = "window_start" if _time(s.window_start) < time(8, 0) else "window_end"
+        raise InvalidInput(field, str(error)) from None
     if not 1 <= s.frequency_cap <= 20:
         raise InvalidInput("frequency_cap", "must be between 1 and 20 texts a day")
     if not has_opt_out_instructions(s.opt_out_line):
         raise InvalidInput("opt_out_line", "must tell the customer how to opt out, e.g. Reply STOP")
     for name in ("prices",):
         for region, credits in s.prices.items():
-            if not isinstance(credits, int) or credits < 0:
+            if region != "default" and region not in SUPPORTED_REGIONS:
+                raise InvalidInput(f"{name}.{region}", "use a country code like GB or default")
+            if not isinstance(credits, int) or isinstance(credits, bool) or credits < 0:
                 raise InvalidInput(f"{name}.{region}", "must be a whole number of credits")
     for name in ("auto_refill_threshold", "auto_refill_amount", "low_balance_threshold"):
         if getattr(s, name) < 0:
@@ -131,6 +132,8 @@ def _time(value: str, name: str = "window") -> time:
 
 
 def _coerce(name: str, value: Any) -> Any:
+    if name == "default_region":
+        return str(value).upper()
     if name == "allowed_countries":
         if not isinstance(value, list | tuple):
             raise InvalidInput(name, "must be a list of country codes")
@@ -138,7 +141,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "prices":
         if not isinstance(value, Mapping):
             raise InvalidInput(name, "must map country codes to credits per segment")
-        return dict(value)
+        # Country codes are upper case, as the phone library reports them.
+        return {k if k == "default" else str(k).upper(): v for k, v in value.items()}
     expected = type(getattr(SmsSettings(), name))
     if expected is bool and not isinstance(value, bool):
         raise InvalidInput(name, "must be true or false")

@@ -82,9 +82,10 @@ class TemplateBook:
             available.update(BUNDLED_LOCALES)
         if not available:
             raise UnknownTemplate(f"no template named {name!r}")
-        fallback = site_locale if site_locale in available else FALLBACK_LOCALE
-        if fallback not in available:
-            fallback = sorted(available)[0]
+        # The site's locale is matched as loosely as the customer's (a site in
+        # fr_CA falls back to French), then English, then anything there is.
+        last = FALLBACK_LOCALE if FALLBACK_LOCALE in available else sorted(available)[0]
+        fallback = pick_locale(site_locale, available, last)
         return pick_locale(locale, available, fallback)
 
 

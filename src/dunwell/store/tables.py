@@ -460,10 +460,12 @@ sms_credit_ledger = Table(
     # top_up | auto_refill | debit | refund
     Column("reason", String(16), nullable=False),
     Column("outbox_id", Id, ForeignKey("outbox.id")),
+    # A message resent after a refund is charged again: its second charge.
+    Column("charge_no", Integer, nullable=False, server_default="0"),
     Column("note", Text),
     Column("created_at", UTCDateTime, nullable=False),
-    # A message is paid for once, whatever happens to the worker.
-    UniqueConstraint("outbox_id", "reason"),
+    # A message is paid for once per sending, whatever happens to the worker.
+    UniqueConstraint("outbox_id", "reason", "charge_no"),
 )
 
 sms_opt_outs = Table(

@@ -243,6 +243,7 @@ def upgrade() -> None:
         sa.Column("balance_after", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=16), nullable=False),
         sa.Column("outbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("charge_no", sa.Integer(), server_default="0", nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("created_at", dunwell.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -252,7 +253,9 @@ def upgrade() -> None:
             ["site_id"], ["sites.id"], name=op.f("fk_sms_credit_ledger_site_id_sites")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_credit_ledger")),
-        sa.UniqueConstraint("outbox_id", "reason", name=op.f("uq_sms_credit_ledger_outbox_id")),
+        sa.UniqueConstraint(
+            "outbox_id", "reason", "charge_no", name=op.f("uq_sms_credit_ledger_outbox_id")
+        ),
     )
     with op.batch_alter_table("sms_credit_ledger", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sms_credit_ledger_site_id"), ["site_id"], unique=False)
