@@ -1,4 +1,5 @@
-"""A local HTTP server that answers ``POST /v1/payment_intents`` like Stripe.
+"""A local HTTP server that answers ``POST /v1/payment_intents`` and
+``POST /v1/invoices/{id}/pay`` like Stripe.
 
 Only what the Stripe gateway needs, on Stripe's wire format: a form-encoded
 body, ``Authorization: Bearer sk_test_...``, an ``Idempotency-Key`` header,
@@ -14,11 +15,16 @@ not stored.
 The ``payment_method`` decides the outcome (names from Stripe's test payment
 methods, plus ``pm_fake_*`` for what test mode cannot produce on demand); any
 other ``pm_...`` does not exist, and only ``cus_...`` customers exist.
+
+Invoices exist once a test opens them (:meth:`FakeStripe.open_invoice`).
+Paying one without a ``payment_method`` uses the one it was opened with
+(the customer's default in Stripe). A paid invoice cannot be paid again.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -26,6 +32,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.integration import stripe_events
 
 API_KEY = "sk_test_fake_4eC39HqLyjWDarjtT1zdp7dc"
 
@@ -70,8 +78,12 @@ class RecordedRequest:
     replayed: bool
 
 
+INVOICE_PAY = re.compile(r"/v1/invoices/(?P<invoice>in_[A-Za-z0-9]+)/pay")
+
+
 @dataclass
 class _Stored:
+    path: str
     params: dict[str, str]
     status: int
     body: dict[str, Any]
@@ -85,8 +97,19 @@ class FakeStripe:
     requests: list[RecordedRequest] = field(default_factory=list)
     #: Idempotency keys of the requests that were executed (a charge attempted).
     executed: list[str | None] = field(default_factory=list)
+    #: Stripe invoices by id, as Stripe would return them.
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _default_methods: dict[str, str | None] = field(default_factory=dict)
     _stored: dict[str, _Stored] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open_invoice(
+        self, invoice: dict[str, Any], default_payment_method: str | None = None
+    ) -> None:
+        """Make an open invoice payable; ``default_payment_method`` is what Stripe has on file."""
+        with self._lock:
+            self.invoices[invoice["id"]] = dict(invoice, status="open")
+            self._default_methods[invoice["id"]] = default_payment_method
 
     def requests_with_key(self, key: str) -> list[RecordedRequest]:
         with self._lock:
@@ -111,7 +134,8 @@ class FakeStripe:
         params: dict[str, str],
         key: str | None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        if method != "POST" or path != "/v1/payment_intents":
+        pay = INVOICE_PAY.fullmatch(path)
+        if method != "POST" or (path != "/v1/payment_intents" and pay is None):
             return 404, _invalid(f"Unrecognized request URL ({method}: {path}).", None), {}
         if headers.get("authorization") != f"Bearer {API_KEY}":
             return 401, _invalid("Invalid API Key provided.", None), {}
@@ -121,7 +145,7 @@ class FakeStripe:
             return 429, _invalid(message, None, "rate_limit"), {}
         stored = self._stored.get(key) if key else None
         if stored is not None:
-            if stored.params != params:
+            if stored.params != params or stored.path != path:
                 message = (
                     "Keys for idempotent requests can only be used with the same parameters "
                     f"they were first used with. Try using a key other than '{key}' if you "
@@ -130,17 +154,68 @@ class FakeStripe:
                 return 400, {"error": {"message": message, "type": "idempotency_error"}}, {}
             replay = {"Idempotent-Replayed": "true", "Original-Request": stored.request_id}
             return stored.status, stored.body, replay
-        # Failed validation is not stored either: the endpoint never started.
-        missing = next((p for p in ("amount", "currency") if p not in params), None)
-        if missing:
-            message = f"Missing required param: {missing}."
-            return 400, _invalid(message, missing, "parameter_missing"), {}
-        status, body = _execute(params)
+        if pay is not None:
+            status, body = self._pay(pay["invoice"], params)
+        else:
+            # Failed validation is not stored either: the endpoint never started.
+            missing = next((p for p in ("amount", "currency") if p not in params), None)
+            if missing:
+                message = f"Missing required param: {missing}."
+                return 400, _invalid(message, missing, "parameter_missing"), {}
+            status, body = _execute(params)
         self.executed.append(key)
         if key:
-            self._stored[key] = _Stored(params, status, body, _new_id("req"))
+            self._stored[key] = _Stored(path, params, status, body, _new_id("req"))
         # Like Stripe: a stored 5xx would only be replayed, so the SDK should not retry it.
         return status, body, {"Stripe-Should-Retry": "false"} if status >= 500 else {}
+
+    def _pay(self, invoice_id: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            message = f"No such invoice: '{invoice_id}'"
+            return 404, _invalid(message, "invoice", "resource_missing")
+        if invoice["status"] != "open":
+            # Stripe's answer names no code, only the reason.
+            return 400, _invalid(f"Invoice is already {invoice['status']}", None)
+        method = params.get("payment_method") or self._default_methods.get(invoice_id)
+        if method is None:
+            message = "This customer has no attached payment source or default payment method."
+            return 400, _invalid(message, None)
+        charge = {
+            "amount": str(invoice["amount_remaining"]),
+            "currency": invoice["currency"],
+            "customer": invoice["customer"],
+            "payment_method": method,
+        }
+        invoice["attempt_count"] += 1
+        invoice["attempted"] = True
+        if method == REQUIRES_ACTION:
+            message = (
+                "This payment requires additional user action before it can be completed "
+                "successfully. Payment can be completed using the PaymentIntent associated "
+                "with the invoice."
+            )
+            error = {
+                "code": "invoice_payment_intent_requires_action",
+                "message": message,
+                "type": "card_error",
+            }
+            error["payment_intent"] = payment_intent(charge, "requires_action")
+            return 402, {"error": error}
+        status, body = _execute(charge)
+        if status != 200:
+            return status, body
+        paid = stripe_events.invoice(
+            invoice_id,
+            customer=invoice["customer"],
+            amount_due=invoice["amount_due"],
+            currency=invoice["currency"],
+            status="paid",
+            number=invoice["number"],
+            attempt_count=invoice["attempt_count"],
+        )
+        self.invoices[invoice_id] = paid
+        return 200, paid
 
 
 def _execute(params: dict[str, str]) -> tuple[int, dict[str, Any]]:

@@ -9,6 +9,7 @@ from dunwell.api import problems
 from dunwell.api.routes_core import router as core_router
 from dunwell.api.routes_messages import router as messages_router
 from dunwell.api.routes_settings import router as settings_router
+from dunwell.api.routes_stripe import router as stripe_router
 from dunwell.api.routes_twilio import router as twilio_router
 from dunwell.bootstrap import App
 
@@ -24,6 +25,7 @@ def create_app(app: App) -> FastAPI:
     api.include_router(core_router)
     api.include_router(messages_router)
     api.include_router(settings_router)
+    api.include_router(stripe_router)
     api.include_router(twilio_router)
 
     @api.get("/health")

@@ -27,6 +27,10 @@ class ChargeRequest:
     currency: str
     gateway_customer: str | None = None
     description: str = ""
+    #: The gateway's own invoice this charge pays (Stripe: ``in_...``), for
+    #: invoices mirrored from it: paying that invoice keeps both sides in step.
+    #: With it, an empty ``token`` means "the method the gateway has on file".
+    external_invoice: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,15 @@ How answers map onto :class:`~dunwell.domain.states.AttemptStatus`:
   the same key. Stripe replays a stored 5xx for the same key, so such an
   attempt stays ERROR until Stripe prunes the key.
 
+A request for an invoice mirrored from Stripe (``external_invoice``) pays
+that invoice instead: ``POST /v1/invoices/{id}/pay`` with ``off_session=true``
+and the same idempotency key, charging ``request.token`` or, when it is
+empty, the method Stripe has on file. Stripe then charges what the invoice
+still owes and closes it, so Stripe and Dunwell never disagree about it. A
+``paid`` invoice is SUCCEEDED (reference = the invoice id); errors map as
+above, and ``invoice_payment_intent_requires_action`` counts as
+``authentication_required``.
+
 Only ids and codes ever reach messages: Dunwell never sees card numbers, and
 the SDK is only given the payment method id.
 """
@@ -38,7 +47,7 @@ from dunwell.domain.states import AttemptStatus
 from dunwell.gateways.base import ChargeRequest, ChargeResponse
 
 if TYPE_CHECKING:
-    from stripe.params import PaymentIntentCreateParams
+    from stripe.params import InvoicePayParams, PaymentIntentCreateParams
 
 #: Codes for SDK errors whose body names no code (a 401 has none, for one).
 _ERROR_CODES: dict[type[stripe.StripeError], str] = {
@@ -46,6 +55,9 @@ _ERROR_CODES: dict[type[stripe.StripeError], str] = {
     stripe.PermissionError: "permission_error",
     stripe.IdempotencyError: "idempotency_error",
 }
+
+#: Stripe's codes that mean the same as one Dunwell's decline lists know.
+_CODE_ALIASES = {"invoice_payment_intent_requires_action": "authentication_required"}
 
 #: Seconds to wait for Stripe; a timeout is an ERROR, safe to retry with the same key.
 DEFAULT_TIMEOUT = 30.0
@@ -103,21 +115,10 @@ class StripeGateway:
         self.close()
 
     def _charge(self, request: ChargeRequest) -> ChargeResponse:
-        params: PaymentIntentCreateParams = {
-            "amount": request.amount_minor,
-            "currency": request.currency.lower(),  # Stripe wants ISO codes in lower case
-            "payment_method": request.token,
-            "off_session": True,
-            "confirm": True,
-        }
-        if request.gateway_customer:
-            params["customer"] = request.gateway_customer
-        if request.description:
-            params["description"] = request.description
         try:
-            intent = self._client.v1.payment_intents.create(
-                params, options={"idempotency_key": request.idempotency_key}
-            )
+            if request.external_invoice:
+                return _from_invoice(self._pay_invoice(request, request.external_invoice))
+            return _from_intent(self._create_intent(request))
         except stripe.CardError as exc:
             return _card_declined(exc)
         except stripe.InvalidRequestError as exc:
@@ -139,7 +140,39 @@ class StripeGateway:
                 type(exc), "api_error"
             )
             return ChargeResponse(AttemptStatus.ERROR, code, None, _describe(exc))
-        return _from_intent(intent)
+
+    def _create_intent(self, request: ChargeRequest) -> stripe.PaymentIntent:
+        params: PaymentIntentCreateParams = {
+            "amount": request.amount_minor,
+            "currency": request.currency.lower(),  # Stripe wants ISO codes in lower case
+            "payment_method": request.token,
+            "off_session": True,
+            "confirm": True,
+        }
+        if request.gateway_customer:
+            params["customer"] = request.gateway_customer
+        if request.description:
+            params["description"] = request.description
+        return self._client.v1.payment_intents.create(
+            params, options={"idempotency_key": request.idempotency_key}
+        )
+
+    def _pay_invoice(self, request: ChargeRequest, invoice: str) -> stripe.Invoice:
+        params: InvoicePayParams = {"off_session": True}
+        if request.token:
+            params["payment_method"] = request.token
+        return self._client.v1.invoices.pay(
+            invoice, params, options={"idempotency_key": request.idempotency_key}
+        )
+
+
+def _from_invoice(invoice: stripe.Invoice) -> ChargeResponse:
+    if invoice.status == "paid":
+        return ChargeResponse(AttemptStatus.SUCCEEDED, None, invoice.id)
+    # Paying either settles the invoice or raises; anything else is unknown.
+    return ChargeResponse(
+        AttemptStatus.ERROR, None, invoice.id, f"invoice is {invoice.status} after paying"
+    )
 
 
 def _from_intent(intent: stripe.PaymentIntent) -> ChargeResponse:
@@ -166,6 +199,7 @@ def _from_intent(intent: stripe.PaymentIntent) -> ChargeResponse:
 def _card_declined(exc: stripe.CardError) -> ChargeResponse:
     error = exc.error
     code = (error.decline_code if error else None) or exc.code or "card_declined"
+    code = _CODE_ALIASES.get(code, code)
     intent = error.payment_intent if error else None
     return ChargeResponse(
         AttemptStatus.DECLINED, code, intent.id if intent else None, _describe(exc)

@@ -63,6 +63,12 @@ class Method:
     gateway_customer: str | None
 
 
+STRIPE = "stripe"
+#: A mirrored Stripe invoice with no card saved in Dunwell: Stripe charges the
+#: payment method it has on file for the customer (id 0: no Dunwell row).
+STRIPE_ON_FILE = Method(0, STRIPE, "", None)
+
+
 def attempt_key(site_id: int, invoice_id: int, attempt_no: int) -> str:
     """The idempotency key of one charge attempt: the same on every rerun."""
     return f"dunwell-{site_id}-{invoice_id}-{attempt_no}"
@@ -191,11 +197,16 @@ def _prepare_attempts(
     """Insert pending attempts; return cycle id -> (gateway, request), None if no card."""
     requests: dict[int, tuple[str, ChargeRequest] | None] = {}
     rows: list[dict[str, Any]] = []
+    mirrored = _stripe_invoices(conn, work)
     for item in work:
         attempt_no = item.decision.charge_attempt
         if attempt_no is None:
             continue
         method = methods.get(item.customer_id)
+        external = mirrored.get(item.invoice_id)
+        if method is None and external is not None:
+            # Stripe has the customer's card even when Dunwell has none.
+            method = STRIPE_ON_FILE
         key = attempt_key(item.site_id, item.invoice_id, attempt_no)
         item.attempt_key = key
         rows.append(
@@ -205,7 +216,7 @@ def _prepare_attempts(
                 "attempt_no": attempt_no,
                 "idempotency_key": key,
                 "gateway": method.gateway if method else "none",
-                "payment_method_id": method.id if method else None,
+                "payment_method_id": (method.id or None) if method else None,
                 "amount_minor": item.amount_minor,
                 "currency": item.currency,
                 "status": AttemptStatus.PENDING.value,
@@ -224,11 +235,25 @@ def _prepare_attempts(
                     currency=item.currency,
                     gateway_customer=method.gateway_customer,
                     description=f"Invoice {item.invoice_number}",
+                    external_invoice=external if method.gateway == STRIPE else None,
                 ),
             )
         )
     insert_ignore(conn, payment_attempts, rows, ["idempotency_key"])
     return requests
+
+
+def _stripe_invoices(conn: Connection, work: list[CycleWork]) -> dict[int, str]:
+    """Invoice id -> Stripe invoice id, for the invoices mirrored from Stripe."""
+    ids = [w.invoice_id for w in work if w.decision.charge_attempt is not None]
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(invoices.c.id, invoices.c.external_id)
+        .where(invoices.c.id.in_(ids))
+        .where(invoices.c.external_id.is_not(None))
+    )
+    return {row.id: row.external_id for row in rows if row.external_id.startswith("in_")}
 
 
 def _charge(
