@@ -13,14 +13,19 @@ import os
 import signal
 import socket
 import threading
+from datetime import datetime, timedelta
 from types import FrameType
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
 from dunwell.services.delivery import deliver_due_messages
+from dunwell.services.housekeeping import delete_expired_idempotency_keys
 from dunwell.services.renewals import bill_due_subscriptions
+from dunwell.services.webhook_delivery import deliver_due_webhooks
 
 log = logging.getLogger("dunwell.worker")
+
+TIDY_EVERY = timedelta(hours=1)
 
 
 class Worker:
@@ -30,15 +35,27 @@ class Worker:
         pid = str(os.getpid())
         self.name = (name or f"{socket.gethostname()[: 63 - len(pid)]}:{pid}")[:64]
         self.stopping = threading.Event()
+        self._tidied_at: datetime | None = None
 
     def run_once(self) -> int:
         """One pass: returns how many subscriptions and cycles were handled."""
         batch = self.app.settings.batch_size
+        self._tidy()
         return (
             bill_due_subscriptions(self.app, batch)
             + process_due_cycles(self.app, self.name, batch)
             + deliver_due_messages(self.app, self.name, self.app.settings.delivery_batch_size)
+            + deliver_due_webhooks(self.app, self.name, self.app.settings.delivery_batch_size)
         )
+
+    def _tidy(self) -> None:
+        """Hourly clean-up (expired idempotency keys); any worker may do it."""
+        now = self.app.clock.now()
+        if self._tidied_at is not None and now - self._tidied_at < TIDY_EVERY:
+            return
+        self._tidied_at = now
+        with self.app.begin() as conn:
+            delete_expired_idempotency_keys(conn, now)
 
     def run_until_idle(self) -> int:
         """Work until nothing is due (used by the demo, the CLI and tests)."""

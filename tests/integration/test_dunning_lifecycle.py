@@ -26,17 +26,15 @@ from tests.integration.factories import GOOD, INSUFFICIENT, LOST, RECOVERS, Shop
 DAY = timedelta(days=1)
 
 #: What the default automatic policy sends, as (dedupe key suffix, template).
+#: Its steps' webhooks are not outbox rows: they fan out from the
+#: ``dunning.step_reached`` events (tests/integration/test_webhooks.py).
 DEFAULT_AUTOMATIC_MESSAGES = {
     "d1:email": "payment_declined",
     "d1:sms": "payment_declined",
-    "d1:webhook": "dunning.step_reached",
     "d3:email": "payment_declined",
-    "d3:webhook": "dunning.step_reached",
     "d7:email": "payment_declined",
     "d7:sms": "payment_declined",
-    "d7:webhook": "dunning.step_reached",
     "d14:email": "final_notice",
-    "d14:webhook": "dunning.step_reached",
     "final:email": "final_notice",
 }
 
@@ -125,6 +123,7 @@ def test_a_soft_decline_is_retried_daily_and_written_off_with_a_cancel_on_day_15
     assert [(e.data["day"], e.occurred_at) for e in steps] == [
         (day, day_start(start, day)) for day in (1, 3, 7, 14)
     ]
+    assert all(e.data["step"]["webhook"] for e in steps)
 
     # Day 15: the final action cancels the subscription and writes the invoice off.
     shop.advance(1)
@@ -162,9 +161,8 @@ def test_a_soft_decline_is_retried_daily_and_written_off_with_a_cancel_on_day_15
     for key, row in sent.items():
         day = 15 if key.startswith("final") else int(key.split(":")[0][1:])
         assert row.created_at == day_start(start, day), key
-        # Email goes to the sandbox mailbox; this customer has no phone; the
-        # merchant's webhooks are not delivered by the message worker.
-        expected = {"email": "delivered", "sms": "skipped", "webhook": "pending"}
+        # Email goes to the sandbox mailbox; this customer has no phone.
+        expected = {"email": "delivered", "sms": "skipped"}
         assert row.status == expected[row.channel], key
 
     # Nothing more happens: no attempts, events or messages, and no renewal of
@@ -209,7 +207,7 @@ def test_the_recovers_after_two_card_is_recovered_by_the_third_attempt(app: App)
     ]
 
     # Day 3's step (and every later one) is not carried out for a paid invoice.
-    assert set(messages(shop, invoice_id)) == {"d1:email", "d1:sms", "d1:webhook"}
+    assert set(messages(shop, invoice_id)) == {"d1:email", "d1:sms"}
     before = snapshot(shop, invoice_id)
     shop.run_days(20)
     assert snapshot(shop, invoice_id) == before
@@ -372,7 +370,6 @@ def test_a_manual_invoice_waits_for_net_terms_is_never_charged_and_is_left_past_
     assert cycle.policy_version_id == manual.id
     assert {k: r.template for k, r in messages(shop, invoice_id).items()} == {
         "d1:email": "invoice_past_due",
-        "d1:webhook": "dunning.step_reached",
     }
 
     # Up to day 29 the cycle runs; on day 30 the final action leaves it past due.
@@ -393,11 +390,8 @@ def test_a_manual_invoice_waits_for_net_terms_is_never_charged_and_is_left_past_
     assert events_of(shop, customer_id=customer_id, type="subscription.state_changed") == []
     assert {k: r.template for k, r in messages(shop, invoice_id).items()} == {
         "d1:email": "invoice_past_due",
-        "d1:webhook": "dunning.step_reached",
         "d8:email": "invoice_past_due",
-        "d8:webhook": "dunning.step_reached",
         "d22:email": "final_notice",
-        "d22:webhook": "dunning.step_reached",
     }
     # Never a charge, and the sandbox gateway never saw one.
     assert shop.attempts_of(invoice_id) == []
@@ -468,7 +462,7 @@ def test_stop_dunning_leaves_the_invoice_past_due_and_the_subscription_alone(
     before = snapshot(shop, invoice_id)
     shop.run_days(20)
     assert snapshot(shop, invoice_id) == before
-    assert set(messages(shop, invoice_id)) == {"d1:email", "d1:sms", "d1:webhook"}
+    assert set(messages(shop, invoice_id)) == {"d1:email", "d1:sms"}
     assert invoice_status(shop, invoice_id) == "past_due"
     assert subscription_status(shop, subscription_id) == "past_due"
     with pytest.raises(Conflict):
@@ -506,7 +500,7 @@ def test_a_promise_to_pay_moves_the_next_retry_to_the_promised_date(app: App) ->
     assert shop.now == day_start(start, 3)
     assert len(shop.attempts_of(invoice_id)) == 1
     sent = messages(shop, invoice_id)
-    assert {sent["d3:email"].created_at, sent["d3:webhook"].created_at} == {shop.now}
+    assert sent["d3:email"].created_at == shop.now
     assert shop.cycle_of(invoice_id).next_run_at == promised
     # Days 4-5: still no charge.
     shop.run_days(2)

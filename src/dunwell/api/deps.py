@@ -22,17 +22,31 @@ def read_conn(app: Annotated[App, Depends(get_app)]) -> Iterator[Connection]:
         yield conn
 
 
-def write_conn(app: Annotated[App, Depends(get_app)]) -> Iterator[Connection]:
+#: Scope key of the callables a route's write transaction runs just before it
+#: commits (the idempotency layer stores its response there, with the work).
+BEFORE_COMMIT = "dunwell.before_commit"
+
+
+def write_conn(request: Request, app: Annotated[App, Depends(get_app)]) -> Iterator[Connection]:
     with app.begin() as conn:
         yield conn
+        for hook in request.scope.get(BEFORE_COMMIT, ()):
+            hook(conn)
+
+
+def bearer_key(authorization: str) -> str | None:
+    """The key of an ``Authorization: Bearer ...`` header, or None."""
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return key.strip() or None
 
 
 def caller(request: Request, conn: Annotated[Connection, Depends(read_conn)]) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key:
+    key = bearer_key(request.headers.get("authorization", ""))
+    if key is None:
         raise HTTPException(401, "Missing API key", {"WWW-Authenticate": "Bearer"})
-    found = authenticate(conn, key.strip())
+    found = authenticate(conn, key)
     if found is None:
         raise HTTPException(401, "Unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
     return found

@@ -33,8 +33,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"] if part != "body")
-        return problem(422, "Invalid field", first["msg"], field=field)
+        # Named like the services name fields: items[0].product_id.
+        parts = [p for p in first["loc"] if p != "body"]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+        # A validator's own message, without pydantic's "Value error, " prefix.
+        detail = str(first["msg"]).removeprefix("Value error, ")
+        return problem(422, "Invalid field", detail, field=field)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:

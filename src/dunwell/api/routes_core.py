@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
+from dunwell.api.pagination import After, Limit, id_path
 from dunwell.domain.policy import policy_to_dict
 from dunwell.domain.states import Collection, InvoiceStatus
 from dunwell.services import invoice_actions, policies, queries
@@ -16,6 +17,8 @@ from dunwell.services.errors import InvalidInput
 from dunwell.services.sites import advance_clock, parse_duration, site_now
 
 router = APIRouter(prefix="/v1")
+
+InvoiceId = Annotated[int, id_path("invoice")]
 
 ACTIONS = {
     "stop": invoice_actions.stop_collecting,
@@ -40,8 +43,8 @@ def list_invoices(
     who: Reader,
     conn: ReadConn,
     status: InvoiceStatus | None = None,
-    after: int = Query(0, description="Cursor: the last id of the previous page."),
-    limit: int = Query(100, ge=1, le=500),
+    after: After = 0,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     rows = queries.list_invoices(
         conn, who.site_id, status=status.value if status else None, after_id=after, limit=limit
@@ -50,13 +53,13 @@ def list_invoices(
 
 
 @router.get("/invoices/{invoice_id}")
-def get_invoice(invoice_id: int, who: Reader, conn: ReadConn) -> dict[str, Any]:
+def get_invoice(invoice_id: InvoiceId, who: Reader, conn: ReadConn) -> dict[str, Any]:
     return queries.invoice_detail(conn, who.site_id, invoice_id)
 
 
 @router.post("/invoices/{invoice_id}/{action}")
 def invoice_action(
-    invoice_id: int,
+    invoice_id: InvoiceId,
     action: Literal["stop", "mark_paid", "stop_dunning", "reopen", "collect"],
     who: Writer,
     conn: WriteConn,

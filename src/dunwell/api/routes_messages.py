@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
+from dunwell.api.pagination import MAX_ID, After, Limit, id_path
 from dunwell.services import message_preview, messages, templates
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.sandbox_phone import reply_as_customer
@@ -16,6 +17,7 @@ from dunwell.services.sites import site_now
 router = APIRouter(prefix="/v1")
 
 Channel = Literal["email", "sms"]
+MessageId = Annotated[int, id_path("message")]
 Status = Literal[
     "pending", "sending", "sent", "delivered", "failed", "skipped", "blocked", "canceled"
 ]
@@ -30,7 +32,9 @@ class TemplateBody(BaseModel):
 class PreviewBody(BaseModel):
     channel: Channel
     locale: str | None = None
-    customer_id: int | None = Field(None, description="Render for this customer, else sample data.")
+    customer_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Render for this customer, else sample data."
+    )
 
 
 class TestSendBody(PreviewBody):
@@ -52,9 +56,9 @@ def list_messages(
     conn: ReadConn,
     status: Status | None = None,
     channel: Literal["email", "sms", "webhook"] | None = None,
-    customer_id: int | None = None,
-    after: int = Query(0, description="Cursor: the last id of the previous page."),
-    limit: int = Query(100, ge=1, le=500),
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    after: After = 0,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     rows = messages.list_messages(
         conn,
@@ -69,12 +73,14 @@ def list_messages(
 
 
 @router.get("/messages/{message_id}")
-def get_message(message_id: int, who: Reader, conn: ReadConn) -> dict[str, Any]:
+def get_message(message_id: MessageId, who: Reader, conn: ReadConn) -> dict[str, Any]:
     return messages.get_message(conn, who.site_id, message_id)
 
 
 @router.post("/messages/{message_id}/resend")
-def resend_message(message_id: int, who: Writer, conn: WriteConn, app: AppDep) -> dict[str, Any]:
+def resend_message(
+    message_id: MessageId, who: Writer, conn: WriteConn, app: AppDep
+) -> dict[str, Any]:
     now = site_now(conn, who.site_id, app.clock)
     return messages.resend_message(conn, who.site_id, message_id, MessageRenderer(app.links), now)
 
@@ -159,8 +165,8 @@ def sandbox_mailbox(
     who: Reader,
     conn: ReadConn,
     to: str | None = None,
-    after: int = 0,
-    limit: int = Query(100, ge=1, le=500),
+    after: After = 0,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     rows = messages.sandbox_inbox(conn, who.site_id, "email", to=to, after_id=after, limit=limit)
     return _page(rows, limit)
@@ -171,8 +177,8 @@ def sandbox_phone(
     who: Reader,
     conn: ReadConn,
     number: str | None = None,
-    after: int = 0,
-    limit: int = Query(100, ge=1, le=500),
+    after: After = 0,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     rows = messages.sandbox_inbox(conn, who.site_id, "sms", to=number, after_id=after, limit=limit)
     return _page(rows, limit)

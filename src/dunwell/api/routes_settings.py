@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
+from dunwell.api.pagination import MAX_INT
 from dunwell.channels.config import ChannelConfig, sandbox_config
 from dunwell.services import sms_credits
 from dunwell.services.channel_config import load_channel_configs, save_channel_config
@@ -35,7 +36,7 @@ class ChannelBody(BaseModel):
 
 
 class TopUp(BaseModel):
-    credits: int = Field(gt=0)
+    credits: int = Field(gt=0, le=MAX_INT)
     note: str | None = None
 
 

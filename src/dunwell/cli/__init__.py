@@ -134,6 +134,7 @@ def _register() -> None:
         ledger_commands,
         messaging_commands,
         sms_commands,
+        webhook_commands,
     )
 
     for command in (
@@ -142,6 +143,7 @@ def _register() -> None:
         *messaging_commands.COMMANDS,
         *compliance_commands.COMMANDS,
         sms_commands.sms,
+        *webhook_commands.COMMANDS,
     ):
         main.add_command(command)
 

@@ -30,3 +30,22 @@ def period_start(anchor: datetime, unit: IntervalUnit, count: int, period: int) 
     year, month = anchor.year + index // 12, index % 12 + 1
     day = min(anchor.day, calendar.monthrange(year, month)[1])
     return anchor.replace(year=year, month=month, day=day)
+
+
+def first_period_from(
+    anchor: datetime,
+    unit: IntervalUnit,
+    count: int,
+    period: int,
+    starts: datetime,
+    now: datetime,
+) -> tuple[int, datetime]:
+    """The first period from ``period`` (starting at ``starts``) that starts at or after ``now``.
+
+    A subscription that comes back from a pause renews from the next period
+    boundary: the periods it spent paused are not billed.
+    """
+    while starts < now:
+        period += 1
+        starts = period_start(anchor, unit, count, period)
+    return period, starts

@@ -19,15 +19,23 @@ from dunwell.store.tables import dunning_cycles, sites
 
 
 def claim_due_cycles(
-    conn: Connection, owner: str, now: datetime, lease_until: datetime, limit: int
+    conn: Connection,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    invoice_ids: Sequence[int] | None = None,
 ) -> list[int]:
-    """Lease up to ``limit`` cycles due at their site's now; return their ids."""
+    """Lease up to ``limit`` cycles due at their site's now (of these invoices, if given)."""
     cycles = dunning_cycles
+    filters = [cycles.c.next_run_at.is_not(None)]
+    if invoice_ids is not None:
+        filters.append(cycles.c.invoice_id.in_(invoice_ids))
     return claim_due(
         conn,
         cycles,
         cycles.c.next_run_at,
-        [cycles.c.next_run_at.is_not(None)],
+        filters,
         owner,
         now,
         lease_until,

@@ -19,6 +19,7 @@ the same idempotency key and answers as before instead of charging again.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,12 +75,19 @@ def attempt_key(site_id: int, invoice_id: int, attempt_no: int) -> str:
     return f"dunwell-{site_id}-{invoice_id}-{attempt_no}"
 
 
-def process_due_cycles(app: App, owner: str, limit: int) -> int:
-    """Run one batch; return how many cycles were claimed (0 when idle)."""
+def process_due_cycles(
+    app: App, owner: str, limit: int, invoice_ids: Sequence[int] | None = None
+) -> int:
+    """Run one batch; return how many cycles were claimed (0 when idle).
+
+    ``invoice_ids`` narrows the batch to those invoices: the billing page
+    charges a customer's past-due invoices while they wait, through this
+    same path, so a worker running at the same moment cannot charge twice.
+    """
     real_now = app.clock.now()
     lease_until = real_now + timedelta(seconds=app.settings.lease_seconds)
     with app.begin() as conn:
-        ids = claim_due_cycles(conn, owner, real_now, lease_until, limit)
+        ids = claim_due_cycles(conn, owner, real_now, lease_until, limit, invoice_ids)
         if not ids:
             return 0
         work = _load(conn, ids, real_now)

@@ -233,11 +233,9 @@ class EffectWriter(PendingWrites):
             "current_step": _step_data(step),
             "next_step": _step_data(reached.next_step) if reached.next_step else None,
         }
-        for channel, template in (
-            ("email", step.email_template),
-            ("sms", step.sms_template),
-            ("webhook", "dunning.step_reached" if step.webhook else None),
-        ):
+        # A step's webhook is not an outbox row: the dunning.step_reached event
+        # above fans out to the site's endpoints (services/events.py).
+        for channel, template in (("email", step.email_template), ("sms", step.sms_template)):
             if template:
                 self._message(item, channel, f"{base}:{channel}", template, payload, now)
 

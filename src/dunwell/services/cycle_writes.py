@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
+from dunwell.domain.intervals import IntervalUnit, first_period_from
 from dunwell.domain.states import REACTIVATABLE_SUBSCRIPTIONS, InvoiceStatus, SubscriptionStatus
 from dunwell.services.events import EventBatch
 from dunwell.store.sql import insert_ignore
@@ -26,6 +27,9 @@ from dunwell.store.tables import (
     subscription_items,
     subscriptions,
 )
+
+#: Statuses in which renewals do not bill (their next charge date stands still).
+NOT_RENEWING = {SubscriptionStatus.PAUSED.value, SubscriptionStatus.UNPAID.value}
 
 
 class PendingWrites:
@@ -41,6 +45,8 @@ class PendingWrites:
         self.subscription_changes: dict[int, tuple[str, str, datetime, int, int]] = {}
         # subscription id -> (when, site, customer, its status when loaded)
         self.reactivate: dict[int, tuple[datetime, int, int, str]] = {}
+        # subscription id -> when it came back from paused or unpaid
+        self.renew_from_now: dict[int, datetime] = {}
         self.downgrades: list[tuple[int, int, str]] = []
 
     def write(self, conn: Connection, owner: str) -> None:
@@ -121,6 +127,8 @@ class PendingWrites:
         }
         for sub_id, (now, site_id, customer_id, current) in candidates.items():
             if sub_id not in still_owing:
+                if current in NOT_RENEWING:
+                    self.renew_from_now[sub_id] = now
                 self.subscription_status[sub_id] = SubscriptionStatus.ACTIVE.value
                 self.subscription_changes[sub_id] = (
                     current,
@@ -170,6 +178,35 @@ class PendingWrites:
                 ),
                 rows,
             )
+        self._flush_renewal_dates(conn)
+
+    def _flush_renewal_dates(self, conn: Connection) -> None:
+        """A subscription back from paused or unpaid renews from the next boundary.
+
+        Renewals skip paused and unpaid subscriptions, so their next charge
+        date stayed in the past; left there, every missed period would be
+        billed, one per worker pass.
+        """
+        if not self.renew_from_now:
+            return
+        s = subscriptions
+        moved = []
+        for row in conn.execute(select(s).where(s.c.id.in_(self.renew_from_now))):
+            period, at = first_period_from(
+                row.anchor_at,
+                IntervalUnit(row.interval_unit),
+                row.interval_count,
+                row.periods_billed,
+                row.next_charge_at,
+                self.renew_from_now[row.id],
+            )
+            moved.append({"b_id": row.id, "periods": period, "next_at": at})
+        conn.execute(
+            update(s)
+            .where(s.c.id == bindparam("b_id"))
+            .values(periods_billed=bindparam("periods"), next_charge_at=bindparam("next_at")),
+            moved,
+        )
 
     def _flush_downgrades(self, conn: Connection) -> None:
         for site_id, sub_id, code in self.downgrades:

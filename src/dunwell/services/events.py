@@ -1,14 +1,36 @@
-"""Writing to the append-only event log."""
+"""Writing to the append-only event log, and fanning events out to webhook endpoints.
+
+The fan-out happens in :meth:`EventBatch.write`, inside the transaction that
+writes the events: a webhook delivery exists exactly when its event does,
+with no second process to catch up or fall behind.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 
-from dunwell.store.tables import events
+from dunwell.clock import ensure_utc
+from dunwell.store.tables import events, webhook_deliveries, webhook_endpoints
+
+#: The event types sent to webhook endpoints. ``dunning.step_reached`` is
+#: sent only for the steps whose policy asks for a webhook.
+WEBHOOK_EVENTS = (
+    "dunning.step_reached",
+    "payment.failed",
+    "payment.succeeded",
+    "invoice.past_due",
+    "invoice.failed",
+    "subscription.state_changed",
+    "subscription.expired",
+    "sms.opted_out",
+    "concierge.escalated",
+)
+_WEBHOOK_TYPES = frozenset(WEBHOOK_EVENTS)
 
 
 @dataclass
@@ -41,6 +63,126 @@ class EventBatch:
         )
 
     def write(self, conn: Connection) -> None:
-        if self.rows:
+        """Insert the events and, in the same transaction, their webhook deliveries.
+
+        This is a hot path: a batch with no webhook event, or whose sites have
+        no enabled endpoint, costs one plain INSERT (plus one indexed lookup
+        of endpoints when it has webhook events). Only when a delivery is
+        due are the new event ids read back.
+        """
+        if not self.rows:
+            return
+        hooked = {row["site_id"] for row in self.rows if wants_webhook(row)}
+        endpoints = _enabled_endpoints(conn, hooked) if hooked else {}
+        if endpoints:
+            ids = (
+                conn.execute(
+                    insert(events).returning(events.c.id, sort_by_parameter_order=True), self.rows
+                )
+                .scalars()
+                .all()
+            )
+            deliveries = list(_deliveries(zip(ids, self.rows, strict=True), endpoints))
+            if deliveries:
+                conn.execute(insert(webhook_deliveries), deliveries)
+        else:
             conn.execute(insert(events), self.rows)
-            self.rows.clear()
+        self.rows.clear()
+
+
+def wants_webhook(row: dict[str, Any]) -> bool:
+    """Whether an event (as written by :class:`EventBatch`) is sent to endpoints."""
+    if row["type"] not in _WEBHOOK_TYPES:
+        return False
+    if row["type"] == "dunning.step_reached":
+        return bool((row["data"].get("step") or {}).get("webhook"))
+    return True
+
+
+def webhook_payload(event_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The body sent to endpoints, in the shape Standard Webhooks recommends."""
+    return {
+        "type": row["type"],
+        "timestamp": iso(row["occurred_at"]),
+        "data": {
+            "event_id": event_id,
+            "customer_id": row["customer_id"],
+            "subscription_id": row["subscription_id"],
+            "invoice_id": row["invoice_id"],
+            **row["data"],
+        },
+    }
+
+
+def iso(at: datetime) -> str:
+    return ensure_utc(at).isoformat().replace("+00:00", "Z")
+
+
+def _enabled_endpoints(
+    conn: Connection, site_ids: Iterable[int]
+) -> dict[int, list[tuple[int, frozenset[str]]]]:
+    """site -> [(endpoint id, event types it takes; empty means all)]."""
+    e = webhook_endpoints
+    found: dict[int, list[tuple[int, frozenset[str]]]] = {}
+    rows = conn.execute(
+        select(e.c.id, e.c.site_id, e.c.events)
+        .where(e.c.site_id.in_(set(site_ids)), e.c.enabled.is_(True))
+        .order_by(e.c.id)
+    )
+    for row in rows:
+        found.setdefault(row.site_id, []).append((row.id, frozenset(row.events or ())))
+    return found
+
+
+def _deliveries(
+    written: Iterable[tuple[int, dict[str, Any]]],
+    endpoints: dict[int, list[tuple[int, frozenset[str]]]],
+) -> Iterable[dict[str, Any]]:
+    for event_id, row in written:
+        targets = endpoints.get(row["site_id"])
+        if not targets or not wants_webhook(row):
+            continue
+        payload = webhook_payload(event_id, row)
+        for endpoint_id, types in targets:
+            if types and row["type"] not in types:
+                continue
+            yield {
+                "site_id": row["site_id"],
+                "endpoint_id": endpoint_id,
+                "event_id": event_id,
+                "event_type": row["type"],
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": row["occurred_at"],
+                "created_at": row["occurred_at"],
+                "updated_at": row["occurred_at"],
+            }
+
+
+def list_events(
+    conn: Connection,
+    site_id: int,
+    *,
+    type_: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The site's event log in id order after ``after_id`` (a cursor)."""
+    query = (
+        select(
+            events.c.id,
+            events.c.type,
+            events.c.customer_id,
+            events.c.subscription_id,
+            events.c.invoice_id,
+            events.c.data,
+            events.c.occurred_at,
+        )
+        .where(events.c.site_id == site_id, events.c.id > after_id)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    if type_:
+        query = query.where(events.c.type == type_)
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from dunwell.domain.intervals import IntervalUnit
 from dunwell.domain.payday import parse_payday
 from dunwell.domain.states import Collection, CyclePhase, InvoiceStatus, SubscriptionStatus
 from dunwell.gateways.base import CardDetails
 from dunwell.messaging.phones import PhoneError, normalize_phone
+from dunwell.services.channel_config import EMAIL
 from dunwell.services.collection_requests import request_collection_for_customer
 from dunwell.services.errors import InvalidInput, NotFound
 from dunwell.services.events import EventBatch
 from dunwell.services.sms_settings import load_sms_settings
-from dunwell.store.sql import insert_one
+from dunwell.services.templates import LOCALE
+from dunwell.store.sql import insert_one, utc_param
 from dunwell.store.tables import (
     customers,
     dunning_cycles,
@@ -49,23 +52,88 @@ class Item:
     quantity: int = 1
 
 
+#: What :func:`update_customer` may change.
+EDITABLE_CUSTOMER_FIELDS = frozenset({*NewCustomer.__dataclass_fields__, "marketing_sms_opt_in"})
+
+
 def create_customer(conn: Connection, site_id: int, new: NewCustomer, now: datetime) -> int:
-    if not new.first_name.strip():
-        raise InvalidInput("first_name", "is required")
-    if new.time_zone:
-        try:
-            ZoneInfo(new.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidInput("time_zone", f"{new.time_zone!r} is not an IANA time zone") from None
-    if new.payday:
-        try:
-            parse_payday(new.payday)
-        except ValueError as error:
-            raise InvalidInput("payday", str(error)) from None
+    _check_customer(conn, site_id, None, new.__dict__)
     values = dict(new.__dict__)
     if new.phone:
         values["phone"] = site_phone(conn, site_id, new.phone)
     return insert_one(conn, customers, site_id=site_id, created_at=now, **values)
+
+
+def update_customer(
+    conn: Connection, site_id: int, customer_id: int, changes: Mapping[str, Any], now: datetime
+) -> None:
+    """Change the given fields; ``None`` clears an optional one.
+
+    ``marketing_sms_opt_in`` records (true) or withdraws (false) the explicit
+    consent marketing texts need; re-confirming keeps the first consent time.
+    """
+    _require(conn, customers, site_id, customer_id, "customer")
+    for name in changes:
+        if name not in EDITABLE_CUSTOMER_FIELDS:
+            raise InvalidInput(name, "is not a customer field that can be changed")
+    _check_customer(conn, site_id, customer_id, changes)
+    values = {k: v for k, v in changes.items() if k != "marketing_sms_opt_in"}
+    if "last_name" in values:
+        values["last_name"] = values["last_name"] or ""
+    if values.get("phone"):
+        values["phone"] = site_phone(conn, site_id, values["phone"])
+    if "marketing_sms_opt_in" in changes:
+        opted_at = customers.c.marketing_sms_opt_in_at
+        values["marketing_sms_opt_in_at"] = (
+            func.coalesce(opted_at, utc_param("opt_in_at", now))
+            if changes["marketing_sms_opt_in"]
+            else None
+        )
+    if values:
+        conn.execute(
+            update(customers)
+            .where(customers.c.site_id == site_id, customers.c.id == customer_id)
+            .values(**values)
+        )
+
+
+def _check_customer(
+    conn: Connection, site_id: int, customer_id: int | None, fields: Mapping[str, Any]
+) -> None:
+    """Raise :class:`InvalidInput` for the first given field that is wrong."""
+    if "first_name" in fields and not (fields["first_name"] or "").strip():
+        raise InvalidInput("first_name", "is required")
+    email, locale = fields.get("email"), fields.get("locale")
+    if email and not EMAIL.match(email):
+        raise InvalidInput("email", f"{email!r} is not an email address")
+    if locale and not LOCALE.match(locale):
+        raise InvalidInput("locale", f"{locale!r} is not a language code like en, fr or pt_BR")
+    if fields.get("time_zone"):
+        check_zone(fields["time_zone"])
+    if fields.get("payday"):
+        try:
+            parse_payday(fields["payday"])
+        except ValueError as error:
+            raise InvalidInput("payday", str(error)) from None
+    if fields.get("external_id"):
+        taken = conn.execute(
+            select(customers.c.id).where(
+                customers.c.site_id == site_id,
+                customers.c.external_id == fields["external_id"],
+                customers.c.id != (customer_id or 0),
+            )
+        ).first()
+        if taken is not None:
+            raise InvalidInput("external_id", f"already used by customer {taken.id}")
+
+
+def check_zone(name: str) -> None:
+    """Raise unless ``name`` is an IANA time zone (``Europe/Paris``)."""
+    try:
+        ZoneInfo(name)
+    # A directory ("America") or an overlong name surfaces as an OSError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InvalidInput("time_zone", f"{name!r} is not an IANA time zone") from None
 
 
 def site_phone(conn: Connection, site_id: int, raw: str) -> str:
@@ -125,6 +193,30 @@ def attach_payment_method(
     if make_default:
         request_collection_for_customer(conn, site_id, customer_id, now, "payment_method_updated")
     return method_id
+
+
+def detach_payment_method(
+    conn: Connection, site_id: int, customer_id: int, method_id: int, now: datetime
+) -> None:
+    """Stop using a saved method; a detached default leaves the customer without one."""
+    pm = payment_methods
+    done = conn.execute(
+        update(pm)
+        .where(pm.c.site_id == site_id, pm.c.customer_id == customer_id, pm.c.id == method_id)
+        .where(pm.c.detached_at.is_(None))
+        .values(detached_at=now, is_default=False)
+    )
+    if done.rowcount == 0:
+        raise NotFound(f"no payment method {method_id} attached to customer {customer_id}")
+    batch = EventBatch()
+    batch.add(
+        site_id,
+        "payment_method.detached",
+        now,
+        customer_id=customer_id,
+        payment_method_id=method_id,
+    )
+    batch.write(conn)
 
 
 def create_product(

@@ -62,7 +62,20 @@ def import_phones(
     conn: Connection, site_id: int, text: str, progress: Progress | None = None
 ) -> ImportReport:
     reader = csv.DictReader(io.StringIO(text))
-    headers = {h.strip().lower() for h in (reader.fieldnames or [])}
+    try:
+        headers = {h.strip().lower() for h in (reader.fieldnames or [])}
+        return _import(conn, site_id, reader, headers, progress)
+    except csv.Error as error:
+        raise InvalidInput("body", f"not a readable CSV file: {error}") from None
+
+
+def _import(
+    conn: Connection,
+    site_id: int,
+    reader: csv.DictReader[str],
+    headers: set[str],
+    progress: Progress | None,
+) -> ImportReport:
     if "phone" not in headers:
         raise InvalidInput("phone", "the CSV needs a 'phone' column")
     if not headers & {"customer_id", "email"}:

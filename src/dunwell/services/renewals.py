@@ -49,6 +49,8 @@ def _claim_due(conn: Connection, real_now: datetime, limit: int) -> list[Any]:
         select(s, func.coalesce(sites.c.clock_now, utc_param("now", real_now)).label("site_now"))
         .join(sites, sites.c.id == s.c.site_id)
         .where(s.c.status.in_(RENEWING))
+        # Mirrored subscriptions (Stripe) are billed by their own system.
+        .where(s.c.external_id.is_(None))
         .where(s.c.next_charge_at <= func.coalesce(sites.c.clock_now, utc_param("now2", real_now)))
         .order_by(s.c.next_charge_at)
         .limit(limit)

@@ -104,5 +104,6 @@ def parse_duration(text: str) -> timedelta:
 def _check_zone(name: str) -> None:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a folder of the zone database, such as "America".
         raise InvalidInput("time_zone", f"{name!r} is not an IANA time zone") from None

@@ -1,0 +1,117 @@
+"""A merchant's webhook receiver on 127.0.0.1, verifying with the ``standardwebhooks`` package.
+
+It checks every request the way a merchant would, with
+``Webhook(secret).verify(body, headers)``, records what came and whether it
+verified, and answers what the test asks for: a status code, possibly
+after a delay. Requests that fail verification are answered 400.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    #: The parsed body when the signature verified, else None.
+    payload: Any
+    #: Why verification failed, else None.
+    error: str | None
+
+    @property
+    def type(self) -> str:
+        kind: str = self.payload["type"]
+        return kind
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.payload["data"]
+        return data
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.secret = ""
+        self.host_name = "127.0.0.1"
+        self.received: list[Received] = []
+        self.status = 200  # the answer once the queued ones are used up
+        self._queued: list[tuple[int, float]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host_name}:{self.port}/hooks/billing"
+
+    def answer(self, *statuses: int, delay: float = 0.0) -> None:
+        """Answer the next requests with these statuses, each after ``delay`` seconds."""
+        with self._lock:
+            self._queued.extend((status, delay) for status in statuses)
+
+    def verified(self) -> list[Received]:
+        return [r for r in self.received if r.error is None]
+
+    def types(self) -> list[str]:
+        return sorted(r.type for r in self.verified())
+
+    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, float, bytes]:
+        try:
+            payload = Webhook(self.secret).verify(body, headers)
+        except WebhookVerificationError as error:
+            with self._lock:
+                self.received.append(Received(headers, body, None, str(error)))
+            return 400, 0.0, b"signature rejected"
+        with self._lock:
+            self.received.append(Received(headers, body, payload, None))
+            status, delay = self._queued.pop(0) if self._queued else (self.status, 0.0)
+        return status, delay, f"answered {status}".encode()
+
+    @contextmanager
+    def running(self) -> Iterator[Receiver]:
+        thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+            thread.join(timeout=5)
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            status, delay, text = receiver.handle(headers, body)
+            time.sleep(delay)
+            try:
+                self.send_response(status)
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sender gave up waiting: that is what a slow answer tests
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
