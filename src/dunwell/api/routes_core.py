@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import After, Limit, id_path
+from dunwell.api.pagination import After, Limit, id_path, page
 from dunwell.domain.policy import policy_to_dict
 from dunwell.domain.states import Collection, InvoiceStatus
 from dunwell.services import invoice_actions, policies, queries
@@ -49,7 +49,7 @@ def list_invoices(
     rows = queries.list_invoices(
         conn, who.site_id, status=status.value if status else None, after_id=after, limit=limit
     )
-    return {"data": rows, "next_cursor": rows[-1]["id"] if len(rows) == limit else None}
+    return page(rows, limit)
 
 
 @router.get("/invoices/{invoice_id}")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import MAX_ID, After, Limit, id_path
+from dunwell.api.pagination import MAX_ID, After, Limit, id_path, page
 from dunwell.services import message_preview, messages, templates
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.sandbox_phone import reply_as_customer
@@ -46,10 +46,6 @@ class PhoneReply(BaseModel):
     body: str
 
 
-def _page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return {"data": rows, "next_cursor": rows[-1]["id"] if len(rows) == limit else None}
-
-
 @router.get("/messages")
 def list_messages(
     who: Reader,
@@ -69,7 +65,7 @@ def list_messages(
         after_id=after,
         limit=limit,
     )
-    return _page(rows, limit)
+    return page(rows, limit)
 
 
 @router.get("/messages/{message_id}")
@@ -169,7 +165,7 @@ def sandbox_mailbox(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     rows = messages.sandbox_inbox(conn, who.site_id, "email", to=to, after_id=after, limit=limit)
-    return _page(rows, limit)
+    return page(rows, limit)
 
 
 @router.get("/sandbox/phone")
@@ -181,7 +177,7 @@ def sandbox_phone(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     rows = messages.sandbox_inbox(conn, who.site_id, "sms", to=number, after_id=after, limit=limit)
-    return _page(rows, limit)
+    return page(rows, limit)
 
 
 @router.post("/sandbox/phone/reply")
