@@ -51,7 +51,7 @@ def list_messages(
     who: Reader,
     conn: ReadConn,
     status: Status | None = None,
-    channel: Literal["email", "sms", "webhook"] | None = None,
+    channel: Channel | None = None,
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     after: After = 0,
     limit: Limit = 100,

@@ -27,7 +27,7 @@ def messages_group() -> None:
 @messages_group.command("list")
 @site_option
 @click.option("--status", type=click.Choice(messages.STATUSES), default=None)
-@click.option("--channel", type=click.Choice(["email", "sms", "webhook"]), default=None)
+@click.option("--channel", type=click.Choice(["email", "sms"]), default=None)
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @click.pass_context

@@ -147,6 +147,7 @@ def _load(conn: Connection, ids: list[int], real_now: datetime) -> list[CycleWor
             i.c.number,
             (i.c.amount_due_minor - i.c.amount_paid_minor).label("amount_minor"),
             i.c.currency,
+            i.c.external_id,
             subscriptions.c.status.label("subscription_status"),
             customers.c.payday,
             sites.c.clock_now,
@@ -183,6 +184,7 @@ def _load(conn: Connection, ids: list[int], real_now: datetime) -> list[CycleWor
                 state=state,
                 now=now,
                 decision=decide(state, policy, now),
+                external_invoice=_stripe_invoice(row.external_id),
             )
         )
     return work
@@ -205,13 +207,12 @@ def _prepare_attempts(
     """Insert pending attempts; return cycle id -> (gateway, request), None if no card."""
     requests: dict[int, tuple[str, ChargeRequest] | None] = {}
     rows: list[dict[str, Any]] = []
-    mirrored = _stripe_invoices(conn, work)
     for item in work:
         attempt_no = item.decision.charge_attempt
         if attempt_no is None:
             continue
         method = methods.get(item.customer_id)
-        external = mirrored.get(item.invoice_id)
+        external = item.external_invoice
         if method is None and external is not None:
             # Stripe has the customer's card even when Dunwell has none.
             method = STRIPE_ON_FILE
@@ -251,17 +252,9 @@ def _prepare_attempts(
     return requests
 
 
-def _stripe_invoices(conn: Connection, work: list[CycleWork]) -> dict[int, str]:
-    """Invoice id -> Stripe invoice id, for the invoices mirrored from Stripe."""
-    ids = [w.invoice_id for w in work if w.decision.charge_attempt is not None]
-    if not ids:
-        return {}
-    rows = conn.execute(
-        select(invoices.c.id, invoices.c.external_id)
-        .where(invoices.c.id.in_(ids))
-        .where(invoices.c.external_id.is_not(None))
-    )
-    return {row.id: row.external_id for row in rows if row.external_id.startswith("in_")}
+def _stripe_invoice(external_id: str | None) -> str | None:
+    """The Stripe invoice id of an invoice mirrored from Stripe, else None."""
+    return external_id if external_id and external_id.startswith("in_") else None
 
 
 def _charge(

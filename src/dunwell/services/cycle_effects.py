@@ -58,6 +58,8 @@ class CycleWork:
     now: datetime
     decision: Decision
     attempt_key: str | None = None
+    # The Stripe invoice (in_...) this one mirrors: retries pay it there.
+    external_invoice: str | None = None
 
 
 class EffectWriter(PendingWrites):
