@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
@@ -21,6 +22,9 @@ from dunwell.security.secrets import SecretBox
 from dunwell.settings import Settings
 from dunwell.store.db import make_engine, writer
 
+if TYPE_CHECKING:
+    from dunwell.concierge.llm import LlmUnderstander
+
 
 @dataclass
 class App:
@@ -29,6 +33,8 @@ class App:
     clock: Clock
     gateways: GatewayRegistry
     channels: ChannelRegistry
+    #: The optional LLM the concierge asks when its own rules are unsure.
+    llm: LlmUnderstander | None = None
     _secret: str | None = field(default=None, repr=False)
 
     @property
@@ -60,6 +66,8 @@ class App:
         return self.engine.connect()
 
     def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
         self.engine.dispose()
 
 
@@ -83,5 +91,19 @@ def bootstrap(
         engine, clock.now, TransportOptions(twilio_api_base=settings.twilio_api_base or None)
     )
     return App(
-        settings=settings, engine=engine, clock=clock, gateways=gateways, channels=channels
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        gateways=gateways,
+        channels=channels,
+        llm=_llm(settings),
     )
+
+
+def _llm(settings: Settings) -> LlmUnderstander | None:
+    """The concierge's optional LLM; its code is loaded only when one is configured."""
+    if not getattr(settings, "llm_base_url", ""):
+        return None
+    from dunwell.concierge.llm import llm_from_settings
+
+    return llm_from_settings(settings)

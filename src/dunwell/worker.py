@@ -18,7 +18,10 @@ from types import FrameType
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
+from dunwell.services.concierge import answer_pending_texts
+from dunwell.services.concierge_outbound import send_concierge_messages
 from dunwell.services.delivery import deliver_due_messages
+from dunwell.services.escalation import deliver_due_escalations
 from dunwell.services.housekeeping import delete_expired_idempotency_keys
 from dunwell.services.renewals import bill_due_subscriptions
 from dunwell.services.webhook_delivery import deliver_due_webhooks
@@ -44,8 +47,13 @@ class Worker:
         return (
             bill_due_subscriptions(self.app, batch)
             + process_due_cycles(self.app, self.name, batch)
+            # Before delivery, so an answer goes out in the same pass.
+            + answer_pending_texts(self.app, self.name, self.app.settings.delivery_batch_size)
+            # After collection (this pass's dunning emails are seen) and before delivery.
+            + send_concierge_messages(self.app)
             + deliver_due_messages(self.app, self.name, self.app.settings.delivery_batch_size)
             + deliver_due_webhooks(self.app, self.name, self.app.settings.delivery_batch_size)
+            + deliver_due_escalations(self.app, self.name, self.app.settings.delivery_batch_size)
         )
 
     def _tidy(self) -> None:

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from dunwell import __version__
 from dunwell.api import problems
 from dunwell.api.idempotency import install as install_idempotency
+from dunwell.api.routes_concierge import router as concierge_router
 from dunwell.api.routes_core import router as core_router
 from dunwell.api.routes_ledger import router as ledger_router
 from dunwell.api.routes_messages import router as messages_router
@@ -31,6 +32,7 @@ def create_app(app: App) -> FastAPI:
     # Before core: its POST /v1/invoices/{id}/{action} would also match .../promise.
     api.include_router(ledger_router)
     api.include_router(core_router)
+    api.include_router(concierge_router)
     api.include_router(messages_router)
     api.include_router(settings_router)
     api.include_router(status_router)

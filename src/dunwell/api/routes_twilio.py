@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 from sqlalchemy import Connection, select
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -20,6 +20,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from dunwell.api.deps import AppDep
 from dunwell.bootstrap import App
 from dunwell.services.channel_config import load_channel_configs
+from dunwell.services.concierge import answer_pending_texts
 from dunwell.services.delivery_status import apply_status
 from dunwell.services.inbound_sms import InboundSms, receive_sms
 from dunwell.services.sites import site_now
@@ -27,10 +28,13 @@ from dunwell.store.tables import sites
 
 router = APIRouter(prefix="/twilio", include_in_schema=True, tags=["twilio"])
 TWIML = "application/xml"
+WEBHOOK_OWNER = "twilio-webhook"
 
 
 @router.post("/{slug}/sms")
-async def inbound_sms(slug: str, request: Request, app: AppDep) -> Response:
+async def inbound_sms(
+    slug: str, request: Request, app: AppDep, background: BackgroundTasks
+) -> Response:
     params = await _form(request)
     with app.begin() as conn:
         site_id = _verified_site(app, conn, slug, request, params)
@@ -44,6 +48,10 @@ async def inbound_sms(slug: str, request: Request, app: AppDep) -> Response:
             opt_out_type=params.get("OptOutType"),
         )
         result = receive_sms(conn, sms, site_now(conn, site_id, app.clock))
+    if result.waiting_id is not None:
+        # Answered after Twilio has its 200: the concierge may take a moment,
+        # and the worker picks the text up anyway if this process dies first.
+        background.add_task(answer_pending_texts, app, WEBHOOK_OWNER, 1, [result.waiting_id])
     answer = MessagingResponse()
     if result.reply:
         answer.message(result.reply)

@@ -170,6 +170,13 @@ def money(value: object, currency: object = None, *, context: RenderContext) -> 
     return format_currency(amount, code, locale=render_locale(context))
 
 
+def format_minor(minor: int, currency: str, locale: str = "en") -> str:
+    """Whole minor units as money text outside a template: ``format_minor(2400, "USD")``."""
+    code = currency.upper()
+    amount = Decimal(minor).scaleb(-_minor_digits(code))
+    return str(format_currency(amount, code, locale=babel_locale(locale)))
+
+
 def _money_parts(value: object, currency: object) -> tuple[int, str]:
     if isinstance(value, Mapping):
         minor, code = value.get("amount_minor"), value.get("currency")

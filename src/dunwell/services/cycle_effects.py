@@ -237,9 +237,13 @@ class EffectWriter(PendingWrites):
         }
         # A step's webhook is not an outbox row: the dunning.step_reached event
         # above fans out to the site's endpoints (services/events.py).
+        # A promise to pay holds the reminders as well as the retries: they
+        # wait for the promised day, and are withdrawn if the charge then works.
+        promised = state.retry_at if state.retry_at and state.retry_at > now else None
         for channel, template in (("email", step.email_template), ("sms", step.sms_template)):
             if template:
-                self._message(item, channel, f"{base}:{channel}", template, payload, now)
+                key = f"{base}:{channel}"
+                self._message(item, channel, key, template, payload, now, hold_until=promised)
 
     def _final(
         self, item: CycleWork, final: FinalAction, now: datetime, ids: dict[str, Any]
@@ -285,6 +289,7 @@ class EffectWriter(PendingWrites):
         template: str,
         payload: dict[str, Any],
         now: datetime,
+        hold_until: datetime | None = None,
     ) -> None:
         self.outbox.append(
             {
@@ -297,7 +302,8 @@ class EffectWriter(PendingWrites):
                 "payload": payload,
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": now,
+                "next_attempt_at": hold_until or now,
+                "held_reason": "promise_to_pay" if hold_until else None,
                 "created_at": now,
             }
         )

@@ -170,9 +170,7 @@ def add_subscriber(
             last_name="Demo",
             email=f"{name}@demo.example",
             external_id=name,
-            phone=f"+336{12000000 + number:08d}"
-            if number % 10 < 7
-            else None,
+            phone=f"+336{12000000 + number:08d}" if number % 10 < 7 else None,
             locale={7: "fr", 8: "es", 9: "de"}.get(number % 10, "en"),
         ),
         now,

@@ -44,6 +44,8 @@ class InboundResult:
     reply: str | None
     customer_id: int | None
     phone: str
+    #: The stored text, when it waits for the concierge (not a keyword, not a repeat).
+    waiting_id: int | None = None
 
 
 def receive_sms(conn: Connection, sms: InboundSms, now: datetime) -> InboundResult:
@@ -73,6 +75,8 @@ def receive_sms(conn: Connection, sms: InboundSms, now: datetime) -> InboundResu
                 "body": redact_card_numbers(sms.body),
                 "keyword": keyword.value if keyword else None,
                 "received_at": now,
+                # A keyword is answered here; anything else waits for the concierge.
+                "answered_at": now if keyword else None,
             }
         ],
         ["provider_sid"],
@@ -99,7 +103,27 @@ def receive_sms(conn: Connection, sms: InboundSms, now: datetime) -> InboundResu
             select(sites.c.name, sites.c.support_email).where(sites.c.id == sms.site_id)
         ).one()
         reply = settings.reply(reply, name, settings.help_contact or support or name)
-    return InboundResult(False, keyword, reply, customer_id, phone)
+    waiting_id = None
+    if keyword is None:
+        waiting_id = conn.execute(
+            select(inbound_messages.c.id).where(inbound_messages.c.provider_sid == sms.sid)
+        ).scalar()
+    return InboundResult(False, keyword, reply, customer_id, phone, waiting_id)
+
+
+def record_opt_out(
+    conn: Connection,
+    site_id: int,
+    phone: str,
+    customer_id: int | None,
+    source: str,
+    now: datetime,
+) -> None:
+    """Opt a number out of the site's texts (a request in words, not the keyword)."""
+    _set_opt_out(conn, site_id, phone, True, source, now)
+    events = EventBatch()
+    events.add(site_id, "sms.opted_out", now, customer_id=customer_id, phone=phone)
+    events.write(conn)
 
 
 def is_opted_out(conn: Connection, site_id: int, phone: str) -> bool:

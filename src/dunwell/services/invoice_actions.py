@@ -37,7 +37,7 @@ from dunwell.services.cycle_rows import state_from_row
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.services.events import EventBatch
 from dunwell.services.policies import load_policies
-from dunwell.store.tables import customers, dunning_cycles, invoices, subscriptions
+from dunwell.store.tables import customers, dunning_cycles, invoices, outbox, subscriptions
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,19 @@ def promise_to_pay(
         policy = load_policies(conn, {cycle.policy_version_id})[cycle.policy_version_id]
         at = min(on, final_at(state_from_row(cycle), policy))
     schedule_retry(conn, [cycle.id], at, now, clear_hard_decline=False)
+    _hold_reminders(conn, invoice.id, at)
     _events(conn, invoice, now, ("invoice.promise_to_pay", {"retry_at": at.isoformat()}))
     return at
+
+
+def _hold_reminders(conn: Connection, invoice_id: int, until: datetime) -> None:
+    """Reminders still waiting wait for the promised day too (then go, or are withdrawn)."""
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.invoice_id == invoice_id, outbox.c.status == "pending")
+        .where(outbox.c.channel.in_(("email", "sms")), outbox.c.next_attempt_at < until)
+        .values(next_attempt_at=until, held_reason="promise_to_pay")
+    )
 
 
 def _collectable(conn: Connection, site_id: int, invoice_id: int) -> InvoiceRef:

@@ -38,7 +38,7 @@ def bill_due_subscriptions(app: App, limit: int) -> int:
         due = _claim_due(conn, app.clock.now(), limit)
         if not due:
             return 0
-        amounts = _amounts(conn, [row.id for row in due])
+        amounts = _amounts(conn, {row.id: row.periods_billed for row in due})
         _bill(conn, due, amounts)
     return len(due)
 
@@ -60,15 +60,24 @@ def _claim_due(conn: Connection, real_now: datetime, limit: int) -> list[Any]:
     return list(conn.execute(query))
 
 
-def _amounts(conn: Connection, subscription_ids: list[int]) -> dict[int, int]:
+def _amounts(conn: Connection, periods: dict[int, int]) -> dict[int, int]:
+    """Each subscription's total for the period being billed.
+
+    An add-on for one order (``one_time_period``) counts only in its period.
+    """
     items = subscription_items
     totals: dict[int, int] = defaultdict(int)
     for row in conn.execute(
-        select(items.c.subscription_id, items.c.quantity, items.c.unit_price_minor).where(
-            items.c.subscription_id.in_(subscription_ids)
-        )
+        select(
+            items.c.subscription_id,
+            items.c.quantity,
+            items.c.unit_price_minor,
+            items.c.one_time_period,
+        ).where(items.c.subscription_id.in_(list(periods)))
     ):
-        totals[row.subscription_id] += row.quantity * row.unit_price_minor
+        once = row.one_time_period
+        if once is None or once == periods[row.subscription_id]:
+            totals[row.subscription_id] += row.quantity * row.unit_price_minor
     return totals
 
 

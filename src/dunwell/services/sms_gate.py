@@ -9,6 +9,8 @@ transaction:
   is invalid or outside the site's allowed countries;
 * **held** (sent later, nothing dropped): outside the send window in the
   customer's local time, over the frequency cap, or not enough credits.
+  A concierge reply (kind ``reply``) is held only for credits: see
+  :data:`REPLY`.
   The row goes back to ``pending`` with ``next_attempt_at`` at the earliest
   allowed moment and ``held_reason`` saying why; a top-up releases texts
   held for credits at once.
@@ -35,6 +37,14 @@ from dunwell.services.sms_settings import SmsSettings, load_sms_settings
 from dunwell.store.tables import customers, outbox, sites, sms_opt_outs
 
 CAP_PERIOD = timedelta(hours=24)
+#: A concierge answer to a text the customer just sent. The customer is
+#: holding the conversation, so neither the send window nor the cap holds it
+#: back (an answer to a 9 pm question arriving at 8 am is no answer); it
+#: still needs consent, a valid number and credits.
+REPLY = "reply"
+#: The confirmation of an opt-out asked for in words: the one text a number
+#: that just opted out may still receive, as after the STOP keyword.
+OPT_OUT_REPLY = "opt_out_reply"
 NO_CREDITS_RECHECK = timedelta(hours=6)
 
 
@@ -77,7 +87,7 @@ class SmsGate:
             )
             sends = recent[(row.site_id, row.recipient)]
             at = earliest_send_time(now, zone, s.window, sends, s.frequency_cap, CAP_PERIOD)
-            if at > now:
+            if at > now and row.kind not in (REPLY, OPT_OUT_REPLY):
                 reason = "quiet_hours" if _outside_window(now, zone, s) else "frequency_cap"
                 self._hold(row, at, reason)
                 continue
@@ -194,7 +204,7 @@ def _blocked(row: Any, s: SmsSettings, person: Any, opted_out: set[tuple[int, st
         normalize_phone(row.recipient, s.default_region, s.allowed_countries or None)
     except PhoneError as error:
         return f"phone_{error.reason}"
-    if (row.site_id, row.recipient) in opted_out:
+    if (row.site_id, row.recipient) in opted_out and row.kind != OPT_OUT_REPLY:
         return "opted_out"
     # Dunning is transactional; marketing texts need their own opt-in, and
     # an opt-in to marketing never stands in for transactional consent.

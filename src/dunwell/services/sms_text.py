@@ -26,8 +26,16 @@ class FinishedSms:
     encoding: str
 
 
-def finish_sms(body: str, settings: SmsSettings) -> FinishedSms:
-    text = with_opt_out_line(body.strip(), settings.opt_out_line)
+def finish_sms(body: str, settings: SmsSettings, *, opt_out_line: bool = True) -> FinishedSms:
+    """Encode and count ``body``; ``opt_out_line=False`` for replies later in a conversation.
+
+    The opt-out line goes on every message a business starts and on the
+    first reply of a conversation; repeating it on each turn of a chat the
+    customer is holding adds a segment a time and tells them nothing new.
+    """
+    text = body.strip()
+    if opt_out_line:
+        text = with_opt_out_line(text, settings.opt_out_line)
     if settings.smart_encoding:
         text = smart_encode(text)
     count = count_segments(text)

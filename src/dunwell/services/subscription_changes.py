@@ -306,3 +306,50 @@ def _updated(conn: Connection, who: Changer, sub: Any, changes: dict[str, Any]) 
         changes=changes,
     )
     batch.write(conn)
+
+
+def ship_next_order_now(conn: Connection, who: Changer, subscription_id: int) -> datetime:
+    """Bring the upcoming order forward to now; the renewal worker bills it on its next pass."""
+    sub = _changeable(conn, who, subscription_id)
+    if sub.next_charge_at <= who.now:
+        raise Conflict("this order is already being processed")
+    anchor, period = _reanchor(sub, who.now)
+    _move(conn, who, sub, anchor, period, who.now, "ship_now")
+    return who.now
+
+
+def add_to_next_order(
+    conn: Connection,
+    who: Changer,
+    subscription_id: int,
+    product_name: str,
+    quantity: int,
+    allowed_names: tuple[str, ...],
+) -> None:
+    """Add a product to the upcoming order only (billed in that period, not after)."""
+    sub = _changeable(conn, who, subscription_id)
+    if product_name not in allowed_names:
+        raise InvalidInput("product", "this product cannot be added to this order")
+    product = conn.execute(
+        select(products)
+        .where(products.c.site_id == who.site_id, products.c.name == product_name)
+        .where(products.c.currency == sub.currency)
+        .order_by(products.c.id)
+        .limit(1)
+    ).first()
+    if product is None:
+        raise InvalidInput("product", "this product cannot be added to this order")
+    if quantity < 1:
+        raise InvalidInput("quantity", "add at least one")
+    conn.execute(
+        subscription_items.insert().values(
+            site_id=who.site_id,
+            subscription_id=sub.id,
+            product_id=product.id,
+            quantity=quantity,
+            unit_price_minor=product.price_minor,
+            one_time_period=sub.periods_billed,
+        )
+    )
+    added = {"product": product.code, "quantity": quantity, "period": sub.periods_billed}
+    _updated(conn, who, sub, {"action": "add_once", "added": added})

@@ -171,6 +171,9 @@ subscription_items = Table(
     Column("product_id", Id, ForeignKey("products.id"), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("unit_price_minor", Integer, nullable=False),
+    # Set for an add-on to one order only (the concierge's "add a mug to my
+    # next order"): the item is billed in that period and no other.
+    Column("one_time_period", Integer),
     CheckConstraint("quantity > 0", name="quantity"),
 )
 
@@ -495,6 +498,14 @@ inbound_messages = Table(
     Column("body", Text, nullable=False),
     Column("keyword", String(16)),
     Column("received_at", UTCDateTime, nullable=False),
+    # When the concierge finished with it (keywords are finished on arrival);
+    # NULL is the concierge's queue, claimed with a lease like the outbox.
+    Column("answered_at", UTCDateTime),
+    Column("concierge_attempts", Integer, nullable=False, server_default="0"),
+    Column("concierge_error", Text),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Index("ix_inbound_messages_unanswered", "answered_at", "received_at"),
 )
 
 
@@ -599,4 +610,91 @@ site_preferences = Table(
     Column("portal", JSON, nullable=False),
     Column("stripe_webhook_secret", Text),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# -- the SMS concierge ---------------------------------------------------------
+
+concierge_settings = Table(
+    "concierge_settings",
+    metadata,
+    _id(),
+    Column("site_id", Id, ForeignKey("sites.id"), nullable=False, unique=True),
+    # Switches, the escalation address and the help desk's URL and username.
+    Column("settings", JSON, nullable=False),
+    # The help desk's API key, encrypted like every provider secret.
+    Column("helpdesk_secret", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    _id(),
+    _site(),
+    Column("customer_id", Id, ForeignKey("customers.id")),
+    Column("phone", String(32), nullable=False),
+    # open: the concierge is talking; escalated: a person has it; closed.
+    Column("status", String(16), nullable=False),
+    # How it ended: completed, declined, escalated, answered or abandoned.
+    Column("outcome", String(16)),
+    # The dialogue's memory between turns: what was asked, what is proposed.
+    Column("state", JSON, nullable=False),
+    Column("awaiting", String(16)),
+    # When to nudge an unanswered confirmation question (once).
+    Column("nudge_at", UTCDateTime),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_message_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime),
+    CheckConstraint("status IN ('open', 'escalated', 'closed')", name="status"),
+    Index("ix_conversations_phone", "site_id", "phone", "status"),
+    Index("ix_conversations_nudge", "nudge_at"),
+)
+
+conversation_turns = Table(
+    "conversation_turns",
+    metadata,
+    _id(),
+    _site(),
+    Column("conversation_id", Id, ForeignKey("conversations.id"), nullable=False, index=True),
+    Column("direction", String(8), nullable=False),
+    # customer, concierge (automatic) or merchant (a person replying by hand).
+    Column("author", String(16), nullable=False),
+    # Card numbers are redacted before this is written.
+    Column("body", Text, nullable=False),
+    # What the text was understood to mean, and by what (rules or llm).
+    Column("intent", String(32)),
+    Column("slots", JSON),
+    Column("understood_by", String(8)),
+    # The action this turn proposed or carried out, and how it went.
+    Column("action", String(32)),
+    Column("action_status", String(16)),
+    Column("action_result", JSON),
+    Column("inbound_message_id", Id, ForeignKey("inbound_messages.id")),
+    Column("outbox_id", Id, ForeignKey("outbox.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
+    Index("ix_conversation_turns_action", "site_id", "action", "action_status"),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    _id(),
+    _site(),
+    Column("conversation_id", Id, ForeignKey("conversations.id"), nullable=False, index=True),
+    Column("customer_id", Id),
+    # not_understood, asked_for_person or action_failed.
+    Column("reason", String(32), nullable=False),
+    # pending, ticketed (help desk), emailed (support address) or failed.
+    Column("status", String(16), nullable=False),
+    Column("ticket_id", String(64)),
+    Column("email_outbox_id", Id, ForeignKey("outbox.id")),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_escalations_due", "status", "next_attempt_at"),
 )

@@ -1,0 +1,82 @@
+"""The texts the concierge starts on its own: welcome, order notices, payment, win-back, nudge.
+
+Each is a Liquid template rendered in the same strict sandbox as every
+merchant template (see :mod:`dunwell.messaging.templates`): an unknown
+variable is an error, never an empty gap in a text already on its way.
+They are English only, as the concierge's understanding of the replies is.
+
+The bodies leave out the opt-out line: the SMS layer adds it to every
+message we start (:func:`dunwell.services.sms_text.finish_sms`). Each stays
+within two GSM-7 segments with that line, for a typical name, shop and
+link (a test holds them to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from dunwell.messaging.templates import CompiledSms, SmsSource, compile_sms
+
+
+class Text(StrEnum):
+    """The messages the concierge may start; the value is the outbox ``template``."""
+
+    WELCOME = "concierge_welcome"
+    UPCOMING_ORDER = "concierge_upcoming_order"
+    ORDER_PROCESSED = "concierge_order_processed"
+    FAILED_PAYMENT = "concierge_failed_payment"
+    CANCELLATION = "concierge_cancellation"
+    NUDGE = "concierge_nudge"
+
+
+#: Each template and the variables it is given (all must be present, even if empty).
+TEMPLATES: dict[Text, str] = {
+    # company, first_name
+    Text.WELCOME: (
+        "Hi{% if first_name %} {{ first_name }}{% endif %}, welcome to {{ company }}! "
+        "This number is here for your subscription: text us any time to skip or delay "
+        "an order, change its date, add or swap a product, or ask a question."
+    ),
+    # company, date, items, total
+    Text.UPCOMING_ORDER: (
+        "{{ company }}: your next order ({{ items | join: ', ' }}, {{ total | money }}) "
+        "is coming on {{ date }}. Reply SKIP to skip it, or tell us what to change."
+    ),
+    # company, items, total, next_date (may be empty)
+    Text.ORDER_PROCESSED: (
+        "{{ company }}: your order ({{ items | join: ', ' }}) went through, "
+        "{{ total | money }} paid. Thank you!"
+        "{% if next_date %} Your next order is on {{ next_date }}.{% endif %}"
+        " Text us any time to change it."
+    ),
+    # company, amount, link
+    Text.FAILED_PAYMENT: (
+        "{{ company }}: your payment of {{ amount | money }} didn't go through. "
+        "Reply RETRY to try your card again, or tell us when you can pay. "
+        "Or use another card: {{ link }}"
+    ),
+    # company, first_name, link
+    Text.CANCELLATION: (
+        "{{ company }}: sorry to see you go{% if first_name %}, {{ first_name }}{% endif %}. "
+        "Changed your mind? Reply to this text and we'll bring your subscription back, "
+        "or tell us what we could do better. Your account: {{ link }}"
+    ),
+    # question (may be empty)
+    Text.NUDGE: (
+        "{% if question %}Just checking in: {{ question }}"
+        "{% else %}Just checking: reply YES or NO{% endif %}"
+    ),
+}
+
+
+def render_text(text: Text, context: Mapping[str, Any]) -> str:
+    """The body of ``text`` for ``context``; raises TemplateError on a missing variable."""
+    return _compiled(text).render(context, "en").body
+
+
+@cache
+def _compiled(text: Text) -> CompiledSms:
+    return compile_sms(SmsSource(body=TEMPLATES[text]))

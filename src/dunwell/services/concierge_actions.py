@@ -1,0 +1,145 @@
+"""Carrying out what the customer confirmed, with the same functions the customer page uses.
+
+Each action runs in the conversation's transaction, as the customer
+(``source="concierge"``), so it is scoped to their own subscriptions and
+writes the same ``subscription.updated`` events as a change made on the
+page. A change the ledger refuses (a date too far ahead, an item already in
+the order) becomes a failed :class:`ActionResult` whose error the customer
+can read; nothing is half-applied, because the refusal happens before any
+write. Charging is not here: it runs outside any transaction (see
+:mod:`dunwell.services.concierge`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
+
+from dunwell.concierge.model import Action, ActionResult, Context
+from dunwell.services import invoice_actions
+from dunwell.services import subscription_changes as changes
+from dunwell.services.errors import InvalidInput, ServiceError
+from dunwell.store.tables import products
+
+#: A promised payment is tried at midday, customer's time: the money has usually landed.
+PROMISE_HOUR = time(12, 0)
+
+Runner = Callable[[Connection, changes.Changer, Action, Context, ZoneInfo], dict[str, Any]]
+
+
+def carry_out(
+    conn: Connection,
+    site_id: int,
+    customer_id: int,
+    action: Action,
+    ctx: Context,
+    zone: ZoneInfo,
+    now: datetime,
+) -> ActionResult:
+    """Apply one order change or promise; a refusal comes back as ``ok=False``."""
+    runner = _RUNNERS[action.kind]
+    who = changes.Changer(site_id, customer_id, now, source="concierge")
+    try:
+        facts = runner(conn, who, action, ctx, zone)
+    except InvalidInput as error:
+        return ActionResult(False, error=_sentence(error.message))
+    except ServiceError as error:
+        return ActionResult(False, error=_sentence(str(error)))
+    return ActionResult(True, facts)
+
+
+def handles(kind: str) -> bool:
+    return kind in _RUNNERS
+
+
+def _skip(
+    conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
+) -> dict[str, Any]:
+    new_at = changes.skip_next_order(conn, who, a.params["subscription_id"])
+    return {"next_date": new_at.astimezone(zone).date().isoformat()}
+
+
+def _move(
+    conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
+) -> dict[str, Any]:
+    on = date.fromisoformat(a.params["date"])
+    new_at = changes.change_next_date(conn, who, a.params["subscription_id"], on, zone)
+    return {
+        "next_date": new_at.astimezone(zone).date().isoformat(),
+        "reason": a.params.get("reason"),
+    }
+
+
+def _ship(
+    conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
+) -> dict[str, Any]:
+    changes.ship_next_order_now(conn, who, a.params["subscription_id"])
+    return {}
+
+
+def _add(
+    conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
+) -> dict[str, Any]:
+    p = a.params
+    changes.add_to_next_order(
+        conn, who, p["subscription_id"], p["product"], p["quantity"], ctx.allowed_products
+    )
+    return {}
+
+
+def _swap(
+    conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
+) -> dict[str, Any]:
+    p = a.params
+    codes = dict(
+        conn.execute(
+            select(products.c.name, products.c.code).where(
+                products.c.site_id == who.site_id, products.c.name.in_(ctx.allowed_products)
+            )
+        ).tuples()
+    )
+    code = codes.get(p["to"])
+    if code is None:
+        raise InvalidInput("product", "this product cannot be swapped in")
+    changes.swap_product(conn, who, p["subscription_id"], p["item_id"], code, tuple(codes.values()))
+    return {}
+
+
+def _quantity(
+    conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
+) -> dict[str, Any]:
+    p = a.params
+    quantities = {int(p["item_id"]): int(p["quantity"])}
+    changes.change_quantities(conn, who, p["subscription_id"], quantities, ctx.max_quantity)
+    return {}
+
+
+def _promise(
+    conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
+) -> dict[str, Any]:
+    on = datetime.combine(date.fromisoformat(a.params["date"]), PROMISE_HOUR, tzinfo=zone)
+    used = invoice_actions.promise_to_pay(conn, who.site_id, a.params["invoice_id"], on, who.now)
+    return {
+        "retry_date": used.astimezone(zone).date().isoformat(),
+        "invoice_id": a.params["invoice_id"],
+    }
+
+
+def _sentence(message: str) -> str:
+    text = message.strip().rstrip(".")
+    return (text[:1].upper() + text[1:] + ".") if text else "something went wrong."
+
+
+_RUNNERS: dict[str, Runner] = {
+    "skip": _skip,
+    "move_date": _move,
+    "ship_now": _ship,
+    "add_product": _add,
+    "swap_product": _swap,
+    "change_quantity": _quantity,
+    "promise_to_pay": _promise,
+}

@@ -1,0 +1,276 @@
+"""Conversations and their turns: the concierge's memory and the merchant's inbox.
+
+A conversation is one exchange with one phone number on one site. It is
+*open* while the concierge handles it, *escalated* once a person has it
+(the concierge then stays quiet and only records), and *closed* when it
+ended. A text more than :data:`IDLE` after the last one starts a new
+conversation, so a question from last month never gets a yes today.
+
+Every outgoing text of a conversation goes through the outbox and so
+through every compliance check; :func:`queue_text` is the only writer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from dunwell.services.sms_settings import load_sms_settings
+from dunwell.services.sms_text import finish_sms
+from dunwell.store.sql import insert_one
+from dunwell.store.tables import conversation_turns, conversations, outbox
+
+#: How long a conversation waits for the customer before it is over.
+IDLE = timedelta(hours=24)
+#: An escalated conversation goes back to the concierge after this long quiet.
+ESCALATION_IDLE = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    site_id: int
+    customer_id: int | None
+    phone: str
+    status: str
+    state: dict[str, Any]
+    started_at: datetime
+    #: No outbound text yet: the first one carries the opt-out line.
+    fresh: bool
+
+
+def current_conversation(
+    conn: Connection, site_id: int, phone: str, customer_id: int | None, now: datetime
+) -> Conversation:
+    """The number's live conversation, or a new one when the last went idle or closed."""
+    c = conversations
+    query = (
+        select(c)
+        .where(c.c.site_id == site_id, c.c.phone == phone, c.c.status != "closed")
+        .order_by(c.c.id.desc())
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is not None:
+        idle = ESCALATION_IDLE if row.status == "escalated" else IDLE
+        if now - row.last_message_at <= idle:
+            return _conversation(conn, row)
+        close_conversation(conn, row.id, "abandoned", now)
+    new_id = insert_one(
+        conn,
+        c,
+        site_id=site_id,
+        customer_id=customer_id,
+        phone=phone,
+        status="open",
+        state={},
+        started_at=now,
+        last_message_at=now,
+    )
+    return Conversation(new_id, site_id, customer_id, phone, "open", {}, now, True)
+
+
+def load_conversation(conn: Connection, site_id: int, conversation_id: int) -> Conversation | None:
+    row = conn.execute(
+        select(conversations).where(
+            conversations.c.site_id == site_id, conversations.c.id == conversation_id
+        )
+    ).first()
+    return None if row is None else _conversation(conn, row)
+
+
+def save_state(
+    conn: Connection,
+    conversation: Conversation,
+    state: dict[str, Any],
+    now: datetime,
+    *,
+    nudge_at: datetime | None = None,
+    outcome: str | None = None,
+) -> None:
+    """Remember the dialogue's state; ``nudge_at`` schedules the one nudge.
+
+    ``outcome`` is how the conversation went so far (completed, declined...),
+    kept when a turn decides nothing new.
+    """
+    values: dict[str, Any] = {
+        "state": state,
+        "awaiting": state.get("awaiting"),
+        "nudge_at": nudge_at,
+        "last_message_at": now,
+    }
+    if outcome is not None:
+        values["outcome"] = outcome
+    conn.execute(update(conversations).where(conversations.c.id == conversation.id).values(values))
+
+
+#: The details a topic may carry; a new topic drops the last one's.
+TOPIC_DETAILS = ("invoice_id", "subscription_id")
+
+
+def note_topic(
+    conn: Connection, conversation: Conversation, topic: str, **details: int
+) -> dict[str, Any]:
+    """Record what a message we started is about, so a reply to it is understood.
+
+    Only ``topic`` and its details change: a pending question, its nudge and
+    everything else the dialogue keeps stay as they were. Returns the new state.
+    """
+    kept = {k: v for k, v in conversation.state.items() if k not in TOPIC_DETAILS}
+    state = {**kept, "topic": topic, **details}
+    conn.execute(
+        update(conversations).where(conversations.c.id == conversation.id).values(state=state)
+    )
+    return state
+
+
+def peek_state(conn: Connection, site_id: int, phone: str, now: datetime) -> dict[str, Any]:
+    """The live conversation's state without creating or locking anything (for reading)."""
+    c = conversations
+    row = conn.execute(
+        select(c.c.state, c.c.status, c.c.last_message_at)
+        .where(c.c.site_id == site_id, c.c.phone == phone, c.c.status == "open")
+        .order_by(c.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or now - row.last_message_at > IDLE:
+        return {}
+    return dict(row.state or {})
+
+
+def annotate_last_inbound(
+    conn: Connection, conversation: Conversation, action: str, status: str, result: dict[str, Any]
+) -> None:
+    """Record an action and its result on the customer's latest turn."""
+    t = conversation_turns
+    latest = (
+        select(t.c.id)
+        .where(t.c.conversation_id == conversation.id, t.c.direction == "inbound")
+        .order_by(t.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(t)
+        .where(t.c.id == latest)
+        .values(action=action, action_status=status, action_result=result)
+    )
+
+
+def close_conversation(conn: Connection, conversation_id: int, outcome: str, now: datetime) -> None:
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(status="closed", outcome=outcome, closed_at=now, nudge_at=None, awaiting=None)
+    )
+
+
+def mark_escalated(conn: Connection, conversation_id: int, now: datetime) -> None:
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(
+            status="escalated",
+            outcome="escalated",
+            nudge_at=None,
+            awaiting=None,
+            last_message_at=now,
+        )
+    )
+
+
+def add_turn(
+    conn: Connection,
+    conversation: Conversation,
+    direction: str,
+    author: str,
+    body: str,
+    now: datetime,
+    **details: Any,
+) -> int:
+    """Store one turn; ``details`` are the turn table's optional columns."""
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation.id)
+        .values(last_message_at=now)
+    )
+    return insert_one(
+        conn,
+        conversation_turns,
+        site_id=conversation.site_id,
+        conversation_id=conversation.id,
+        direction=direction,
+        author=author,
+        body=body,
+        created_at=now,
+        **details,
+    )
+
+
+def queue_text(
+    conn: Connection,
+    conversation: Conversation,
+    body: str,
+    now: datetime,
+    *,
+    author: str = "concierge",
+    kind: str = "reply",
+    template: str | None = None,
+    dedupe_key: str | None = None,
+    opt_out_line: bool | None = None,
+) -> int:
+    """Write one text to the outbox and record it as a turn; returns the outbox id.
+
+    ``kind="reply"`` answers the customer (see the SMS gate); messages the
+    concierge starts are ``transactional``. The opt-out line goes on the
+    first text of a conversation and on every message we start.
+    """
+    settings = load_sms_settings(conn, [conversation.site_id])[conversation.site_id]
+    with_line = (conversation.fresh or kind != "reply") if opt_out_line is None else opt_out_line
+    finished = finish_sms(body, settings, opt_out_line=with_line)
+    outbox_id = insert_one(
+        conn,
+        outbox,
+        site_id=conversation.site_id,
+        channel="sms",
+        dedupe_key=dedupe_key or f"concierge:{conversation.id}:{secrets.token_hex(8)}",
+        customer_id=conversation.customer_id,
+        template=template,
+        payload={"event": "concierge.text", "conversation_id": conversation.id},
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        kind=kind,
+        recipient=conversation.phone,
+        body_text=finished.body,
+        segments=finished.segments,
+        encoding=finished.encoding,
+    )
+    add_turn(conn, conversation, "outbound", author, finished.body, now, outbox_id=outbox_id)
+    return outbox_id
+
+
+def _conversation(conn: Connection, row: Any) -> Conversation:
+    sent = conn.execute(
+        select(conversation_turns.c.id)
+        .where(conversation_turns.c.conversation_id == row.id)
+        .where(conversation_turns.c.direction == "outbound")
+        .limit(1)
+    ).first()
+    return Conversation(
+        row.id,
+        row.site_id,
+        row.customer_id,
+        row.phone,
+        row.status,
+        dict(row.state or {}),
+        row.started_at,
+        sent is None,
+    )

@@ -1,0 +1,184 @@
+"""A local HTTP server that speaks a Gorgias-compatible help desk's tickets API.
+
+    with FakeHelpdeskServer(username="ops@shop.test", api_key=KEY) as server:
+        ... settings helpdesk_url=server.url ...
+        server.answer(500, 500)        # the next two requests fail
+        [ticket] = server.tickets      # every ticket created
+
+``POST /api/tickets`` checks HTTP Basic auth (username : API key; 401 with
+Gorgias's error body otherwise) and the body's required parts (customer
+email, at least one message with ``channel``, ``via``, ``from_agent`` and
+a sender; 400 otherwise), then answers 201 with the ticket and its ``id``.
+Every request is recorded, answered or not. ``answer(*statuses, delay=)``
+scripts the next answers (an error status, or 201 after ``delay``
+seconds for a slow help desk).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+TICKETS_PATH = "/api/tickets"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeHelpdesk:
+    """The state behind the server; safe to read from tests between calls."""
+
+    username: str
+    api_key: str
+    tickets: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    upcoming: deque[tuple[int, float]] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any]:
+        """Answer one request: (HTTP status, JSON body); record it."""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        with self.lock:
+            self.requests.append(RecordedRequest(method, path, headers, body))
+            status, delay = self.upcoming.popleft() if self.upcoming else (201, 0.0)
+        if delay:
+            time.sleep(delay)
+        if path.rstrip("/") != TICKETS_PATH or method != "POST":
+            return 404, _error("Not found")
+        if not self._authorized(headers.get("authorization")):
+            return 401, _error("Unauthorized: bad username or API key")
+        if status != 201:
+            return status, _error(f"scripted failure {status}")
+        return self._create(body)
+
+    def _authorized(self, authorization: str | None) -> bool:
+        token = base64.b64encode(f"{self.username}:{self.api_key}".encode()).decode()
+        return authorization == f"Basic {token}"
+
+    def _create(self, body: Any) -> tuple[int, Any]:
+        problem = _invalid(body)
+        if problem:
+            return 400, _error(problem)
+        with self.lock:
+            ticket = {"id": 9000 + len(self.tickets) + 1, **body, "status": "open"}
+            self.tickets.append(ticket)
+        return 201, ticket
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"error": {"msg": message}}
+
+
+def _invalid(body: Any) -> str | None:
+    """The checks the help desk makes on a new ticket."""
+    if not isinstance(body, dict):
+        return "the body must be a JSON object"
+    if not (body.get("customer") or {}).get("email"):
+        return "customer.email is required"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    for message in messages:
+        for name in ("channel", "via", "from_agent", "sender"):
+            if name not in message:
+                return f"messages[].{name} is required"
+        if not message.get("body_text") and not message.get("body_html"):
+            return "messages[]: a body is required"
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, payload = self.server.fake.handle(self.command, self.path, headers, raw)
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up waiting (the slow answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output quiet
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeHelpdesk
+
+
+class FakeHelpdeskServer:
+    """Serves a :class:`FakeHelpdesk` on 127.0.0.1; a context manager."""
+
+    def __init__(self, *, username: str, api_key: str) -> None:
+        self.fake = FakeHelpdesk(username, api_key)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self.fake
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """The API root to save as the help desk URL."""
+        return f"http://127.0.0.1:{self._server.server_port}/api"
+
+    @property
+    def tickets(self) -> list[dict[str, Any]]:
+        with self.fake.lock:
+            return list(self.fake.tickets)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self.fake.lock:
+            return list(self.fake.requests)
+
+    def answer(self, *statuses: int, delay: float = 0.0) -> None:
+        """Answer the next requests with these statuses (201 creates), after ``delay`` s."""
+        with self.fake.lock:
+            self.fake.upcoming.extend((status, delay) for status in statuses)
+
+    def __enter__(self) -> FakeHelpdeskServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
