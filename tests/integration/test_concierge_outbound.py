@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
 
 from dunwell.bootstrap import App
+from dunwell.concierge.outbound import Text
 from dunwell.domain.intervals import IntervalUnit
 from dunwell.services import invoice_actions, ledger_queries
-from dunwell.services.concierge_outbound import send_concierge_messages
+from dunwell.services.concierge_outbound import (
+    load_outbound_sites,
+    queue_once,
+    send_concierge_messages,
+)
 from dunwell.services.concierge_settings import update_concierge_settings
 from dunwell.services.conversations import current_conversation, save_state
+from dunwell.services.hosted_links import open_link
 from dunwell.store import tables
 from tests.integration.factories import GOOD, INSUFFICIENT, Shop
 
@@ -50,6 +57,13 @@ def _cancel(shop: Shop, subscription_id: int) -> None:
         ledger_queries.cancel_subscription(conn, shop.site_id, subscription_id, shop.now)
 
 
+def _opens_for(shop: Shop, body: str, page: str) -> Any:
+    """Whom the signed link at the end of ``body`` opens ``page`` for."""
+    token = body.split(f"/{page}/")[1].split()[0]
+    with shop.app.connect() as conn:
+        return open_link(conn, shop.app.links(), token, shop.app.clock.now())
+
+
 def _ask(shop: Shop, phone: str, state: dict[str, Any], nudge_in: timedelta) -> int:
     """Open a conversation as the dialogue leaves it after asking a question."""
     with shop.app.begin() as conn:
@@ -62,6 +76,41 @@ QUESTION = {
     "awaiting": "confirmation",
     "question": "Skip your order on Thu, Mar 12? Reply YES or NO.",
 }
+
+
+# -- every kind: off by default ------------------------------------------------------------------
+
+
+def test_nothing_is_sent_while_the_messages_are_off_and_each_kind_once_turned_on(
+    app: App,
+) -> None:
+    shop = Shop.create(app)
+    shop.save_policy(EMAIL_ONLY_POLICY)
+    shop.subscribe(shop.customer(GOOD, phone=MOBILE))  # welcome, then order processed
+    shop.subscribe(shop.customer(phone=OTHER_MOBILE), starts_at=shop.now + timedelta(days=3))
+    shop.invoice(shop.customer(INSUFFICIENT, phone="+447400111222"), 4900)  # failed payment
+    leaving = shop.subscribe(shop.customer(phone="+447400333444"))
+    _cancel(shop, leaving)  # cancellation prevention
+    shop.run()
+    assert not [m for m in shop.all(tables.outbox) if (m.template or "").startswith("concierge")]
+    _turn_on(
+        shop,
+        send_welcome=True,
+        send_upcoming_reminder=True,
+        send_order_processed=True,
+        send_failed_payment=True,
+        send_cancellation_prevention=True,
+    )
+    assert _send(shop) == 6
+    sent = [m.template for m in shop.all(tables.outbox) if m.channel == "sms"]
+    assert sorted(sent) == [
+        "concierge_cancellation",
+        "concierge_failed_payment",
+        "concierge_order_processed",
+        "concierge_upcoming_order",
+        "concierge_welcome",
+        "concierge_welcome",
+    ]
 
 
 # -- welcome -------------------------------------------------------------------------------------
@@ -204,9 +253,12 @@ def test_a_dunning_email_without_its_own_text_is_joined_by_a_recovery_text(app: 
     (email,) = [m for m in shop.outbox_of(invoice) if m.channel == "email"]
     (text,) = _texts(shop, "concierge_failed_payment")
     assert text.dedupe_key == f"concierge:failed:{email.id}"
-    assert "your payment of $49.00 didn't go through" in text.body_text
-    assert "Reply RETRY to try your card again" in text.body_text
-    assert "Or use another card: http://127.0.0.1:8000/billing/" in text.body_text
+    assert text.body_text.startswith(
+        "shop Inc.: your $49.00 payment failed. Reply RETRY to try again, "
+        "tell us when you can pay, or update your card: http://127.0.0.1:8000/billing/"
+    )
+    opened = _opens_for(shop, text.body_text, "billing")
+    assert (opened.customer_id, opened.invoice_id) == (customer, invoice)
     state = _conversation_of(shop, text.id).state
     assert state == {"topic": "failed_payment", "invoice_id": invoice}
     assert _send(shop) == 0
@@ -241,6 +293,21 @@ def test_no_recovery_text_once_the_invoice_is_paid(app: App) -> None:
     assert _send(shop) == 0
 
 
+def test_steps_reached_together_get_one_text_after_the_latest_email(app: App) -> None:
+    shop = Shop.create(app)
+    steps = [{"day": day, "email_template": "payment_declined"} for day in (1, 2, 3)]
+    shop.save_policy({**EMAIL_ONLY_POLICY, "steps": steps})
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()  # day 1, while the setting is off
+    _turn_on(shop, send_failed_payment=True)
+    shop.advance(3)
+    shop.run()  # days 2 and 3 at once, as after a stopped worker
+    emails = [m for m in shop.outbox_of(invoice) if m.channel == "email"]
+    assert len(emails) == 3
+    (text,) = _texts(shop, "concierge_failed_payment")
+    assert text.dedupe_key == f"concierge:failed:{emails[-1].id}"
+
+
 # -- cancellation prevention ---------------------------------------------------------------------
 
 
@@ -259,7 +326,7 @@ def test_cancelling_the_last_subscription_gets_one_text_with_the_customer_page_l
     (text,) = _texts(shop, "concierge_cancellation")
     assert text.dedupe_key == f"concierge:winback:{second}"
     assert text.body_text.startswith("shop Inc.: sorry to see you go, Grace.")
-    assert "/portal/" in text.body_text
+    assert _opens_for(shop, text.body_text, "portal").customer_id == customer
 
 
 def test_a_subscription_ended_by_dunning_gets_no_cancellation_text(app: App) -> None:
@@ -317,6 +384,27 @@ def test_a_nudge_missed_by_more_than_two_days_is_dropped(app: App) -> None:
     shop.advance(3)
     assert _send(shop) == 0
     assert shop.one(tables.conversations, id=conversation).nudge_at is None
+
+
+# -- once only -----------------------------------------------------------------------------------
+
+
+def test_a_text_another_worker_queued_first_is_not_queued_again_and_leaves_no_trace(
+    app: App,
+) -> None:
+    shop = Shop.create(app)
+    _turn_on(shop, send_welcome=True)
+    customer = shop.customer(phone=MOBILE)
+    with app.begin() as conn:
+        (site,) = load_outbound_sites(conn, app.clock.now())
+        row = SimpleNamespace(phone=MOBILE, customer_id=customer)
+        first = queue_once(conn, site, row, Text.WELCOME, "Hello", "concierge:welcome:1")
+        # The same key for another number: its new conversation must roll back too.
+        row = SimpleNamespace(phone=OTHER_MOBILE, customer_id=customer)
+        again = queue_once(conn, site, row, Text.WELCOME, "Hello", "concierge:welcome:1")
+    assert (first, again) == (1, 0)
+    assert len(shop.all(tables.conversation_turns, site_id=shop.site_id)) == 1
+    assert len(shop.all(tables.conversations, site_id=shop.site_id)) == 1
 
 
 # -- every site on its own -----------------------------------------------------------------------

@@ -318,6 +318,23 @@ def test_the_api_key_is_stored_encrypted_and_never_logged(
     assert API_KEY not in (_row(shop, escalation_id).last_error or "")
 
 
+def test_a_live_site_never_sends_its_api_key_to_a_loopback_address(
+    app: App, helpdesk: FakeHelpdeskServer
+) -> None:
+    shop = Shop.create(app)
+    with app.begin() as conn:
+        sites = tables.sites
+        conn.execute(
+            update(sites).where(sites.c.id == shop.site_id).values(mode="live", clock_now=None)
+        )
+    _configure(shop, helpdesk)
+    escalation_id = _escalation(shop, _customer_with_account(shop))
+    _deliver(shop)
+    row = _row(shop, escalation_id)
+    assert row.status == "pending" and "loopback" in row.last_error
+    assert helpdesk.requests == []
+
+
 def test_each_site_escalates_with_its_own_settings_and_data(
     app: App, helpdesk: FakeHelpdeskServer
 ) -> None:

@@ -24,12 +24,15 @@ from sqlalchemy import Table, insert, select
 from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.services import api_keys
+from dunwell.services.conversations import add_turn, current_conversation
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
 
 #: ``/v1`` routes that name no object of a site by id.
 NO_ID_ROUTES = {
     ("GET", "/v1/clock"),
+    ("GET", "/v1/concierge/figures"),
+    ("GET", "/v1/conversations"),
     ("POST", "/v1/clock/advance"),
     ("GET", "/v1/customers"),
     ("POST", "/v1/customers"),
@@ -45,6 +48,8 @@ NO_ID_ROUTES = {
     ("GET", "/v1/sandbox/phone"),
     ("POST", "/v1/sandbox/phone/reply"),
     ("GET", "/v1/settings/channels/{channel}"),
+    ("GET", "/v1/settings/concierge"),
+    ("PATCH", "/v1/settings/concierge"),
     ("PUT", "/v1/settings/channels/{channel}"),
     ("GET", "/v1/settings/sms"),
     ("PATCH", "/v1/settings/sms"),
@@ -67,6 +72,7 @@ NO_ID_ROUTES = {
 
 #: The table holding the objects each id parameter names.
 ID_TABLES: dict[str, Table] = {
+    "conversation_id": tables.conversations,
     "customer_id": tables.customers,
     "invoice_id": tables.invoices,
     "message_id": tables.outbox,
@@ -133,6 +139,7 @@ def two_sites(app: App) -> TwoSites:
     a.subscribe(customer_id)
     a.run()
     _seed_webhooks(app, a)
+    _seed_conversation(app, a, customer_id)
     b = Shop.create(app, slug="site-b")
     with app.begin() as conn:
         key = api_keys.create_key(conn, b.site_id, "b admin", "admin", b.now)
@@ -176,6 +183,12 @@ def _seed_webhooks(app: App, a: Shop) -> None:
                 updated_at=a.now,
             )
         )
+
+
+def _seed_conversation(app: App, a: Shop, customer_id: int) -> None:
+    with app.begin() as conn:
+        conversation = current_conversation(conn, a.site_id, "+14155552671", customer_id, a.now)
+        add_turn(conn, conversation, "inbound", "customer", "skip my order", a.now)
 
 
 @pytest.fixture

@@ -126,11 +126,11 @@ _KEEP = frozenset(
 
 
 def normalize(text: str) -> str:
-    """``text`` in canonical form: NFKC, lower case, plain quotes, emoji read or dropped.
+    """``text`` in canonical form: NFKD without accents, lower case, plain quotes, emoji read or dropped.
 
     Whitespace is collapsed to single spaces and the result is stripped.
     """
-    folded = unicodedata.normalize("NFKC", text).translate(_QUOTES).translate(_QUOTES_2)
+    folded = unicodedata.normalize("NFKD", text).translate(_QUOTES).translate(_QUOTES_2)
     folded = "".join(_EMOJI_WORDS.get(char, char) for char in folded if not _is_symbol(char))
     lowered = folded.lower()
     fixed = _WORD.sub(lambda match: _fix_word(match.group()), lowered)

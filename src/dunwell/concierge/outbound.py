@@ -7,8 +7,9 @@ They are English only, as the concierge's understanding of the replies is.
 
 The bodies leave out the opt-out line: the SMS layer adds it to every
 message we start (:func:`dunwell.services.sms_text.finish_sms`). Each stays
-within two GSM-7 segments with that line, for a typical name, shop and
-link (a test holds them to it).
+within two GSM-7 segments with that line for a typical shop, name and
+signed link (about 160 characters of the 306 on their own), and within
+three for long ones; tests hold them to it.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ class Text(StrEnum):
     NUDGE = "concierge_nudge"
 
 
-#: Each template and the variables it is given (all must be present, even if empty).
+#: Each template and the variables it is given. All must be present; the ones
+#: marked optional are nil when there is nothing to say (Liquid takes an empty
+#: string for true, so "Hi , welcome" is what an empty name would give).
 TEMPLATES: dict[Text, str] = {
-    # company, first_name
+    # company, first_name (optional)
     Text.WELCOME: (
         "Hi{% if first_name %} {{ first_name }}{% endif %}, welcome to {{ company }}! "
         "This number is here for your subscription: text us any time to skip or delay "
@@ -45,7 +48,7 @@ TEMPLATES: dict[Text, str] = {
         "{{ company }}: your next order ({{ items | join: ', ' }}, {{ total | money }}) "
         "is coming on {{ date }}. Reply SKIP to skip it, or tell us what to change."
     ),
-    # company, items, total, next_date (may be empty)
+    # company, items, total, next_date (optional)
     Text.ORDER_PROCESSED: (
         "{{ company }}: your order ({{ items | join: ', ' }}) went through, "
         "{{ total | money }} paid. Thank you!"
@@ -54,17 +57,15 @@ TEMPLATES: dict[Text, str] = {
     ),
     # company, amount, link
     Text.FAILED_PAYMENT: (
-        "{{ company }}: your payment of {{ amount | money }} didn't go through. "
-        "Reply RETRY to try your card again, or tell us when you can pay. "
-        "Or use another card: {{ link }}"
+        "{{ company }}: your {{ amount | money }} payment failed. Reply RETRY to try again, "
+        "tell us when you can pay, or update your card: {{ link }}"
     ),
-    # company, first_name, link
+    # company, first_name (optional), link
     Text.CANCELLATION: (
         "{{ company }}: sorry to see you go{% if first_name %}, {{ first_name }}{% endif %}. "
-        "Changed your mind? Reply to this text and we'll bring your subscription back, "
-        "or tell us what we could do better. Your account: {{ link }}"
+        "Changed your mind? Reply and we'll help you restart. Your account: {{ link }}"
     ),
-    # question (may be empty)
+    # question (optional)
     Text.NUDGE: (
         "{% if question %}Just checking in: {{ question }}"
         "{% else %}Just checking: reply YES or NO{% endif %}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from dunwell.concierge.dates import DateHit, SpanHit, find_span, pick_date
+from dunwell.concierge.dates import DateHit, SpanHit, find_dates, find_span, pick_date
 from dunwell.concierge.intents import Intent
 from dunwell.concierge.normalize import normalize
 from dunwell.concierge.products import Mention, Products, products_for
@@ -57,6 +57,11 @@ class Reading:
     def date(self) -> DateHit | None:
         """The date the customer asks for, resolved against today."""
         return pick_date(self.text, self.request.today)
+
+    @cached_property
+    def dates(self) -> list[DateHit]:
+        """Every date the text names, in order."""
+        return find_dates(self.text, self.request.today)
 
     @cached_property
     def span(self) -> SpanHit | None:

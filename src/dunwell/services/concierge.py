@@ -221,7 +221,8 @@ def _send(
         settings = load_concierge_settings(conn, [conversation.site_id])[conversation.site_id]
         if settings.send_nudge:
             nudge_at = now + timedelta(minutes=settings.nudge_after_minutes)
-    state = outcome.state.to_dict()
+    # Keys the dialogue does not own (a topic's invoice id) are kept.
+    state = {**conversation.state, **outcome.state.to_dict()}
     save_state(conn, conversation, state, now, nudge_at=nudge_at, outcome=outcome.outcome)
     if outcome.close:
         close_conversation(conn, conversation.id, outcome.outcome or "answered", now)

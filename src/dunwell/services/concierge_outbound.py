@@ -79,10 +79,9 @@ class OutboundSite:
 
 @dataclass
 class _Pass:
-    """What one pass shares: the app, the sites, the batch size, links made on demand."""
+    """What one pass shares: the app, the batch size, links made on demand."""
 
     app: App
-    sites: dict[int, OutboundSite]
     limit: int
     _links: LinkSigner | None = None
 
@@ -100,7 +99,7 @@ def send_concierge_messages(app: App, limit: int = BATCH) -> int:
     real_now = app.clock.now()
     with app.connect() as conn:
         loaded = load_outbound_sites(conn, real_now)
-    run = _Pass(app, {site.id: site for site in loaded}, limit)
+    run = _Pass(app, limit)
     queued = 0
     for switch, job in _JOBS:
         on = {site.id: site for site in loaded if site.sends(switch)}
@@ -134,9 +133,11 @@ def _welcome(conn: Connection, run: _Pass, on: Mapping[int, OutboundSite]) -> in
     queued = 0
     for row in scans.new_subscriptions(conn, _recent(on), run.limit):
         site = on[row.site_id]
-        body = render_text(Text.WELCOME, {"company": site.name, "first_name": row.first_name})
+        body = render_text(
+            Text.WELCOME, {"company": site.name, "first_name": _or_nil(row.first_name)}
+        )
         key = scans.dedupe_key("welcome", row.id)
-        queued += _queue(conn, site, row, Text.WELCOME, body, key)
+        queued += queue_once(conn, site, row, Text.WELCOME, body, key)
     return queued
 
 
@@ -160,7 +161,9 @@ def _upcoming(conn: Connection, run: _Pass, on: Mapping[int, OutboundSite]) -> i
         body = render_text(Text.UPCOMING_ORDER, context)
         key = scans.dedupe_key("upcoming", row.id, row.periods_billed)
         topic = {"subscription_id": row.id}
-        queued += _queue(conn, site, row, Text.UPCOMING_ORDER, body, key, ("upcoming_order", topic))
+        queued += queue_once(
+            conn, site, row, Text.UPCOMING_ORDER, body, key, ("upcoming_order", topic)
+        )
     return queued
 
 
@@ -177,12 +180,14 @@ def _processed(conn: Connection, run: _Pass, on: Mapping[int, OutboundSite]) -> 
             "total": {"amount_minor": row.amount_paid_minor, "currency": row.currency},
             # A mirrored subscription's next date is its billing system's to tell.
             "next_date": (
-                when(row.next_charge_at.astimezone(_zone(site, row)).date()) if billed_here else ""
+                when(row.next_charge_at.astimezone(_zone(site, row)).date())
+                if billed_here
+                else None
             ),
         }
         body = render_text(Text.ORDER_PROCESSED, context)
         key = scans.dedupe_key("processed", row.id)
-        queued += _queue(conn, site, row, Text.ORDER_PROCESSED, body, key)
+        queued += queue_once(conn, site, row, Text.ORDER_PROCESSED, body, key)
     return queued
 
 
@@ -199,7 +204,7 @@ def _failed(conn: Connection, run: _Pass, on: Mapping[int, OutboundSite]) -> int
         body = render_text(Text.FAILED_PAYMENT, context)
         key = scans.dedupe_key("failed", row.id)
         topic = ("failed_payment", {"invoice_id": row.invoice_id})
-        queued += _queue(conn, site, row, Text.FAILED_PAYMENT, body, key, topic)
+        queued += queue_once(conn, site, row, Text.FAILED_PAYMENT, body, key, topic)
     return queued
 
 
@@ -209,10 +214,10 @@ def _cancellation(conn: Connection, run: _Pass, on: Mapping[int, OutboundSite]) 
     for row in scans.last_cancellations(conn, _recent(on), run.limit):
         site = on[row.site_id]
         link = portal_url(run.links, public_url, site.id, row.customer_id, site.now)
-        context = {"company": site.name, "first_name": row.first_name, "link": link}
+        context = {"company": site.name, "first_name": _or_nil(row.first_name), "link": link}
         body = render_text(Text.CANCELLATION, context)
         key = scans.dedupe_key("winback", row.id)
-        queued += _queue(conn, site, row, Text.CANCELLATION, body, key)
+        queued += queue_once(conn, site, row, Text.CANCELLATION, body, key)
     return queued
 
 
@@ -227,7 +232,7 @@ def _nudges(conn: Connection, real_now: datetime, off: set[int], limit: int) -> 
         if conversation is None:
             continue
         question = conversation.state.get("question")
-        body = render_text(Text.NUDGE, {"question": question if isinstance(question, str) else ""})
+        body = render_text(Text.NUDGE, {"question": _or_nil(question)})
         key = scans.dedupe_key("nudge", row.id, int(row.nudge_at.timestamp()))
         write = partial(_text, conn, conversation, body, row.site_now, key, Text.NUDGE)
         queued += _once(conn, key, write)
@@ -252,7 +257,7 @@ _JOBS: Sequence[tuple[str, Callable[[Connection, _Pass, Mapping[int, OutboundSit
 # -- queuing ---------------------------------------------------------------------
 
 
-def _queue(
+def queue_once(
     conn: Connection,
     site: OutboundSite,
     row: Any,
@@ -261,7 +266,12 @@ def _queue(
     key: str,
     topic: tuple[str, dict[str, int]] | None = None,
 ) -> int:
-    """Queue ``body`` in the customer's live conversation; 1 if queued, 0 if already there."""
+    """Queue ``body`` in the live conversation with ``row.phone``; 1 if queued, 0 if not.
+
+    0 means another worker queued ``key`` first: this one's conversation,
+    text and topic are rolled back together. ``row`` needs ``phone`` and
+    ``customer_id``; ``topic`` is (topic, details) for the conversation state.
+    """
 
     def write() -> None:
         conversation = current_conversation(conn, site.id, row.phone, row.customer_id, site.now)
@@ -316,6 +326,11 @@ def _zone(site: OutboundSite, row: Any) -> ZoneInfo:
 def _in_period(lines: list[scans.Line], period: int | None) -> list[scans.Line]:
     """The lines billed in ``period``: every regular item, and add-ons for that order only."""
     return [line for line in lines if line.one_time_period in (None, period)]
+
+
+def _or_nil(value: object) -> str | None:
+    """A text worth showing, else None (Liquid's nil: an empty string would count as true)."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _names(lines: list[scans.Line]) -> list[str]:

@@ -139,7 +139,9 @@ def processed_orders(conn: Connection, bounds: Bounds, limit: int) -> list[Any]:
 def dunning_emails(conn: Connection, bounds: Bounds, limit: int) -> list[Any]:
     """Dunning step emails written within their site's span for invoices still unpaid.
 
-    An email withdrawn, or held because the customer promised a date, is left out.
+    An email withdrawn, or held because the customer promised a date, is
+    left out, and so is one followed by a later step's email: steps reached
+    together (a worker that was stopped) get one text, not a burst.
 
     A step that has an SMS of its own is left out: dunning keys a step's
     messages ``{invoice}:v{version}:d{day}:{channel}``, so the step's text
@@ -148,7 +150,13 @@ def dunning_emails(conn: Connection, bounds: Bounds, limit: int) -> list[Any]:
     card to try again.
     """
     o, i, c = outbox, invoices, dunning_cycles
-    step_sms = outbox.alias("step_sms")
+    step_sms, later = outbox.alias("step_sms"), outbox.alias("later")
+    later_step = exists().where(
+        later.c.invoice_id == o.c.invoice_id,
+        later.c.channel == "email",
+        later.c.id > o.c.id,
+        later.c.payload["event"].as_string() == "dunning.step_reached",
+    )
     query = _with_phone(
         select(
             o.c.id,
@@ -172,6 +180,7 @@ def dunning_emails(conn: Connection, bounds: Bounds, limit: int) -> list[Any]:
         c.c.collection == "automatic",
         _per_site(o.c.site_id, bounds, lambda low, high: o.c.created_at.between(low, high)),
         ~exists().where(step_sms.c.dedupe_key == func.replace(o.c.dedupe_key, ":email", ":sms")),
+        ~later_step,
         _not_queued(_key_sql("failed", o.c.id)),
     )
     return list(conn.execute(query.order_by(o.c.id).limit(limit)))

@@ -156,13 +156,24 @@ def _subscriptions(conn: Connection, who: HostedCustomer) -> list[SubscriptionVi
     if subs:
         rows = conn.execute(
             select(
-                i.c.id, i.c.subscription_id, i.c.quantity, i.c.unit_price_minor, p.c.code, p.c.name
+                i.c.id,
+                i.c.subscription_id,
+                i.c.quantity,
+                i.c.unit_price_minor,
+                i.c.one_time_period,
+                p.c.code,
+                p.c.name,
             )
             .join(p, p.c.id == i.c.product_id)
             .where(i.c.subscription_id.in_(list(items)))
             .order_by(i.c.id)
         )
+        periods = {row.id: row.periods_billed for row in subs}
         for row in rows:
+            # An add-on for one order shows only until that order is billed.
+            once = row.one_time_period
+            if once is not None and once != periods[row.subscription_id]:
+                continue
             items[row.subscription_id].append(
                 ItemView(row.id, row.code, row.name, row.quantity, row.unit_price_minor)
             )

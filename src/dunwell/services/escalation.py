@@ -257,7 +257,9 @@ def _create_ticket(job: _Job) -> _Answer:
         address = target_addresses(job.config.base_url, job.row.site_mode)[0]
         return _Answer(HelpdeskClient(job.config).create_ticket(ticket, address=address), None)
     except TargetRefused as error:
-        refused = TransportError(f"the help desk URL is refused: {error}", permanent=True)
+        # Transient: an unresolvable host is often a passing DNS failure,
+        # and the tries are few and short before the email goes anyway.
+        refused = TransportError(f"the help desk URL is refused: {error}", permanent=False)
         return _Answer(None, refused)
     except TransportError as error:
         return _Answer(None, error)

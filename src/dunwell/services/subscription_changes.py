@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 
 from dunwell.domain.intervals import IntervalUnit, period_start
 from dunwell.domain.states import SubscriptionStatus
@@ -102,7 +102,7 @@ def swap_product(
 ) -> None:
     """Replace one item's product with another from the site's allowed list."""
     sub = _changeable(conn, who, subscription_id)
-    items = _items(conn, sub.id)
+    items = _items(conn, sub)
     item = items.get(item_id)
     if item is None:
         raise InvalidInput("item", "choose one of the items in this order")
@@ -133,7 +133,7 @@ def change_quantities(
 ) -> bool:
     """Set item quantities; 0 removes an item, but one must remain. False if nothing changed."""
     sub = _changeable(conn, who, subscription_id)
-    items = _items(conn, sub.id)
+    items = _items(conn, sub)
     for item_id, quantity in quantities.items():
         if item_id not in items:
             raise InvalidInput(f"qty-{item_id}", "this item is not in the order")
@@ -217,7 +217,9 @@ def _changeable(conn: Connection, who: Changer, subscription_id: int) -> Any:
     return sub
 
 
-def _items(conn: Connection, subscription_id: int) -> dict[int, _Item]:
+def _items(conn: Connection, sub: Any) -> dict[int, _Item]:
+    """The items of the upcoming order: add-ons for orders already billed are left out."""
+    i = subscription_items
     rows = conn.execute(
         select(
             subscription_items.c.id,
@@ -226,8 +228,9 @@ def _items(conn: Connection, subscription_id: int) -> dict[int, _Item]:
             products.c.code,
         )
         .join(products, products.c.id == subscription_items.c.product_id)
-        .where(subscription_items.c.subscription_id == subscription_id)
-        .order_by(subscription_items.c.id)
+        .where(i.c.subscription_id == sub.id)
+        .where(or_(i.c.one_time_period.is_(None), i.c.one_time_period == sub.periods_billed))
+        .order_by(i.c.id)
     )
     return {row.id: _Item(row.product_id, row.code, row.quantity) for row in rows}
 

@@ -158,6 +158,9 @@ subscriptions = Table(
     ),
     CheckConstraint("interval_unit IN ('day', 'week', 'month', 'year')", name="interval_unit"),
     Index("ix_subscriptions_due", "status", "next_charge_at"),
+    # The concierge's scans: new subscriptions (welcome), cancellations.
+    Index("ix_subscriptions_created_at", "created_at"),
+    Index("ix_subscriptions_canceled_at", "canceled_at"),
     # NULLs do not collide, so only mirrored rows are constrained.
     Index("ix_subscriptions_external", "site_id", "external_id", unique=True),
 )
@@ -201,6 +204,8 @@ invoices = Table(
     UniqueConstraint("site_id", "number", name="uq_invoices_site_number"),
     UniqueConstraint("subscription_id", "period", name="uq_invoices_subscription_period"),
     CheckConstraint("status IN ('open', 'past_due', 'paid', 'failed', 'voided')", name="status"),
+    # The concierge's "order processed" scan reads recent payments.
+    Index("ix_invoices_paid_at", "paid_at"),
     CheckConstraint("amount_due_minor >= 0", name="amount"),
     # NULLs do not collide, so only mirrored rows are constrained.
     Index("ix_invoices_external", "site_id", "external_id", unique=True),
@@ -345,6 +350,8 @@ outbox = Table(
     Index("ix_outbox_provider_id", "provider_id"),
     # The SMS frequency cap counts recent texts per number.
     Index("ix_outbox_recipient", "recipient", "channel"),
+    # The concierge's failed-payment scan reads recent dunning emails.
+    Index("ix_outbox_channel_created", "channel", "created_at"),
 )
 
 message_attempts = Table(

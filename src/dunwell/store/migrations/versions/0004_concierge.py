@@ -209,9 +209,19 @@ def upgrade() -> None:
     with op.batch_alter_table("subscription_items", schema=None) as batch_op:
         batch_op.add_column(sa.Column("one_time_period", sa.Integer(), nullable=True))
 
+    # The concierge's scans for the messages it starts.
+    op.create_index("ix_subscriptions_created_at", "subscriptions", ["created_at"])
+    op.create_index("ix_subscriptions_canceled_at", "subscriptions", ["canceled_at"])
+    op.create_index("ix_invoices_paid_at", "invoices", ["paid_at"])
+    op.create_index("ix_outbox_channel_created", "outbox", ["channel", "created_at"])
+
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_channel_created", table_name="outbox")
+    op.drop_index("ix_invoices_paid_at", table_name="invoices")
+    op.drop_index("ix_subscriptions_canceled_at", table_name="subscriptions")
+    op.drop_index("ix_subscriptions_created_at", table_name="subscriptions")
     with op.batch_alter_table("subscription_items", schema=None) as batch_op:
         batch_op.drop_column("one_time_period")
 
