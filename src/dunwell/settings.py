@@ -42,6 +42,12 @@ class Settings:
     # For tests: a local server that speaks Twilio's REST API.
     twilio_api_base: str = ""
     mail_from: str = "billing@dunwell.localhost"
+    # Optional: an OpenAI-compatible chat-completions endpoint the concierge
+    # asks only when its own rules cannot read a text. Off unless base URL
+    # and model are set (see docs/concierge-understanding.md).
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -130,6 +130,8 @@ def worker(ctx: click.Context, until_idle: bool, name: str | None) -> None:
 def _register() -> None:
     from dunwell.cli import (
         compliance_commands,
+        concierge_commands,
+        inbox_commands,
         demo_commands,
         ledger_commands,
         messaging_commands,
@@ -143,9 +145,12 @@ def _register() -> None:
         *messaging_commands.COMMANDS,
         *compliance_commands.COMMANDS,
         sms_commands.sms,
+        concierge_commands.concierge,
         *webhook_commands.COMMANDS,
     ):
         main.add_command(command)
+    for command in inbox_commands.COMMANDS:
+        concierge_commands.concierge.add_command(command)
 
 
 _register()

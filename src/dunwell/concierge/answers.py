@@ -37,7 +37,9 @@ _YES_ANYWHERE = re.compile(
 _NO_ANYWHERE = re.compile(
     r"\b(?:never mind|don't|do not|no|not|changed my mind|forget it|keep it|leave it)\b"
 )
-_THANKS = re.compile(r"(?:ok\s+)?(?:thanks|thank you|cheers|ta)(?:\s+(?:so much|a lot|again))?[.! ]*")
+_THANKS = re.compile(
+    r"(?:ok\s+)?(?:thanks|thank you|cheers|ta)(?:\s+(?:so much|a lot|again))?[.! ]*"
+)
 #: Words after a yes that show the rest is a new request, not part of the yes.
 NEW_REQUEST_MARKERS = re.compile(r"\b(?:instead|also|but|actually|rather|as well|however)\b")
 _FILLER = re.compile(r"[\s,.!-]*(?:and\b|then\b)?[\s,.!-]*")
@@ -108,8 +110,14 @@ def rating(text: str) -> tuple[int | None, bool]:
 
 def opens_with_rating(text: str) -> bool:
     """Whether the reply starts with its rating: "2, the box came late" rates, not complains."""
-    return re.match(r"(?:i'd say |i'd give (?:it |you )?(?:a )?|a )?(?:[1-5]|one|two|three|four"
-                    r"|five|star)\b", text) is not None
+    return (
+        re.match(
+            r"(?:i'd say |i'd give (?:it |you )?(?:a )?|a )?(?:[1-5]|one|two|three|four"
+            r"|five|star)\b",
+            text,
+        )
+        is not None
+    )
 
 
 _VAGUE_PROMISE = re.compile(

@@ -49,17 +49,13 @@ WEEKDAYS = {
     **dict.fromkeys(("saturday", "sat"), 5),
     **dict.fromkeys(("sunday", "sun"), 6),
 }
-_UNITS = ("first second third fourth fifth sixth seventh eighth ninth").split()
+_ORDINAL_WORDS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+)
+_UNITS = _ORDINAL_WORDS.split()[:9]
 ORDINALS: dict[str, int] = {
-    **{word: n for n, word in enumerate(_UNITS, start=1)},
-    **{
-        word: n
-        for n, word in enumerate(
-            "tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth "
-            "seventeenth eighteenth nineteenth twentieth".split(),
-            start=10,
-        )
-    },
+    **{word: n for n, word in enumerate(_ORDINAL_WORDS.split(), start=1)},
     **{f"twenty{sep}{word}": 20 + n for n, word in enumerate(_UNITS, 1) for sep in " -"},
     "thirtieth": 30,
     **{f"thirty{sep}first": 31 for sep in " -"},
@@ -116,7 +112,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             rf"\b(?:(?:next|this|coming|this coming)\s+)?(?P<wd>{_alternatives(WEEKDAYS)})s?"
             r"\b(?P<after>\s+after next)?",
         ),
-        ("the_day", rf"\b(?:the\s+)?(?P<day>\d{{1,2}}(?:st|nd|rd|th))\b"),
+        ("the_day", r"\b(?:the\s+)?(?P<day>\d{1,2}(?:st|nd|rd|th))\b"),
         ("the_bare_day", rf"\bthe\s+(?P<day>\d{{1,2}}){_BARE_THE_DAY}"),
         ("the_word_day", rf"\bthe\s+(?P<day>{_alternatives(ORDINALS)})\b"),
     )
@@ -141,12 +137,21 @@ class SpanHit:
     end: int
 
 
+# Something every date pattern needs: a digit, or a word naming a day or month.
+_MAYBE_A_DATE = re.compile(
+    r"\d|tomorrow|fortnight|month|week|day|"
+    + "|".join(sorted({word[:3] for word in (*MONTHS, *WEEKDAYS, *ORDINALS)}))
+)
+
+
 class _NotADate(Exception):
     """The words look like a date but are not one here ("the 3rd may work")."""
 
 
 def find_dates(text: str, today: date) -> list[DateHit]:
     """Every resolvable date in ``text`` (normalized), in order, none overlapping."""
+    if not _MAYBE_A_DATE.search(text):
+        return []  # most texts name no day: one quick look instead of every pattern
     hits: list[DateHit] = []
     taken: list[tuple[int, int]] = []
     for name, pattern in _PATTERNS:
@@ -166,18 +171,34 @@ def find_dates(text: str, today: date) -> list[DateHit]:
 
 
 _SET_ASIDE = re.compile(r"\b(?:from|instead of|not|rather than|than|was|of)\s+(?:on\s+)?$")
+_WANTED_BEFORE = re.compile(r"\b(?:to|into|for|until|till|til)\s+(?:on\s+)?$")
+_WANTED_AFTER = re.compile(r"\s*(?:instead|please|pls|works better|would be better)\b")
 
 
 def pick_date(text: str, today: date) -> DateHit | None:
-    """The date the customer asks for: "from the 3rd to the 10th" is the 10th.
+    """The date the customer asks for (see :func:`choose_date`)."""
+    return choose_date(text, find_dates(text, today))
 
-    A date after "from", "instead of", "not" or "rather than" is the one being
-    replaced; of the others the first counts.
+
+def choose_date(text: str, hits: list[DateHit]) -> DateHit | None:
+    """The one of ``hits`` the customer asks for, when the text names more than one.
+
+    "from the 3rd to the 10th" is the 10th; "I'm away the 15th, send it on
+    the 20th instead" the 20th. A date after "from", "instead of", "not" or
+    "rather than" is the one being replaced; one after "to"/"until" or
+    before "instead" is the one wanted; otherwise the first counts.
     """
-    hits = find_dates(text, today)
-    wanted = [hit for hit in hits if not _SET_ASIDE.search(text[max(0, hit.start - 16) : hit.start])]
-    chosen = wanted or hits
-    return chosen[0] if chosen else None
+    if len(hits) < 2:
+        return hits[0] if hits else None
+    return max(hits, key=lambda hit: (_weight(text, hit), -hit.start))
+
+
+def _weight(text: str, hit: DateHit) -> int:
+    before = text[max(0, hit.start - 16) : hit.start]
+    if _SET_ASIDE.search(before):
+        return -1
+    wanted = _WANTED_BEFORE.search(before) or _WANTED_AFTER.match(text, hit.end)
+    return 1 if wanted else 0
 
 
 def _resolve(name: str, match: re.Match[str], text: str, today: date) -> date | None:
@@ -241,8 +262,9 @@ def _may_is_a_month(name: str, match: re.Match[str], text: str) -> bool:
     # "may" is mostly the verb: "the 3rd may work", "may 2 bags be added?"
     if name == "day_month":
         return " of may" in match.group() or not re.match(r"\s*[a-z0-9]", text[match.end() :])
+    # "may 3" is the month unless a subject comes first ("it may 3...").
     before = text[: match.start()]
-    return bool(re.search(r"(?:^|\b(?:on|by|until|till|til|to|for|of|before|after|from)\s+)$", before))
+    return not re.search(r"\b(?:i|you|we|they|he|she|it|that|this|which|who)\s+$", before)
 
 
 def _day_number(word: str) -> int:

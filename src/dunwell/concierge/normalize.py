@@ -35,7 +35,15 @@ _EMOJI_WORDS = {
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", "\u201c": '"'})
 _QUOTES_2 = str.maketrans({"\u201d": '"', "\u2013": "-", "\u2014": "-"})
 _WORD = re.compile(r"[a-z][a-z']*")
+# "2wks", "10days": a count glued to its unit of time.
+_GLUED_SPAN = re.compile(r"\b(\d+)(wks?|weeks?|days?|mos|months?|mths?|mnths?|yrs?|years?)\b")
 _SPACES = re.compile(r"\s+")
+
+
+def words(text: str) -> frozenset[str]:
+    """The set of whitespace-separated words in ``text`` (for word lists in the source)."""
+    return frozenset(text.split())
+
 
 # Shorthand and misspellings too far from the word for the edit-distance fix.
 ALIASES: dict[str, str] = {
@@ -47,6 +55,7 @@ ALIASES: dict[str, str] = {
     ),
     **dict.fromkeys(("yeah", "yea", "yah", "yeh", "yep", "yup", "yess", "yesss", "yas"), "yes"),
     **dict.fromkeys(("ye", "yse", "ys", "yez"), "yes"),
+    **dict.fromkeys(("skp", "skipp", "skiip"), "skip"),
     **dict.fromkeys(("nope", "nah", "naw", "nahh", "noo", "nooo"), "no"),
     **dict.fromkeys(("k", "kk", "okk", "okie", "okey", "okay", "okey-dokey", "okies"), "ok"),
     **dict.fromkeys(("nvm", "nevermind", "nevrmind"), "never mind"),
@@ -104,35 +113,37 @@ ALIASES: dict[str, str] = {
 
 # The words the rules look for; a longer word one typo away from exactly one of
 # these is read as it (same first letter: a first letter is rarely mistyped).
-VOCABULARY = frozenset(
+# Inflections are listed too, so that "removed" is not "corrected" to "remove".
+VOCABULARY = words(
     """
     subscription subscriptions subscribed unsubscribe cancel cancelled canceled cancelling
     canceling cancellation postpone postponed delay delayed delivery deliveries deliver
-    delivered shipment shipments shipping shipped address tomorrow payment payments
-    frequency frequently quantity instead tracking package schedule reschedule
-    representative someone person human expired expiring update updated receive received
-    arrive arrived please thanks order orders monday tuesday wednesday thursday friday
-    saturday sunday january february march april june july august september october
-    november december weeks month months twice every anymore account paycheck money retry
-    again change switch remove delete skipping skipped texting messages message texts
-    upcoming delivering replace another weekly monthly biweekly charge charged charging
-    skip shipping postponing delaying
-    """.split()
+    delivered shipment shipments shipping shipped address tomorrow payment payments frequency
+    frequently quantity instead tracking package schedule reschedule representative someone
+    person human expired expiring update updated receive received arrive arrived please thanks
+    order orders monday tuesday wednesday thursday friday saturday sunday january february
+    march april june july august september october november december weeks month months twice
+    every anymore account paycheck money retry again change switch remove delete skipping
+    skipped texting messages message texts upcoming delivering replace another weekly monthly
+    biweekly charge charged charging skip shipping postponing delaying removed changed
+    replaced added switched deleted ordered updates changes charges removes
+    """
 )
 # Real words one typo from a vocabulary word that must stay what they are.
-_KEEP = frozenset(
-    {"cancer", "skipper", "shopping", "shipper", "mouths", "chance", "older", "match", "remote"}
-)
+_KEEP = words("cancer skipper shopping shipper mouths chance older match remote")
 
 
 def normalize(text: str) -> str:
-    """``text`` in canonical form: NFKD without accents, lower case, plain quotes, emoji read or dropped.
+    """``text`` in canonical form: no accents, lower case, plain quotes, emoji read or dropped.
 
     Whitespace is collapsed to single spaces and the result is stripped.
     """
-    folded = unicodedata.normalize("NFKD", text).translate(_QUOTES).translate(_QUOTES_2)
-    folded = "".join(_EMOJI_WORDS.get(char, char) for char in folded if not _is_symbol(char))
-    lowered = folded.lower()
+    if text.isascii():
+        folded = text.replace("`", "'")
+    else:
+        folded = unicodedata.normalize("NFKD", text).translate(_QUOTES).translate(_QUOTES_2)
+        folded = "".join(_EMOJI_WORDS.get(char, char) for char in folded if not _is_symbol(char))
+    lowered = _GLUED_SPAN.sub(r"\1 \2", folded.lower())
     fixed = _WORD.sub(lambda match: _fix_word(match.group()), lowered)
     return _SPACES.sub(" ", fixed).strip()
 
@@ -165,7 +176,7 @@ def one_edit_apart(a: str, b: str) -> bool:
         diffs = [i for i in range(len(a)) if a[i] != b[i]]
         if len(diffs) == 1:
             return True
-        i, j = (diffs + [-1, -1])[:2]
+        i, j = [*diffs, -1, -1][:2]
         return len(diffs) == 2 and j == i + 1 and a[i] == b[j] and a[j] == b[i]
     short, long = (a, b) if len(a) < len(b) else (b, a)
     i = 0
@@ -212,9 +223,11 @@ NUMBER_WORDS: dict[str, int] = {
     "thirty": 30,
 }
 #: A regex alternative matching a count: digits or a number word (longest first).
-NUMBER = "(?:" + "|".join(
-    [r"\d{1,3}"] + [re.escape(w) for w in sorted(NUMBER_WORDS, key=len, reverse=True)]
-) + ")"
+NUMBER = (
+    "(?:"
+    + "|".join([r"\d{1,3}"] + [re.escape(w) for w in sorted(NUMBER_WORDS, key=len, reverse=True)])
+    + ")"
+)
 
 
 def number_value(word: str) -> int | None:

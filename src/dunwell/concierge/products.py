@@ -19,23 +19,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 
-from dunwell.concierge.normalize import normalize, one_edit_apart
+from dunwell.concierge.normalize import normalize, one_edit_apart, words
 
 _TOKEN = re.compile(r"\d+\s*-?\s*(?:oz|lbs?|ct|pk|mg|kg|ml|g|count|pack|pc|pcs|iu)\b|[a-z0-9]+")
-_SIZE = re.compile(r"\d+\s*-?\s*[a-z]*|\d+")
 _UNIT_SPELLINGS = {"lbs": "lb", "count": "ct", "pack": "pk", "pcs": "pc"}
-_CONTAINERS = frozenset(
+_CONTAINERS = words(
     "bag box pack pk bottle jar can tin case pouch kit refill bundle packet carton tub "
-    "container piece pc unit roll sleeve".split()
+    "container piece pc unit roll sleeve"
 )
-_COMMON = frozenset(
-    "over half double dark light sea dog cat hip joint stick edge safety new old one two free "
-    "extra regular big small large mini plus max original classic pure plain whole daily "
-    "natural organic value size set item order time week month day next just only more less "
-    "all sweet hot cold variety mix and the of for with my your our this that".split()
+_COMMON = words(
+    "over half double dark light sea dog cat hip joint stick edge safety new old one two "
+    "free extra regular big small large mini plus max original classic pure plain whole "
+    "daily natural organic value size set item order time week month day next just only "
+    "more less all sweet hot cold variety mix and the of for with my your our this that"
 )
 _BRIDGES = frozenset({"and", "n"})
+# Words that separate two names ("swap the mug for the decaf"); any other word
+# between a one-word mention and the next makes the first a description of
+# the second: "face wash cleanser" is the cleanser, not the face cloths.
+_SEPARATORS = words(
+    "for to with and or instead of the my a an into from than please pls plus also then "
+    "but not no vs versus n some more less"
+)
 # Never indexed: they would tie a product to every sentence.
 _STOPWORDS = frozenset({"a", "an", "and", "the", "of", "for", "with", "in", "to", "by", "n"})
 
@@ -104,7 +111,7 @@ class Products:
             words = [token for token in tokens if token not in _STOPWORDS]
             self._strong.append(sum(1 for word in words if not _is_weak(word)))
             # "Pour-Over" is also typed "pourover": index adjacent pairs joined.
-            joined = [a + b for a, b in zip(words, words[1:], strict=False)]
+            joined = [a + b for a, b in pairwise(words)]
             for word in words + joined:
                 self._index.setdefault(word, set()).add(number)
         self._cache = {}
@@ -125,7 +132,7 @@ class Products:
             found.extend(self._close(run, common))
             run, common = ([(token, start, end)], fits) if fits else ([], set())
         found.extend(self._close(run, common))
-        return found
+        return _without_descriptions(text, found)
 
     def item(self, mention: Mention) -> str | None:
         """The order item ``mention`` names, or None when it names none or several."""
@@ -181,6 +188,17 @@ class Products:
             if close or prefix:
                 fits.update(dict.fromkeys(numbers, word))
         return fits
+
+
+def _without_descriptions(text: str, found: list[Mention]) -> list[Mention]:
+    kept: list[Mention] = []
+    for mention, following in zip(found, [*found[1:], None], strict=False):
+        if following is not None and " " not in text[mention.start : mention.end]:
+            between = text[mention.end : following.start].split()
+            if len(between) == 1 and between[0] not in _SEPARATORS:
+                continue
+        kept.append(mention)
+    return kept
 
 
 @lru_cache(maxsize=512)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from dunwell.concierge.dates import DateHit, SpanHit, find_dates, find_span, pick_date
+from dunwell.concierge.dates import DateHit, SpanHit, choose_date, find_dates, find_span
 from dunwell.concierge.intents import Intent
 from dunwell.concierge.normalize import normalize
 from dunwell.concierge.products import Mention, Products, products_for
@@ -56,12 +56,21 @@ class Reading:
     @cached_property
     def date(self) -> DateHit | None:
         """The date the customer asks for, resolved against today."""
-        return pick_date(self.text, self.request.today)
+        return choose_date(self.text, self.dates)
 
     @cached_property
     def dates(self) -> list[DateHit]:
         """Every date the text names, in order."""
         return find_dates(self.text, self.request.today)
+
+    @cached_property
+    def masked(self) -> str:
+        """The text with product names and dates blanked: "12oz" or "jan 8" is no count."""
+        text = self.text
+        blanks = [(m.start, m.end, "p") for m in self.mentions]
+        for start, end, letter in blanks + [(d.start, d.end, "d") for d in self.dates]:
+            text = text[:start] + letter * (end - start) + text[end:]
+        return text
 
     @cached_property
     def span(self) -> SpanHit | None:

@@ -60,6 +60,8 @@ _EXPLAINS: dict[Intent, frozenset[Intent]] = {
     Intent.SWAP_PRODUCT: frozenset({Intent.ADD_PRODUCT, Intent.CHANGE_QUANTITY}),
     Intent.CHANGE_DATE: frozenset({Intent.DELAY_ORDER, Intent.SHIP_NOW}),
     Intent.CHANGE_FREQUENCY: frozenset({Intent.DELAY_ORDER, Intent.CHANGE_DATE}),
+    # A house number is no quantity: "change my address to 55 Elm Ave".
+    Intent.CHANGE_ADDRESS: frozenset({Intent.CHANGE_QUANTITY}),
 }
 _NEVER_CONFLICTS = frozenset({Intent.ORDER_STATUS, Intent.UNKNOWN})
 

@@ -38,13 +38,16 @@ _SET_QUANTITY = compile_any(
     rf"\b(?:just|only)\s+(?:need\s+|want\s+|send\s+(?:me\s+)?|get\s+|have\s+)?(?P<a>{_COUNT})\b"
     + _NOT_A_COUNT,
     r"\b(?:make|set|change|bump|up|raise|increase|decrease|reduce|lower|drop|cut|adjust|update"
-    r"|put|go|bring)\s+(?:\w+\s+){0,4}?(?:up\s+|down\s+|back\s+)?to\s+(?:just\s+|only\s+)?"
+    r"|put|go|bring)\s+(?:[\w']+\s+){0,4}?(?:up\s+|down\s+|back\s+)?to\s+(?:just\s+|only\s+)?"
     rf"(?P<b>{_COUNT})\b" + _NOT_A_COUNT,
     rf"\bmake\s+(?:it|that|them)\s+(?P<c>{_COUNT})\b" + _NOT_A_COUNT,
     rf"\bfrom\s+{_COUNT}\s+to\s+(?P<d>{_COUNT})\b" + _NOT_A_COUNT,
-    rf"\b(?P<e>{_COUNT})\b{_NOT_A_COUNT}\s+(?:\w+\s+){{0,4}}?instead\b",
-    r"\b(?:quantity|qty|amount|number)\s+(?:\w+\s+){0,3}?(?:to|:|=|of)?\s*(?P<f>\d{1,3})\b",
+    rf"\b(?P<e>{_COUNT})\b{_NOT_A_COUNT}\s+(?:[\w']+\s+){{0,4}}?instead\b",
+    r"\b(?:quantity|qty|amount|number)\s+(?:[\w']+\s+){0,3}?(?:to|:|=|of)?\s*(?P<f>\d{1,3})\b",
     r"\b(?P<g>double|triple)\b",
+    # "2 bags of litter next time": a count, the (masked) name, and when.
+    rf"(?:^|[,.!] )(?P<h>{_COUNT})\s+(?:[a-z]+\s+of\s+)?(?:the\s+)?p+\s+(?:next time|this time"
+    r"|this month|next month|from now on|only|please|pls|instead)\b",
 )
 _LESS_OR_MORE = re.compile(r"\b(?:less|fewer|reduce|decrease|cut back|cut down|lower|increase)\b")
 
@@ -54,10 +57,11 @@ _ALWAYS_REMOVE = re.compile(
     r"(?:the\s+)?|any\s+)?$"
 )
 _REMOVED_AFTER = re.compile(r"\s+(?:off|out|removed|taken off|taken out|dropped)\b")
+_REMOVED = re.compile(r"\s+(?:removed|taken off|taken out|dropped|deleted)\b")
 _PLAIN_TAKE = re.compile(r"\b(?:take|leave)\s+(?:the\s+|my\s+|that\s+|those\s+|these\s+)?$")
 _REMOVE_FROM_SEVERAL = re.compile(
     r"\b(?:skip|cancel|no|without|hold|stop sending|don't send|do not send|don't include"
-    r"|don't need|don't want|no more|minus|except)\s+(?:the\s+|my\s+|any\s+)?$"
+    r"|don't need|don't want|no more|minus|except|but not|but no)\s+(?:the\s+|my\s+|any\s+)?$"
 )
 _REMOVE_IT = re.compile(r"\b(?:remove|drop|delete|take (?:off|out))\s+(?:it|that|them)\b")
 
@@ -82,12 +86,14 @@ _ADD_EXPLICIT = compile_any(
 _ADD_SOFT = re.compile(
     r"\b(?:can i|could i|may i|can we|could we)\s+(?:also\s+)?(?:get|have|try|order)\b|\bi(?:'d|"
     r" would) like\b|\bi want\b|\bsend (?:me|us)\b|\bget me\b|\bi need\b|\bgive me\b"
+    rf"|\bsend\s+(?:{_COUNT}|a|an|some)\s"
 )
 _ADD_VERB = re.compile(r"\b(?:add|include|throw in|toss in)\b")
+# "2 bags of the", "two tubes of", "another", "3 more": a count just before the name.
 _QUANTITY_BEFORE = re.compile(
-    rf"\b(?P<n>{_COUNT}|a|an|another|one more)\s+(?:more\s+|extra\s+|additional\s+)?"
-    r"(?:(?:bags?|box(?:es)?|packs?|packets?|bottles?|jars?|cans?|tins?|pouch(?:es)?|units?"
-    r"|pieces?|cases?|sets?|of|the|those|these|tubs?|cartons?|rolls?)\s+){0,3}$"
+    rf"\b(?P<n>{_COUNT}|a|an|another|one more)\s+(?:x\s+|more\s+|extra\s+|additional\s+)?"
+    r"(?:[a-z]+\s+of\s+|(?:bags?|box(?:es)?|packs?|bottles?|jars?|cans?|tins?|tubes?|tubs?)\s+)?"
+    r"(?:the\s+|those\s+|these\s+|more\s+)?$"
 )
 _TIMES_AFTER = re.compile(r"\s*(?:x|\*)\s*(?P<n>\d{1,2})\b")
 
@@ -109,6 +115,8 @@ def _removal_before(r: Reading, mention: Mention) -> int | None:
     """Where the word removing ``mention`` starts, or None when nothing removes it."""
     start = max(0, mention.start - 30)
     before = r.text[start : mention.start]
+    if _REMOVED.match(r.text, mention.end):
+        return mention.start  # "can I get the mug removed?"
     plain_take = _PLAIN_TAKE.search(before)
     if plain_take is not None:
         removed = _REMOVED_AFTER.match(r.text, mention.end)
@@ -119,8 +127,17 @@ def _removal_before(r: Reading, mention: Mention) -> int | None:
     return None if match is None else start + match.start()
 
 
+_SOMETHING_ELSE = re.compile(
+    r"\b(?:something else|something different|another (?:one|flavou?r|kind|product)"
+    r"|a different (?:one|flavou?r|kind|product|item))\b"
+)
+
+
 def swap_product(r: Reading) -> Guess | None:
     """Replacing an item with another product: "trade my X for the Y", "Y instead of X"."""
+    if not r.mentions and r.find(_SWAP) and _SOMETHING_ELSE.search(r.text):
+        only = r.products.only_item()
+        return Guess(Intent.SWAP_PRODUCT, {"from": only} if only else {}, sure=False)
     if not r.mentions or not (r.find(_SWAP) or _INSTEAD.search(r.text)):
         return None
     source, target = _swap_roles(r)
@@ -133,7 +150,7 @@ def swap_product(r: Reading) -> Guess | None:
         slots["to"] = product
     if "to" not in slots and (source is None or _set_quantity(r) is not None):
         return None
-    return Guess(Intent.SWAP_PRODUCT, slots, sure="to" in slots and "from" in slots)
+    return Guess(Intent.SWAP_PRODUCT, slots, sure="to" in slots)
 
 
 def _swap_roles(r: Reading) -> tuple[Mention | None, Mention | None]:
@@ -164,7 +181,9 @@ def change_quantity(r: Reading) -> Guess | None:
             return Guess(Intent.CHANGE_QUANTITY, _with_product(_named_item(r), None), sure=False)
         return None
     name = _named_item(r)
-    return Guess(Intent.CHANGE_QUANTITY, _with_product(name, quantity), sure=name is not None)
+    # Unsure only when a product was named but is not one of the order's items.
+    sure = name is not None or not r.mentions
+    return Guess(Intent.CHANGE_QUANTITY, _with_product(name, quantity), sure=sure)
 
 
 def add_product(r: Reading) -> Guess | None:
@@ -199,18 +218,8 @@ def _with_product(name: str | None, quantity: int | None) -> dict[str, Any]:
     return slots
 
 
-def _masked(r: Reading) -> str:
-    """The text with product names and dates blanked out: "12oz" or "jan 8" is no count."""
-    text = r.text
-    for start, end, letter in [(m.start, m.end, "p") for m in r.mentions] + [
-        (d.start, d.end, "d") for d in r.dates
-    ]:
-        text = text[:start] + letter * (end - start) + text[end:]
-    return text
-
-
 def _set_quantity(r: Reading) -> int | None:
-    match = _SET_QUANTITY.search(_masked(r))
+    match = _SET_QUANTITY.search(r.masked)
     if match is None:
         return None
     word = next(value for value in match.groups() if value is not None)
@@ -220,7 +229,7 @@ def _set_quantity(r: Reading) -> int | None:
 
 
 def _quantity_around(r: Reading, mention: Mention) -> int | None:
-    masked = _masked(r)
+    masked = r.masked
     before = _QUANTITY_BEFORE.search(masked[max(0, mention.start - 40) : mention.start])
     if before is not None:
         word = before["n"]

@@ -21,75 +21,90 @@ _NEXT = r"(?:next|upcoming|coming|this|current|pending|following|this month's|th
 _SKIP = compile_any(
     r"\bskip(?:ping|ped|s)?\b",
     r"\bpass (?:on|this)\b",
+    r"\bhold off\s+(?:on\s+)?(?:this|the next|the upcoming|next)\s+"
+    r"(?:one|month|time|round|order|box)\b",
     r"\bsit\s+(?:this one|it|this month|this round|this time|the next one)\s+out\b",
     r"\b(?:don't|do not|no need to|please don't|dont)\s+(?:send|ship|deliver|charge|mail)\s+"
-    rf"(?:\w+\s+){{0,3}}?(?:{_NEXT}\s+(?:one|{_ORDER}|month|time|round|week)|it this (?:month|time))\b",
-    r"\b(?:don't|do not|won't|dont)\s+need\s+(?:\w+\s+){0,3}?"
+    rf"(?:[\w']+\s+){{0,3}}?(?:{_NEXT}\s+(?:one|{_ORDER}|month|time|round|week)"
+    r"|it this (?:month|time))\b",
+    r"\b(?:don't|do not|won't|dont)\s+need\s+(?:[\w']+\s+){0,3}?"
     rf"(?:{_NEXT}|another)\s+(?:one|{_ORDER}|month|time|round)\b",
     r"(?:^|[,.!] ?)not this (?:month|time|round|week)\b",
-    r"\bno\s+(?:\w+\s+)?(?:order|box|delivery|shipment|package)?\s*this (?:month|time|round|week)\b",
-    r"\b(?:have|got|still have|still got)\s+(?:\w+\s+)?(?:plenty|enough|too much|lots|a lot|extra"
-    r"|leftovers?|left over|a bunch)\b",
+    r"\bno\s+(?:[\w']+\s+)?(?:order|box|delivery|shipment|package)?\s*"
+    r"this (?:month|time|round|week)\b",
+    r"\b(?:have|got|still have|still got)\s+(?:[\w']+\s+)?(?:plenty|enough|too much|lots|a lot"
+    r"|extra|leftovers?|left over|a bunch)\b",
     r"\b(?:leftover|left over|backed up|overstocked|stocked up)\b",
 )
 
 _CANCEL_ORDER = compile_any(
-    rf"\b(?:cancel|void|stop|scrap|call off)\s+(?:\w+\s+){{0,4}}?{_ORDER}\b",
+    rf"\b(?:cancel|void|stop|scrap|call off)\s+(?:[\w']+\s+){{0,4}}?{_ORDER}\b",
     rf"\b(?:cancel|stop)\s+(?:the\s+|my\s+)?{_NEXT}\s+one\b",
 )
 _CANCEL_IT = re.compile(r"\bcancel\s+(?:it|that|this)\b")
 
-_NOW = r"(?:now|today|asap|right away|immediately|straight away|tonight|right now|this week)"
+_NOW = (
+    r"(?:now(?!\s+on\b)|today|asap|right away|immediately|straight away|tonight|right now"
+    r"|this week)"
+)
 _SHIP_NOW = compile_any(
     r"\b(?:ship|send|deliver|mail|dispatch|process|rush|expedite|release|charge and ship"
-    rf"|get)\s+(?:\w+\s+){{0,5}}?(?:out\s+)?{_NOW}\b",
-    rf"\b(?:need|want|like)\s+(?:\w+\s+){{0,4}}?{_NOW}\b",
+    rf"|get)\s+(?:[\w']+\s+){{0,5}}?(?:out\s+)?{_NOW}\b",
+    rf"\b(?:need|want|like)\s+(?:[\w']+\s+){{0,4}}?{_NOW}\b",
     r"\bexpedite\b|\brush\s+(?:it|my|the|this)\b",
-    r"\b(?:ship|send)\s+(?:\w+\s+){0,4}?(?:early|earlier|sooner|ahead of schedule)\b",
+    r"\b(?:ship|send|get|have)\s+(?:[\w']+\s+){0,4}?(?:early|earlier|sooner|ahead of schedule)\b",
     r"\b(?:ran out|run out|running out|running low|all out|totally out|completely out)\b",
-    r"\bwe're out\b|\bi'm out\b|\bout of (?!town|the country|office|stock|state|touch|here"
+    r"\b(?:we're|i'm|we are|i am)\s+(?:all\s+|totally\s+|completely\s+)?out\b(?!\s+of)"
+    r"|\bout of (?!town|the country|office|stock|state|touch|here"
     r"|money|cash|funds|luck|work|a job|pocket|budget|the house)\w+",
-    r"\b(?:early|earlier|sooner)\s+(?:please|pls)?\s*$",
+    r"\b(?:early|earlier|sooner)\s*(?:please|pls)?[\s.!?]*$",
 )
 _ONLY_LOW = re.compile(r"\b(?:running low|running out|ran out|run out|out of)\b")
 _SEND_VERB = re.compile(r"\b(?:send|ship|deliver|get|need|want|rush|mail|process|expedite)\b")
 
 _DELAY = compile_any(
     r"\b(?:delay|postpone|defer|snooze|reschedule for later|put off)\w*\b",
-    r"\bpush(?:ed|ing)?\b(?!\s+(?:\w+\s+){0,3}?(?:forward|up|earlier|sooner)\b)",
-    r"\b(?:move|bump|set|shift|kick)\s+(?:\w+\s+){0,4}?(?:back|later|out)\b",
-    r"\bhold\s+(?:off|it|them|my|the)\b",
-    r"\bput\s+(?:\w+\s+){0,3}?on hold\b|\bpause\w*\b",
+    r"\bpush(?:ed|ing)?\b(?!\s+(?:[\w']+\s+){0,3}?(?:forward|up|earlier|sooner)\b)",
+    r"\b(?:move|bump|set|shift|kick)\s+(?:[\w']+\s+){0,4}?(?:back|later|out)\b",
+    r"\bhold\s+(?:off\b(?!\s+(?:on\s+)?(?:this|next)\s+(?:one|month|time|round))|it|them|my"
+    r"|the)\b",
+    r"\bput\s+(?:[\w']+\s+){0,3}?on hold\b|\bpause\w*\b",
     r"\bwait\s+(?:until|till|til|a|an|another|one|two|three|\d+|couple|few|for|on|to (?:ship|send"
     r"|charge))\b",
     r"\blater\b|\bgive me (?:another|more|a few|\w+ more)\b",
     r"\b(?:another|extra|more|additional) (?:week|month|couple)\b",
+    r"\b(?:don't|do not)\s+(?:send|ship|deliver|charge)\b[^.?!]{0,30}\b(?:until|till|til)\b",
 )
 _VAGUE_LATER = re.compile(r"\b(?:next (?:week|month)|a bit|a while|for now|some time)\b")
 _MOVE = compile_any(
     r"\b(?:move|change|switch|reschedule|re-schedule|push|postpone|delay|shift|bump|set|make|put"
     r"|bring|send|ship|deliver|arrive|come|get|have|hold|wait|pause|process|charge|bill|renew"
-    r"|adjust|instead|rather|prefer|better|works|work|date|day|until|till|til|on)\b",
+    r"|adjust|instead|rather|prefer|better|works|work|date|day|until|till|til|on|need|want|by)\b",
     rf"\b{_ORDER}\b",
 )
 _NEW_DATE_WORDS = re.compile(
-    r"\b(?:change|move|switch|reschedule|pick|choose|set)\s+(?:\w+\s+){0,3}?(?:date|day)\b"
-    r"|\bdifferent (?:date|day)\b|\b(?:bring|move|push)\s+(?:\w+\s+){0,3}?(?:forward|up)\b"
+    r"\b(?:change|move|switch|reschedule|pick|choose|set)\s+(?:[\w']+\s+){0,3}?(?:date|day)\b"
+    r"|\bdifferent (?:date|day)\b|\b(?:bring|move|push)\s+(?:[\w']+\s+){0,3}?(?:forward|up)\b"
 )
 
 _STATUS = compile_any(
     r"\bwhere(?:'s| is| are|s)?\s+(?:my|the|our|it|this)\b|\bwhere(?:'s| is)? it\b",
     r"\btrack(?:ing)?\b|\beta\b|\bstatus\b|\bshipping (?:info|update|confirmation)\b",
     r"\b(?:has|have|did|was)\s+(?:it|they|my\s+\w+|the\s+\w+|this|that|my next \w+)\s+"
-    r"(?:\w+\s+)?(?:ship|shipped|arrive|arrived|been sent|been shipped|gone out|left|go out|sent)\b",
+    r"(?:[\w']+\s+)?(?:ship|shipped|arrive|arrived|been sent|been shipped|gone out|left|go out"
+    r"|sent)\b",
     r"\bwhen\s+(?:will|does|is|do|did|can|should|'s|are|would)\b|\bwhen's\b",
-    r"\b(?:hasn't|haven't|didn't|not|never|still not|still hasn't|still haven't|has not|have not)\s+"
-    r"(?:\w+\s+)?(?:arrived|come|came|received|got|gotten|shown up|been delivered|here|delivered"
+    r"\b(?:hasn't|haven't|didn't|not|never|still not|still hasn't|still haven't|has not"
+    r"|have not)\s+"
+    r"(?:[\w']+\s+)?(?:arrived|come|came|received|got|gotten|shown up|been delivered|here|delivered"
     r"|get|receive|shipped)\b",
     r"\bstill waiting\b|\bnot here yet\b|\bmissing\b|\blost in the (?:mail|post)\b",
     r"\bwhat(?:'s| is) in my (?:next )?(?:order|box|delivery)\b|\bexpected (?:delivery|arrival)\b",
     r"\b(?:is|has) (?:it|my \w+|the \w+) (?:on (?:its|the) way|out for delivery|coming)\b",
     r"\bwhat (?:day|date|time) (?:will|does|is)\b|\bdid you (?:send|ship)\b",
+    r"\bwhat(?:'s| is)\s+(?:my|the)\s+(?:next\s+)?(?:order|delivery|ship(?:ping)?|charge|billing"
+    r"|renewal)\s+date\b",
+    r"\b(?:any|an)\s+update\s+on\b|\bupdate on my\s+(?:order|shipment|delivery|package|box)\b",
 )
 _REQUEST = re.compile(
     r"\b(?:can you|could you|would you|can we|could we|please|pls|i want|i'd like|i would like"
@@ -115,8 +130,11 @@ def ship_now(r: Reading) -> Guess | None:
     match = r.find(_SHIP_NOW)
     if match is None:
         return None
-    if r.date is not None and not re.search(rf"\b{_NOW}\b", match.group()):
-        return None  # "send it earlier, on the 3rd" names the day: a new date
+    if r.date is not None and (
+        not re.search(rf"\b{_NOW}\b", match.group())
+        or any(hit.start < match.end() <= hit.end for hit in r.dates)
+    ):
+        return None  # "send it earlier, on the 3rd", "3 weeks from now": a new date
     # "we're running low" alone hints at a wish; with a verb it is a request.
     only_low = _ONLY_LOW.search(match.group()) is not None
     return Guess(Intent.SHIP_NOW, sure=not only_low or _SEND_VERB.search(r.text) is not None)

@@ -11,8 +11,10 @@ is pure and offline: no I/O, no clock (relative dates resolve against
 3. a short answer to the pending question (:mod:`dunwell.concierge.answers`).
 
 The answer is marked ``confident=False`` when no rule recognised the text
-(``unknown``) or the rules found two requests; that is when an optional
-language model may be asked (see :mod:`dunwell.concierge.llm`).
+(``unknown``), when the rules found two different requests, or when the
+reading is weak (a vague span, a product named that is not on the order);
+that is when an optional language model may be asked (see
+:mod:`dunwell.concierge.llm`).
 """
 
 from __future__ import annotations
@@ -40,8 +42,13 @@ __all__ = [
 ]
 
 CARRIER_INTENTS = frozenset({Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP})
-_KEYWORD_INTENTS = {Keyword.OPT_OUT: Intent.OPT_OUT, Keyword.OPT_IN: Intent.OPT_IN, Keyword.HELP: Intent.HELP}
+_KEYWORD_INTENTS = {
+    Keyword.OPT_OUT: Intent.OPT_OUT,
+    Keyword.OPT_IN: Intent.OPT_IN,
+    Keyword.HELP: Intent.HELP,
+}
 _UNKNOWN = Guess(Intent.UNKNOWN, sure=False)
+_ALWAYS_WINS = frozenset({Intent.OPT_OUT, Intent.TALK_TO_HUMAN})
 
 
 def understand(request: ParseRequest) -> Understanding:
@@ -72,6 +79,8 @@ def _after_question(reading: Reading, request: Guess | None) -> Guess:
     if answer is None:
         return request or _UNKNOWN
     intent, opening = answer
+    if request is not None and request.intent in _ALWAYS_WINS:
+        return request  # "please stop": consent and a person come before any yes
     if request is None or (opening and not request.sure):
         return Guess(intent)
     if opening and intent is Intent.CONFIRM and not _new_request_after_yes(reading, request):
@@ -97,8 +106,13 @@ def _after_rating_question(reading: Reading, request: Guess | None) -> Guess:
 
 
 def _after_promise_question(reading: Reading, request: Guess | None) -> Guess:
-    """A day to pay is awaited: a bare date ("the 12th", "friday") is the promise."""
-    if request is not None and request.intent is not Intent.CHANGE_DATE:
+    """A day to pay is awaited: a bare date ("the 12th", "friday") is the promise.
+
+    So is a vague time ("soon", "later this week"), even though "later" alone
+    would read as a delay.
+    """
+    moves = (Intent.CHANGE_DATE, Intent.DELAY_ORDER)
+    if request is not None and (request.intent not in moves or request.slots.get("delay")):
         return request
     if reading.date is not None:
         return Guess(Intent.PROMISE_TO_PAY, reading.date_slot())

@@ -107,8 +107,7 @@ def _names(value: object, name: str) -> tuple[str, ...]:
 def _awaiting(value: object) -> Awaiting | None:
     if value is None:
         return None
-    try:
+    if isinstance(value, str) and value in Awaiting.__members__.values():
         return Awaiting(value)
-    except ValueError:
-        choices = ", ".join(member.value for member in Awaiting)
-        raise RequestError(f"awaiting: must be null or one of {choices}") from None
+    choices = ", ".join(member.value for member in Awaiting)
+    raise RequestError(f"awaiting: must be null or one of {choices}")

@@ -29,8 +29,10 @@ from sqlalchemy import Connection, select, update
 from dunwell.bootstrap import App
 from dunwell.concierge.dialogue import respond
 from dunwell.concierge.intents import Awaiting
+from dunwell.concierge.llm import understand_text
 from dunwell.concierge.model import Action, ActionResult, Outcome, State
 from dunwell.concierge.reports import report
+from dunwell.concierge.understanding import ParseRequest
 from dunwell.services import concierge_actions
 from dunwell.services.card_retry import collect_invoices_now, retry_results
 from dunwell.services.claims import claim_due
@@ -113,8 +115,6 @@ def _answer(app: App, inbound_id: int, owner: str) -> None:
         with app.begin() as conn:
             _mark_answered(conn, text.id, now)
         return
-    from dunwell.concierge.llm import understand_text  # TEMP until the module lands
-
     understood = understand_text(_request(text, gathered, state), app.llm)
     with app.begin() as conn:
         conversation = current_conversation(conn, text.site_id, text.phone, text.customer_id, now)
@@ -265,9 +265,7 @@ def _opt_out(conn: Connection, conversation: Conversation, now: datetime) -> Non
     queue_text(conn, conversation, reply, now, kind="opt_out_reply", opt_out_line=False)
 
 
-def _request(text: _Text, gathered: Gathered, state: State) -> Any:
-    from dunwell.concierge.understanding import ParseRequest  # TEMP until the module lands
-
+def _request(text: _Text, gathered: Gathered, state: State) -> ParseRequest:
     order = gathered.context.order
     awaiting = Awaiting(state.awaiting) if state.awaiting in CONTRACT_AWAITING else None
     return ParseRequest(

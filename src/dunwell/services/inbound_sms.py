@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select, update
 from dunwell.messaging.keywords import Keyword, match_keyword, twilio_opt_out_type
 from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.messaging.redact import redact_card_numbers
+from dunwell.services.conversations import peek_state
 from dunwell.services.events import EventBatch
 from dunwell.services.sms_settings import load_sms_settings
 from dunwell.store.sql import insert_ignore, insert_one
@@ -57,8 +58,14 @@ def receive_sms(conn: Connection, sms: InboundSms, now: datetime) -> InboundResu
         .order_by(customers.c.id)
         .limit(1)
     ).scalar()
+    # While the concierge waits for a yes, a bare YES answers it (not START).
+    awaiting = peek_state(conn, sms.site_id, phone, now).get("awaiting") == "confirmation"
+    keyword = match_keyword(sms.body, awaiting_confirmation=awaiting)
     advanced = twilio_opt_out_type(sms.opt_out_type)
-    keyword = advanced or match_keyword(sms.body)
+    if advanced is not None and not (advanced is Keyword.OPT_IN and awaiting and keyword is None):
+        keyword = advanced
+    else:
+        advanced = None
     if _already_stored(conn, sms.sid):
         return InboundResult(True, keyword, None, customer_id, phone)
     insert_ignore(

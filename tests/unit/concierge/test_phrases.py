@@ -1,0 +1,105 @@
+"""The phrase rules: one intent per kind of request, in the customer's own words."""
+
+from __future__ import annotations
+
+import pytest
+
+from dunwell.concierge.intents import Intent
+from tests.unit.concierge.conftest import DARK, MUG, Ask
+
+PHRASES = {
+    Intent.SKIP_ORDER: [
+        "skip my next order",
+        "not this month, thanks",
+        "skp my nxt order pls",
+        "we still have plenty, don't send the next one",
+    ],
+    Intent.CANCEL_ORDER: ["cancel my next order", "please cancel just the upcoming order"],
+    Intent.CANCEL_SUBSCRIPTION: [
+        "cancel my subscription",
+        "please close my account",
+        "I don't want this anymore, cancel everything",
+        "cancle my subscripton",
+    ],
+    Intent.SHIP_NOW: ["ship it now please", "we ran out, can you send the next box today?"],
+    Intent.CHANGE_FREQUENCY: [
+        "every 6 weeks instead please",
+        "switch to every other month",
+        "can I get it less often",
+    ],
+    Intent.CHANGE_ADDRESS: [
+        "I moved, new address is 12 Oak St",
+        "please update my shipping address",
+    ],
+    Intent.UPDATE_PAYMENT: ["my card expired", "need to switch cards", "I have a new card"],
+    Intent.RETRY_PAYMENT: [
+        "charge me now",
+        "I updated my card, try again",
+        "ok money's there now, retry it",
+    ],
+    Intent.ORDER_STATUS: [
+        "where is my order?",
+        "has my order shipped yet",
+        "my package hasn't arrived",
+    ],
+    Intent.TALK_TO_HUMAN: ["can I talk to a real person", "agent please", "please call me"],
+}
+
+
+@pytest.mark.parametrize(
+    ("intent", "text"), [(intent, text) for intent, texts in PHRASES.items() for text in texts]
+)
+def test_a_phrase_is_read_as_its_intent(ask: Ask, intent: Intent, text: str) -> None:
+    understanding = ask(text, overdue=intent in (Intent.RETRY_PAYMENT, Intent.UPDATE_PAYMENT))
+    assert understanding.intent is intent
+    assert understanding.confident
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "don't cancel my subscription, just skip the next box",
+        "please don't cancel, skip it instead",
+    ],
+)
+def test_a_refused_request_does_not_count(ask: Ask, text: str) -> None:
+    assert ask(text).intent is Intent.SKIP_ORDER
+
+
+def test_a_question_about_status_yields_to_a_request(ask: Ask) -> None:
+    understanding = ask("where's my order? if it hasn't shipped, push it back a week")
+    assert (understanding.intent, understanding.slots) == (Intent.DELAY_ORDER, {"delay": "P1W"})
+
+
+def test_a_charge_on_a_day_is_a_promise_only_while_a_payment_is_outstanding(ask: Ask) -> None:
+    assert ask("can you charge me on the 30th instead").intent is Intent.CHANGE_DATE
+    assert (
+        ask("can you charge me on the 30th instead", overdue=True).intent is Intent.PROMISE_TO_PAY
+    )
+
+
+def test_the_charge_date_is_the_orders_date_not_a_payment(ask: Ask) -> None:
+    understanding = ask("please set my next charge date to the 30th", overdue=True)
+    assert (understanding.intent, understanding.slots) == (
+        Intent.CHANGE_DATE,
+        {"date": "2026-11-30"},
+    )
+
+
+def test_two_different_requests_leave_the_rules_unsure(ask: Ask) -> None:
+    understanding = ask("skip my next order and add a mug", items=(DARK, MUG))
+    assert understanding.intent is Intent.SKIP_ORDER
+    assert understanding.confident is False
+
+
+def test_an_unrecognised_text_is_unknown_and_unsure(ask: Ask) -> None:
+    understanding = ask("do you ship to alaska?")
+    assert (understanding.intent, understanding.slots, understanding.confident) == (
+        Intent.UNKNOWN,
+        {},
+        False,
+    )
+
+
+def test_the_rules_say_they_decided(ask: Ask) -> None:
+    assert ask("skip my next order").source == "rules"
