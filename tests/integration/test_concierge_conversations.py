@@ -24,7 +24,7 @@ from dunwell.services.concierge_settings import update_concierge_settings
 from dunwell.services.sites import site_now
 from dunwell.store import tables
 from tests.integration.concierge_phone import Phone, SandboxPhone, TwilioPhone
-from tests.integration.factories import DECLINE_ALWAYS, GOOD, INSUFFICIENT, RECOVERS, Shop
+from tests.integration.factories import DECLINE_ALWAYS, GOOD, INSUFFICIENT, LOST, RECOVERS, Shop
 from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilioServer
 
 PUBLIC = "https://dunwell.example"
@@ -250,6 +250,14 @@ def test_retry_payment_reports_a_decline_with_the_billing_link(store: Store) -> 
     assert store.shop.one(tables.invoices, id=invoice).status == "past_due"
 
 
+def test_a_card_the_bank_refused_outright_is_not_charged_again_by_text(store: Store) -> None:
+    invoice = _past_due(store, LOST)
+    attempts = len(store.shop.attempts_of(invoice))
+    texts = store.phone.text("please try my card again")
+    assert "won't accept this card again" in texts[-1] and f"{PUBLIC}/billing/" in texts[-1]
+    assert len(store.shop.attempts_of(invoice)) == attempts
+
+
 def test_a_promise_to_pay_schedules_the_retry_and_holds_reminders(store: Store) -> None:
     invoice = _past_due(store, INSUFFICIENT)
     (answer,) = store.phone.text("i get paid friday, can you wait till then")
@@ -291,8 +299,8 @@ def test_a_merchant_reply_reaches_the_customer(store: Store) -> None:
         headers=store.headers,
     )
     assert response.status_code == 201
-    assert store.phone.text("thanks Sam") == []  # a person has it now
-    store.shop.run()
+    # The merchant's text arrives; the concierge stays out of it.
+    assert store.phone.text("thanks Sam") == ["Hi Ada, this is Sam from the shop."]
     turns = store.shop.all(tables.conversation_turns, conversation_id=conversation.id)
     assert [t.author for t in turns] == ["customer", "concierge", "merchant", "customer"]
 
@@ -307,3 +315,88 @@ def test_a_switched_off_concierge_stays_silent(store: Store) -> None:
     store.settings(enabled=False)
     assert store.phone.text("skip my next order") == []
     assert store.shop.one(tables.inbound_messages).answered_at is not None
+
+
+# -- answers, surveys, the inbox, figures, the LLM ------------------------------------
+
+
+def test_order_status_and_frequency_are_answered_without_a_change(store: Store) -> None:
+    (status,) = store.phone.text("when is my next order coming?")
+    assert "Wed, Mar 11: 1 x Dark Roast Coffee 12oz ($18.00)" in status
+    (frequency,) = store.phone.text("can I get it every 6 weeks instead")
+    assert "how often your orders come" in frequency and f"{PUBLIC}/portal/" in frequency
+
+
+def test_after_a_delay_the_adjustment_survey_records_the_reason(store: Store) -> None:
+    store.settings(send_adjustment_survey=True, send_sentiment_survey=True)
+    store.phone.text("delay my order a week")
+    done, question = store.phone.text("yes")
+    assert done.startswith("Done!") and "why you changed your order" in question
+    (thanks,) = store.phone.text("we are going on holiday")
+    assert "Thank you" in thanks
+    turns = store.shop.all(tables.conversation_turns)
+    survey = [t for t in turns if t.action == "record_survey"]
+    assert survey[0].action_result == {"survey": "adjustment", "reason": "we are going on holiday"}
+    assert store.conversation().status == "closed"
+
+
+def test_the_sentiment_survey_feeds_the_figures(store: Store) -> None:
+    store.settings(send_sentiment_survey=True)
+    store.phone.text("swap my dark roast for decaf")
+    _, question = store.phone.text("yes")
+    assert "1 (poor) to 5 (great)" in question
+    store.phone.text("5")
+    figures = store.client.get("/v1/concierge/figures", headers=store.headers).json()
+    assert figures["actions_completed"] == {"swap_product": 1}
+    assert figures["sentiment"]["responses"] == 1 and figures["sentiment"]["average"] == 5
+    assert figures["conversations"]["settled_without_person"] == 1
+    assert figures["conversations"]["self_service_rate"] == 1.0
+
+
+def test_an_invoice_paid_through_the_concierge_counts_as_recovered(store: Store) -> None:
+    _past_due(store, RECOVERS)
+    store.shop.advance(1)
+    store.shop.run()
+    store.phone.text("retry my card please")
+    store.phone.text("talk to a human")
+    figures = store.client.get("/v1/concierge/figures", headers=store.headers).json()
+    assert figures["recovered"] == {"invoices": 1, "amounts": {"USD": 2400}}
+    assert figures["escalations"] == 1
+    assert figures["actions_completed"] == {"retry_payment": 1}
+
+
+def test_the_inbox_finds_a_conversation_by_name_email_or_phone(store: Store) -> None:
+    store.phone.text("skip my next order")
+    for query in ("lovelace", "ADA@x.test", "415 555 2671", "(415) 555-2671"):
+        found = store.client.get(
+            "/v1/conversations", params={"q": query}, headers=store.headers
+        ).json()["data"]
+        assert [c["customer_id"] for c in found] == [store.customer_id], query
+        assert found[0]["last_turn"]["author"] == "concierge"
+    nobody = store.client.get("/v1/conversations", params={"q": "grace"}, headers=store.headers)
+    assert nobody.json()["data"] == []
+    history = store.client.get(
+        f"/v1/customers/{store.customer_id}/conversations", headers=store.headers
+    ).json()
+    [conversation] = history["conversations"]
+    first = conversation["turns"][0]
+    assert (first["intent"], first["understood_by"]) == ("skip_order", "rules")
+
+
+def test_an_unsure_text_is_read_by_the_llm_when_one_is_configured(store: Store) -> None:
+    from dunwell.concierge.llm import LlmConfig, LlmUnderstander
+    from tests.integration.fake_llm import FakeLlmServer, Reply
+
+    with FakeLlmServer() as server:
+        store.shop.app.llm = LlmUnderstander(LlmConfig(server.base_url, "small-model", "sk-test"))
+        server.script(Reply('{"intent": "order_status", "slots": {}}'))
+        try:
+            (answer,) = store.phone.text("yo whats the deal w my stuff")
+        finally:
+            store.shop.app.llm.close()
+            store.shop.app.llm = None
+    assert "Your next order is on Wed, Mar 11" in answer
+    (request,) = server.requests
+    assert request.headers["authorization"] == "Bearer sk-test"
+    turn = store.shop.all(tables.conversation_turns)[0]
+    assert (turn.intent, turn.understood_by) == ("order_status", "llm")

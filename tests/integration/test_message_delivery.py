@@ -175,4 +175,3 @@ def test_a_reminder_held_overnight_is_withdrawn_when_the_invoice_is_paid_meanwhi
     (sms,) = _messages(shop, invoice, "sms")
     assert sms.status == "canceled" and "settled" in sms.last_error
     assert _sandbox(shop, "sms") == []
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
@@ -12,7 +12,7 @@ from dunwell.api.pagination import MAX_ID, After, Limit, id_path, page
 from dunwell.services import message_preview, messages, templates
 from dunwell.services.concierge import answer_pending_texts
 from dunwell.services.message_render import MessageRenderer
-from dunwell.services.sandbox_phone import reply_as_customer
+from dunwell.services.sandbox_phone import concierge_answers, reply_as_customer
 from dunwell.services.sites import site_now
 
 router = APIRouter(prefix="/v1")
@@ -182,18 +182,22 @@ def sandbox_phone(
 
 
 @router.post("/sandbox/phone/reply")
-def sandbox_reply(
-    body: PhoneReply, who: Writer, conn: WriteConn, app: AppDep, background: BackgroundTasks
-) -> dict[str, Any]:
-    now = site_now(conn, who.site_id, app.clock)
-    result = reply_as_customer(conn, who.site_id, body.from_, body.body, now)
+def sandbox_reply(body: PhoneReply, who: Writer, app: AppDep) -> dict[str, Any]:
+    """Text as the customer; the concierge's answers are queued before this returns."""
+    # Its own transaction, not the request's: the concierge answers in
+    # transactions of its own, which need this one committed first.
+    with app.begin() as conn:
+        now = site_now(conn, who.site_id, app.clock)
+        result = reply_as_customer(conn, who.site_id, body.from_, body.body, now)
+    answers: list[str] = []
     if result.waiting_id is not None:
-        # After this request's transaction commits: the concierge answers
-        # through the outbox, and the answer lands in the sandbox phone.
-        background.add_task(answer_pending_texts, app, "sandbox-phone", 1, [result.waiting_id])
+        answer_pending_texts(app, "sandbox-phone", 1, [result.waiting_id])
+        with app.connect() as conn:
+            answers = concierge_answers(conn, who.site_id, result.waiting_id)
     return {
         "phone": result.phone,
         "customer_id": result.customer_id,
         "keyword": result.keyword.value if result.keyword else None,
         "reply": result.reply,
+        "concierge": answers,
     }

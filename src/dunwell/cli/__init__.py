@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from dunwell.bootstrap import App, bootstrap
 from dunwell.settings import ENV_PREFIX, Settings, setting_names
+
+if TYPE_CHECKING:
+    from dunwell.bootstrap import App
 
 
 def _setting_options(func: Any) -> Any:
@@ -28,7 +30,24 @@ def _setting_options(func: Any) -> Any:
     return func
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """Imports the command modules only when a command needs them.
+
+    ``dunwell concierge parse`` is meant to be started by other programs for
+    each batch of texts; it loads the understanding only, not the database
+    layer, the web stack and every other command.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register(only_concierge=cmd_name == "concierge")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup)
 @_setting_options
 @click.pass_context
 def main(ctx: click.Context, /, **overrides: Any) -> None:
@@ -61,6 +80,8 @@ def get_app(ctx: click.Context) -> App:
     root = ctx.find_root()
     app: App | None = root.meta.get("dunwell.app")
     if app is None:
+        from dunwell.bootstrap import bootstrap
+
         app = bootstrap(root.obj)
         root.meta["dunwell.app"] = app
         root.call_on_close(app.close)
@@ -127,11 +148,19 @@ def worker(ctx: click.Context, until_idle: bool, name: str | None) -> None:
     runner.run_forever()
 
 
-def _register() -> None:
+_registered: set[str] = set()
+
+
+def _register(*, only_concierge: bool = False) -> None:
+    if "concierge" not in _registered:
+        from dunwell.cli import concierge_commands
+
+        main.add_command(concierge_commands.concierge)
+        _registered.add("concierge")
+    if only_concierge or "all" in _registered:
+        return
     from dunwell.cli import (
         compliance_commands,
-        concierge_commands,
-        inbox_commands,
         demo_commands,
         ledger_commands,
         messaging_commands,
@@ -145,12 +174,7 @@ def _register() -> None:
         *messaging_commands.COMMANDS,
         *compliance_commands.COMMANDS,
         sms_commands.sms,
-        concierge_commands.concierge,
         *webhook_commands.COMMANDS,
     ):
         main.add_command(command)
-    for command in inbox_commands.COMMANDS:
-        concierge_commands.concierge.add_command(command)
-
-
-_register()
+    _registered.add("all")

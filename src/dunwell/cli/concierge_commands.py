@@ -36,7 +36,28 @@ class _BadLine(ValueError):
     """One input line is not a request; the message says why."""
 
 
-@click.group("concierge")
+class _ConciergeGroup(click.Group):
+    """``parse`` is here; the inbox commands load only when asked for (see cli/__init__)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name != "parse":
+            _add_inbox_commands(self)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _add_inbox_commands(self)
+        return super().list_commands(ctx)
+
+
+def _add_inbox_commands(group: click.Group) -> None:
+    from dunwell.cli.inbox_commands import COMMANDS
+
+    for command in COMMANDS:
+        if command.name not in group.commands:
+            group.add_command(command)
+
+
+@click.group("concierge", cls=_ConciergeGroup)
 def concierge() -> None:
     """The SMS concierge: what a customer's text means, and its conversations."""
 

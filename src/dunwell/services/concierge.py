@@ -154,6 +154,20 @@ def _settle(
         _send(app, conn, conversation, outcome, now)
         return None
     if action.kind == "retry_payment":
+        refusal = concierge_actions.retry_refusal(
+            conn, conversation.site_id, action.params["invoice_id"]
+        )
+        if refusal is not None:
+            result = ActionResult(True, {"outcome": "declined", "reason": refusal})
+            _record_action(conn, conversation, action, "refused", {"reason": refusal}, now)
+            _send(
+                app,
+                conn,
+                conversation,
+                report(outcome.state, action, result, gathered.context),
+                now,
+            )
+            return None
         collect_now(conn, conversation.site_id, action.params["invoice_id"], now)
         _record_action(conn, conversation, action, "pending", {}, now)
         _send(app, conn, conversation, outcome, now)

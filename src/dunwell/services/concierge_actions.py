@@ -23,7 +23,8 @@ from dunwell.concierge.model import Action, ActionResult, Context
 from dunwell.services import invoice_actions
 from dunwell.services import subscription_changes as changes
 from dunwell.services.errors import InvalidInput, ServiceError
-from dunwell.store.tables import products
+from dunwell.services.policies import load_policies
+from dunwell.store.tables import dunning_cycles, products
 
 #: A promised payment is tried at midday, customer's time: the money has usually landed.
 PROMISE_HOUR = time(12, 0)
@@ -95,13 +96,12 @@ def _swap(
     conn: Connection, who: changes.Changer, a: Action, ctx: Context, zone: ZoneInfo
 ) -> dict[str, Any]:
     p = a.params
-    codes = dict(
-        conn.execute(
-            select(products.c.name, products.c.code).where(
-                products.c.site_id == who.site_id, products.c.name.in_(ctx.allowed_products)
-            )
-        ).tuples()
+    rows = conn.execute(
+        select(products.c.name, products.c.code).where(
+            products.c.site_id == who.site_id, products.c.name.in_(ctx.allowed_products)
+        )
     )
+    codes = {row.name: row.code for row in rows}
     code = codes.get(p["to"])
     if code is None:
         raise InvalidInput("product", "this product cannot be swapped in")
@@ -127,6 +127,31 @@ def _promise(
         "retry_date": used.astimezone(zone).date().isoformat(),
         "invoice_id": a.params["invoice_id"],
     }
+
+
+def retry_refusal(conn: Connection, site_id: int, invoice_id: int) -> str | None:
+    """Why the card on file must not be charged again by text, or None when it may.
+
+    A customer's "try again" is held to the policy's retry threshold, and a
+    card the bank refused outright (lost, stolen, closed) is not tried again
+    at all: both only risk the card being flagged. A new card is the way on.
+    """
+    cycle = conn.execute(
+        select(
+            dunning_cycles.c.attempts,
+            dunning_cycles.c.hard_declined,
+            dunning_cycles.c.policy_version_id,
+        ).where(dunning_cycles.c.site_id == site_id, dunning_cycles.c.invoice_id == invoice_id)
+    ).first()
+    if cycle is None:
+        return None
+    if cycle.hard_declined:
+        return "the bank won't accept this card again"
+    if cycle.policy_version_id is not None:
+        policy = load_policies(conn, {cycle.policy_version_id})[cycle.policy_version_id]
+        if cycle.attempts >= policy.max_attempts:
+            return "this card has been tried as many times as we can"
+    return None
 
 
 def _sentence(message: str) -> str:

@@ -87,14 +87,15 @@ def _conversations(
     started = conn.execute(
         select(func.count()).where(c.c.site_id == site_id, *_within(c.c.started_at, since, until))
     ).scalar_one()
-    ended = dict(
-        conn.execute(
-            select(c.c.outcome, func.count())
+    ended = {
+        row.outcome: row.n
+        for row in conn.execute(
+            select(c.c.outcome, func.count().label("n"))
             .where(c.c.site_id == site_id, c.c.status == "closed")
             .where(*_within(c.c.closed_at, since, until))
             .group_by(c.c.outcome)
-        ).tuples()
-    )
+        )
+    }
     escalated = conn.execute(
         select(func.count())
         .where(c.c.site_id == site_id, c.c.outcome == "escalated")

@@ -17,7 +17,7 @@ from dunwell.domain.states import SiteMode
 from dunwell.messaging.redact import redact_card_numbers
 from dunwell.services.errors import Conflict, InvalidInput
 from dunwell.services.inbound_sms import InboundResult, InboundSms, receive_sms
-from dunwell.store.tables import sandbox_messages, sites
+from dunwell.store.tables import conversation_turns, sandbox_messages, sites
 
 
 def reply_as_customer(
@@ -43,6 +43,25 @@ def reply_as_customer(
         )
     conn.execute(insert(sandbox_messages), rows)
     return result
+
+
+def concierge_answers(conn: Connection, site_id: int, inbound_id: int) -> list[str]:
+    """The texts the concierge queued in answer to one inbound text (delivered by the worker)."""
+    t = conversation_turns
+    asked = conn.execute(
+        select(t.c.id, t.c.conversation_id).where(
+            t.c.site_id == site_id, t.c.inbound_message_id == inbound_id
+        )
+    ).first()
+    if asked is None:
+        return []
+    rows = conn.execute(
+        select(t.c.body)
+        .where(t.c.conversation_id == asked.conversation_id, t.c.id > asked.id)
+        .where(t.c.direction == "outbound")
+        .order_by(t.c.id)
+    )
+    return [row.body for row in rows]
 
 
 def _row(

@@ -216,7 +216,6 @@ def upgrade() -> None:
     op.create_index("ix_outbox_channel_created", "outbox", ["channel", "created_at"])
 
 
-
 def downgrade() -> None:
     op.drop_index("ix_outbox_channel_created", table_name="outbox")
     op.drop_index("ix_invoices_paid_at", table_name="invoices")
