@@ -16,15 +16,13 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_currency, get_currency_precision
 from sqlalchemy import Connection, select
 
 from dunwell.clock import ensure_utc
-from dunwell.messaging.filters import babel_locale
+from dunwell.messaging.filters import format_minor
 from dunwell.services.conversations import ESCALATION_IDLE
 from dunwell.store.tables import (
     conversation_turns,
@@ -72,8 +70,7 @@ class _Formats:
     site: Site
 
     def money(self, minor: int, currency: str) -> str:
-        amount = Decimal(minor).scaleb(-int(get_currency_precision(currency)))
-        return str(format_currency(amount, currency, locale=babel_locale(self.site.locale)))
+        return format_minor(minor, currency, self.site.locale)
 
     def time(self, at: datetime) -> str:
         return ensure_utc(at).astimezone(ZoneInfo(self.site.time_zone)).strftime("%Y-%m-%d %H:%M")

@@ -12,20 +12,9 @@ from dunwell.concierge.dialogue import respond
 from dunwell.concierge.intents import Intent
 from dunwell.concierge.model import Action, ActionResult, Context, Debt, Item, Order, State
 from dunwell.concierge.reports import report
+from dunwell.services.concierge_settings import ACTIONS
 
-ALL_ACTIONS = frozenset(
-    {
-        "skip",
-        "delay",
-        "change_date",
-        "ship_now",
-        "add_product",
-        "swap_product",
-        "change_quantity",
-        "retry_payment",
-        "promise_to_pay",
-    }
-)
+ALL_ACTIONS = frozenset(ACTIONS)
 ORDER = Order(
     subscription_id=7,
     next_date=date(2026, 12, 1),
