@@ -646,7 +646,7 @@ conversations = Table(
     Column("outcome", String(16)),
     # The dialogue's memory between turns: what was asked, what is proposed.
     Column("state", JSON, nullable=False),
-    Column("awaiting", String(16)),
+    Column("awaiting", String(32)),
     # When to nudge an unanswered confirmation question (once).
     Column("nudge_at", UTCDateTime),
     Column("started_at", UTCDateTime, nullable=False),

@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=True),
         sa.Column("state", sa.JSON(), nullable=False),
-        sa.Column("awaiting", sa.String(length=16), nullable=True),
+        sa.Column("awaiting", sa.String(length=32), nullable=True),
         sa.Column("nudge_at", dunwell.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("started_at", dunwell.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
