@@ -30,6 +30,8 @@ class Settings:
     stripe_api_key: str = ""
     stripe_api_base: str = ""
     log_level: str = "INFO"
+    # "text" for people, "json" (one object per line) for log collectors.
+    log_format: str = "text"
     # Encrypts provider secrets at rest and signs hosted links. Required on
     # PostgreSQL; with SQLite a key file beside the database is made once.
     secret_key: str = ""
@@ -48,6 +50,8 @@ class Settings:
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""
+    # When set, GET /metrics asks for "Authorization: Bearer <token>".
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,9 +1,14 @@
 """The worker: bills renewals and collects due invoices until told to stop.
 
 Any number of workers may run against PostgreSQL; on SQLite run one. Each
-loop takes a batch of due subscriptions and a batch of due dunning cycles;
-when neither had work it sleeps for ``poll_seconds``. SIGTERM and SIGINT
-finish the batch in hand and then exit.
+pass runs one batch of every stage (renewals, collection, the concierge,
+deliveries); when none had work it sleeps for ``poll_seconds``. Each pass
+that did work is logged at INFO with its counts per stage and duration (at
+DEBUG when idle).
+
+SIGTERM and SIGINT finish the stage in hand, skip the rest of the pass, give
+back the leases this worker still holds and return, so the process exits 0
+and another worker can take the rows at once.
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
+
+from sqlalchemy import update
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
@@ -25,10 +34,19 @@ from dunwell.services.escalation import deliver_due_escalations
 from dunwell.services.housekeeping import delete_expired_idempotency_keys
 from dunwell.services.renewals import bill_due_subscriptions
 from dunwell.services.webhook_delivery import deliver_due_webhooks
+from dunwell.store.tables import (
+    dunning_cycles,
+    escalations,
+    inbound_messages,
+    outbox,
+    webhook_deliveries,
+)
 
 log = logging.getLogger("dunwell.worker")
 
 TIDY_EVERY = timedelta(hours=1)
+#: Every table whose rows a worker claims with a lease.
+LEASED_TABLES = (dunning_cycles, outbox, inbound_messages, webhook_deliveries, escalations)
 
 
 class Worker:
@@ -40,20 +58,55 @@ class Worker:
         self.stopping = threading.Event()
         self._tidied_at: datetime | None = None
 
-    def run_once(self) -> int:
-        """One pass: returns how many subscriptions and cycles were handled."""
-        batch = self.app.settings.batch_size
+    def run_once(self, *, busy_level: int = logging.INFO) -> int:
+        """One pass: returns how many items all stages handled (0 when idle).
+
+        The pass is logged at ``busy_level`` when it did work, else at DEBUG.
+        Once :attr:`stopping` is set the pass ends after the stage in hand;
+        every stage releases its own leases, so what is skipped is simply
+        still due for the next worker.
+        """
+        started = time.perf_counter()
         self._tidy()
-        return (
-            bill_due_subscriptions(self.app, batch)
-            + process_due_cycles(self.app, self.name, batch)
+        counts: dict[str, int] = {}
+        for stage, run in self._stages():
+            if self.stopping.is_set():
+                break
+            counts[stage] = run()
+        self._log_pass(counts, time.perf_counter() - started, busy_level)
+        return sum(counts.values())
+
+    def _stages(self) -> list[tuple[str, Callable[[], int]]]:
+        """The stages of a pass, in order, each run as one batch."""
+        app, name = self.app, self.name
+        batch, deliveries = app.settings.batch_size, app.settings.delivery_batch_size
+        return [
+            ("renewals", lambda: bill_due_subscriptions(app, batch)),
+            ("cycles", lambda: process_due_cycles(app, name, batch)),
             # Before delivery, so an answer goes out in the same pass.
-            + answer_pending_texts(self.app, self.name, self.app.settings.delivery_batch_size)
+            ("texts_answered", lambda: answer_pending_texts(app, name, deliveries)),
             # After collection (this pass's dunning emails are seen) and before delivery.
-            + send_concierge_messages(self.app)
-            + deliver_due_messages(self.app, self.name, self.app.settings.delivery_batch_size)
-            + deliver_due_webhooks(self.app, self.name, self.app.settings.delivery_batch_size)
-            + deliver_due_escalations(self.app, self.name, self.app.settings.delivery_batch_size)
+            ("concierge_queued", lambda: send_concierge_messages(app)),
+            ("messages", lambda: deliver_due_messages(app, name, deliveries)),
+            ("webhooks", lambda: deliver_due_webhooks(app, name, deliveries)),
+            ("escalations", lambda: deliver_due_escalations(app, name, deliveries)),
+        ]
+
+    def _log_pass(self, counts: dict[str, int], seconds: float, busy_level: int) -> None:
+        total = sum(counts.values())
+        done = ", ".join(f"{stage}={n}" for stage, n in counts.items() if n)
+        log.log(
+            busy_level if total else logging.DEBUG,
+            "pass: %d items in %.3f s%s",
+            total,
+            seconds,
+            f" ({done})" if done else "",
+            extra={
+                "worker": self.name,
+                "items": total,
+                "counts": counts,
+                "duration_s": round(seconds, 4),
+            },
         )
 
     def _tidy(self) -> None:
@@ -66,29 +119,66 @@ class Worker:
             delete_expired_idempotency_keys(conn, now)
 
     def run_until_idle(self) -> int:
-        """Work until nothing is due (used by the demo, the CLI and tests)."""
+        """Work until nothing is due (used by the demo, the CLI and tests).
+
+        Passes are logged at DEBUG: a simulated month would print hundreds
+        of lines, and the CLI prints the total instead.
+        """
         total = 0
-        while (done := self.run_once()) > 0:
+        while (done := self.run_once(busy_level=logging.DEBUG)) > 0:
             total += done
         return total
 
     def run_forever(self) -> None:
-        log.info("worker %s started", self.name)
+        """Poll until :attr:`stopping` is set, then release this worker's leases."""
+        log.info("worker %s started", self.name, extra={"worker": self.name})
         while not self.stopping.is_set():
             try:
                 done = self.run_once()
             except Exception:
                 # A lost database connection or a crash in one batch must not
                 # kill the worker; leases make the batch safe to redo.
-                log.exception("batch failed; retrying after a pause")
+                log.exception("batch failed; retrying after a pause", extra={"worker": self.name})
                 done = 0
             if done == 0:
                 self.stopping.wait(self.app.settings.poll_seconds)
-        log.info("worker %s stopped", self.name)
+        released = self.release_leases()
+        log.info(
+            "worker %s stopped; %d leases released",
+            self.name,
+            released,
+            extra={"worker": self.name, "released": released},
+        )
+
+    def release_leases(self) -> int:
+        """Give back every lease this worker still holds; returns how many.
+
+        A finished batch has already released its own, so this finds only
+        rows left by a batch that raised, or by a text the concierge could
+        not answer (held until its lease ends as a pause before the retry).
+        Released at once, another worker can take them without waiting for
+        ``lease_seconds``. Only call it when no batch of this worker is
+        running: a message in ``sending`` becomes claimable and is then
+        reconciled as in doubt. Returns 0 (leases left to expire) when the
+        database cannot be reached.
+        """
+        try:
+            with self.app.begin() as conn:
+                return sum(
+                    conn.execute(
+                        update(table)
+                        .where(table.c.lease_owner == self.name)
+                        .values(lease_owner=None, lease_until=None)
+                    ).rowcount
+                    for table in LEASED_TABLES
+                )
+        except Exception:
+            log.warning("could not release leases; they will expire", exc_info=True)
+            return 0
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: finishing the batch in hand", signum)
+            log.info("signal %s: finishing the stage in hand", signal.Signals(signum).name)
             self.stopping.set()
 
         signal.signal(signal.SIGTERM, stop)

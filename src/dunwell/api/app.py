@@ -11,6 +11,7 @@ from dunwell.api.routes_concierge import router as concierge_router
 from dunwell.api.routes_core import router as core_router
 from dunwell.api.routes_ledger import router as ledger_router
 from dunwell.api.routes_messages import router as messages_router
+from dunwell.api.routes_metrics import router as metrics_router
 from dunwell.api.routes_settings import router as settings_router
 from dunwell.api.routes_status import router as status_router
 from dunwell.api.routes_stripe import router as stripe_router
@@ -34,6 +35,7 @@ def create_app(app: App) -> FastAPI:
     api.include_router(core_router)
     api.include_router(concierge_router)
     api.include_router(messages_router)
+    api.include_router(metrics_router)
     api.include_router(settings_router)
     api.include_router(status_router)
     api.include_router(stripe_router)

@@ -7,15 +7,21 @@ environment variable (the flag wins): ``dunwell --database-url ... worker``.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from dunwell.logs import configure_logging
 from dunwell.settings import ENV_PREFIX, Settings, setting_names
 
 if TYPE_CHECKING:
     from dunwell.bootstrap import App
+    from dunwell.worker import Worker
+
+#: How long ``serve`` waits, after the server stopped, for its worker's batch.
+SERVE_STOP_SECONDS = 30
 
 
 def _setting_options(func: Any) -> Any:
@@ -54,14 +60,9 @@ def main(ctx: click.Context, /, **overrides: Any) -> None:
     """Dunwell: failed-payment recovery (retries, dunning messages, final actions)."""
     try:
         settings = Settings.from_env().with_overrides(**overrides)
+        configure_logging(settings)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # Alembic announces every plugin it loads at INFO; only its warnings matter.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = settings
 
 
@@ -117,17 +118,41 @@ def serve(ctx: click.Context, with_worker: bool) -> None:
         worker = Worker(app)
         thread = threading.Thread(target=worker.run_forever, name="dunwell-worker", daemon=True)
         thread.start()
+    _survive_uvicorns_signal(worker)
     try:
         uvicorn.run(
             create_app(app),
             host=app.settings.host,
             port=app.settings.port,
             log_level=app.settings.log_level.lower(),
+            # Its records go through our handler: same format, link tokens cut.
+            log_config=None,
         )
     finally:
         if worker is not None and thread is not None:
             worker.stopping.set()
-            thread.join(timeout=30)
+            thread.join(timeout=SERVE_STOP_SECONDS)
+            if thread.is_alive():
+                logging.getLogger("dunwell.worker").warning(
+                    "worker still busy after %s s; exiting, its leases will expire",
+                    SERVE_STOP_SECONDS,
+                )
+
+
+def _survive_uvicorns_signal(worker: Worker | None) -> None:
+    """Keep SIGTERM and SIGINT from killing the process once uvicorn has shut down.
+
+    uvicorn handles the signal with a graceful shutdown, then puts back the
+    handlers it found and raises the signal again. With Python's defaults
+    that second delivery would end the process (SIGTERM: killed, exit 143)
+    before the worker thread finishes its batch; with these handlers
+    ``serve`` joins the thread and exits 0.
+    """
+    if worker is not None:
+        worker.install_signal_handlers()
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: None)
 
 
 @main.command()
