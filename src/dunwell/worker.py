@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
@@ -45,6 +46,8 @@ from dunwell.store.tables import (
 log = logging.getLogger("dunwell.worker")
 
 TIDY_EVERY = timedelta(hours=1)
+#: The longest wait between tries while the database cannot be reached.
+MAX_OUTAGE_PAUSE = 30.0
 #: Every table whose rows a worker claims with a lease.
 LEASED_TABLES = (dunning_cycles, outbox, inbound_messages, webhook_deliveries, escalations)
 
@@ -132,12 +135,32 @@ class Worker:
     def run_forever(self) -> None:
         """Poll until :attr:`stopping` is set, then release this worker's leases."""
         log.info("worker %s started", self.name, extra={"worker": self.name})
+        outage = 0  # passes in a row the database could not be reached
         while not self.stopping.is_set():
             try:
                 done = self.run_once()
+                outage = 0
+            except DBAPIError as error:
+                # The database is away (restart, failover): wait longer each
+                # time, and log the traceback once, not once a second.
+                outage += 1
+                pause = min(self.app.settings.poll_seconds * 2**outage, MAX_OUTAGE_PAUSE)
+                if outage == 1:
+                    log.exception(
+                        "batch failed; retrying after a pause", extra={"worker": self.name}
+                    )
+                else:
+                    log.warning(
+                        "database still unreachable (%s); retrying in %.1f s",
+                        type(error.orig).__name__,
+                        pause,
+                        extra={"worker": self.name, "outage_passes": outage},
+                    )
+                self.stopping.wait(pause)
+                continue
             except Exception:
-                # A lost database connection or a crash in one batch must not
-                # kill the worker; leases make the batch safe to redo.
+                # A crash in one batch must not kill the worker; leases make
+                # the batch safe to redo.
                 log.exception("batch failed; retrying after a pause", extra={"worker": self.name})
                 done = 0
             if done == 0:

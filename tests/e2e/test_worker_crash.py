@@ -5,76 +5,41 @@ recovering, hard-declining and timing-out cards) go through 16 days of
 dunning. One worker runs undisturbed; the other is killed again and again
 mid-batch, restarted once its leases have expired, and must end in exactly
 the same state, with every charge made once.
+
+Then twenty short runs of a smaller shop (with emails and texts), each
+worked by the long-running worker and killed twice at random points of a
+day's work; each must end as the undisturbed run of the same shop did.
 """
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from dunwell.bootstrap import bootstrap
-from dunwell.clock import SystemClock
-from dunwell.gateways.sandbox import tokenize
-from dunwell.services import ledger
-from dunwell.services.sites import advance_clock, create_site
-from dunwell.settings import Settings
-from dunwell.store import tables
-from dunwell.store.db import make_engine
-from dunwell.store.migrate import upgrade
 from tests.e2e.conftest import Cli
-from tests.integration.factories import (
-    DECLINE_ALWAYS,
-    EXPIRED,
-    GOOD,
-    INSUFFICIENT,
-    LOST,
-    RECOVERS,
-    TIMEOUT,
+from tests.e2e.dunning_runs import (
+    Run,
+    advance,
+    assert_each_charge_made_once,
+    assert_each_message_delivered_once,
+    assert_same_end_state,
+    build_shop,
+    snapshot,
 )
 
-EPOCH = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SUBSCRIBERS = 1000
 DAYS = 16
 LEASE_SECONDS = 1
-CARDS = (GOOD, GOOD, GOOD, INSUFFICIENT, RECOVERS, LOST, EXPIRED, DECLINE_ALWAYS, TIMEOUT)
-
-
-def build_shop(url: str) -> int:
-    engine = make_engine(url)
-    upgrade(engine)
-    app = bootstrap(Settings(database_url=url), engine=engine, clock=SystemClock())
-    with app.begin() as conn:
-        site_id = create_site(conn, app.clock, slug="crash", name="Crash test", clock_start=EPOCH)
-        now = conn.execute(select(tables.sites.c.clock_now)).scalar_one()
-        plan = ledger.create_product(conn, site_id, "plan", "Plan", 1200, "USD", now)
-        for n in range(SUBSCRIBERS):
-            customer = ledger.create_customer(
-                conn, site_id, ledger.NewCustomer(first_name=f"C{n}"), now
-            )
-            card = tokenize(CARDS[n % len(CARDS)], 12, 2031)
-            ledger.attach_payment_method(conn, site_id, customer, "sandbox", card, now)
-            starts = now + timedelta(hours=(n % 3) * 24 + n % 7)
-            ledger.create_subscription(
-                conn, site_id, customer, [ledger.Item(plan)], now, starts_at=starts
-            )
-    app.close()
-    return site_id
-
-
-def advance_one_day(url: str, site_id: int) -> None:
-    engine = make_engine(url)
-    app = bootstrap(Settings(database_url=url), engine=engine)
-    with app.begin() as conn:
-        advance_clock(conn, site_id, timedelta(days=1))
-    app.close()
 
 
 def run_days(url: str, site_id: int, kill: random.Random | None, log: Path) -> int:
@@ -94,103 +59,8 @@ def run_days(url: str, site_id: int, kill: random.Random | None, log: Path) -> i
                     continue
             assert worker.wait(timeout=300) == 0, log.read_text()
             break
-        advance_one_day(url, site_id)
+        advance(url, site_id, timedelta(days=1))
     return kills
-
-
-def snapshot(url: str) -> dict[str, Any]:
-    """The end state, keyed by what things are rather than by row ids.
-
-    Ids may legitimately differ: a PostgreSQL sequence is not rolled back
-    with the killed transaction that drew from it. An invoice is named by
-    (subscription, period), and every key that embeds an invoice id is
-    rewritten with that name.
-    """
-    engine = make_engine(url)
-    t = tables
-    with engine.connect() as conn:
-        name = {
-            r.id: (r.subscription_id, r.period)
-            for r in conn.execute(
-                select(t.invoices.c.id, t.invoices.c.subscription_id, t.invoices.c.period)
-            )
-        }
-
-        def rows(query: Any, invoice_column: int | None = 0) -> list[tuple[Any, ...]]:
-            out = []
-            for row in conn.execute(query):
-                values = list(row)
-                if invoice_column is not None:
-                    values[invoice_column] = name[values[invoice_column]]
-                out.append(tuple(values))
-            return sorted(out, key=repr)
-
-        def rename(key: str, sep: str, position: int) -> str:
-            parts = key.split(sep)
-            parts[position] = repr(name[int(parts[position])])
-            return sep.join(parts)
-
-        state = {
-            "invoices": rows(
-                select(
-                    t.invoices.c.id,
-                    t.invoices.c.status,
-                    t.invoices.c.amount_paid_minor,
-                    t.invoices.c.paid_at,
-                    t.invoices.c.closed_at,
-                )
-            ),
-            "cycles": rows(
-                select(
-                    t.dunning_cycles.c.invoice_id,
-                    t.dunning_cycles.c.phase,
-                    t.dunning_cycles.c.attempts,
-                    t.dunning_cycles.c.outcome,
-                    t.dunning_cycles.c.steps_done_through,
-                    t.dunning_cycles.c.finalized,
-                    t.dunning_cycles.c.next_run_at,
-                    t.dunning_cycles.c.lease_owner,
-                )
-            ),
-            "attempts": rows(
-                select(
-                    t.payment_attempts.c.invoice_id,
-                    t.payment_attempts.c.attempt_no,
-                    t.payment_attempts.c.status,
-                    t.payment_attempts.c.decline_code,
-                    t.payment_attempts.c.created_at,
-                )
-            ),
-            "charges": sorted(
-                (rename(r.idempotency_key, "-", 2), r.status)
-                for r in conn.execute(
-                    select(t.sandbox_charges.c.idempotency_key, t.sandbox_charges.c.status)
-                )
-            ),
-            "subscriptions": rows(
-                select(
-                    t.subscriptions.c.id,
-                    t.subscriptions.c.status,
-                    t.subscriptions.c.periods_billed,
-                ),
-                invoice_column=None,
-            ),
-            "outbox": sorted(
-                (rename(r.dedupe_key, ":", 0), r.template)
-                for r in conn.execute(select(t.outbox.c.dedupe_key, t.outbox.c.template))
-            ),
-            "events": sorted(
-                Counter(
-                    (r.type, name.get(r.invoice_id), r.subscription_id)
-                    for r in conn.execute(
-                        select(t.events.c.type, t.events.c.invoice_id, t.events.c.subscription_id)
-                    )
-                ).items(),
-                key=repr,
-            ),
-        }
-    engine.dispose()
-    return state
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -206,22 +76,116 @@ def test_a_worker_killed_at_random_points_ends_as_an_undisturbed_run(
     two_databases: tuple[str, str], tmp_path: Path
 ) -> None:
     calm, crashed = two_databases
-    site_id = build_shop(calm)
-    assert build_shop(crashed) == site_id
+    site_id = build_shop(calm, SUBSCRIBERS)
+    assert build_shop(crashed, SUBSCRIBERS) == site_id
 
     run_days(calm, site_id, None, tmp_path / "calm.log")
     kills = run_days(crashed, site_id, random.Random(20261122), tmp_path / "crashed.log")
 
     expected, got = snapshot(calm), snapshot(crashed)
-    for part in expected:
-        assert got[part] == expected[part], f"{part} differs after {kills} kills"
+    assert_same_end_state(expected, got, f"{kills} kills")
     assert kills >= 5, "the test must actually interrupt the worker"
-    # Every charge the gateway saw was made once, under its attempt's key.
-    keys = [key for key, _ in got["charges"]]
-    assert len(keys) == len(set(keys))
-    charged = [a for a in got["attempts"] if a[3] != "gateway_timeout"]
-    assert len(got["charges"]) == len(charged)
+    assert_each_charge_made_once(got)
     # The run did real dunning work: failures, retries, recoveries and final actions.
     statuses = Counter(row[1] for row in got["invoices"])
     assert statuses["paid"] > 0 and statuses["failed"] > 0
     assert any(a[1] >= 3 for a in got["attempts"])
+
+
+# Twenty short runs, each killed twice at random: many more kill points
+# than the long run above, each landing at a different moment of the work
+# (a charge made but not recorded, a message sent but not marked...).
+SHORT_SUBSCRIBERS = 45
+SHORT_DAYS = 4
+RUNS = 20
+KILLS_PER_RUN = 2
+
+
+@dataclass(frozen=True)
+class Undisturbed:
+    template: Path  # the shop before any work, copied for every run
+    site_id: int
+    end_state: dict[str, Any]
+    work_per_day: list[int]
+
+
+def copy_database(source: Path, target: Path) -> str:
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+    return f"sqlite:///{target}"
+
+
+def short_run(url: str, site_id: int, log: Path) -> Run:
+    cli = Cli(
+        url,
+        batch_size="5",
+        delivery_batch_size="5",
+        lease_seconds=str(LEASE_SECONDS),
+        poll_seconds="0.05",
+    )
+    return Run(url, site_id, cli, log)
+
+
+def work_days(run: Run, kills: dict[int, int], rng: random.Random) -> tuple[list[int], list[int]]:
+    """Work through the days with one long-running worker.
+
+    On a day in ``kills`` the worker is SIGKILLed once it has made that many
+    charges and sends that day (and a few random milliseconds more), and a
+    new one is started at once; it takes the work over as the leases expire.
+    Returns each day's work (charges and sends) and, for the kill days, the
+    work done by the time the worker died.
+    """
+    run.start_worker()
+    work, at_kill = [], []
+    for day in range(SHORT_DAYS):
+        if day:
+            run.advance(timedelta(days=1))
+        before = run.progress()
+        if day in kills:
+            run.wait_for_progress(before + kills[day])
+            time.sleep(rng.uniform(0, 0.02))
+            run.kill_worker()
+            at_kill.append(run.progress() - before)
+            run.start_worker()
+        run.finish()
+        work.append(run.progress() - before)
+    return work, at_kill
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> Undisturbed:
+    folder = tmp_path_factory.mktemp("short-runs")
+    template = folder / "template.db"
+    site_id = build_shop(f"sqlite:///{template}", SHORT_SUBSCRIBERS, contacts=True)
+    url = copy_database(template, folder / "calm.db")
+    run = short_run(url, site_id, folder / "calm.log")
+    try:
+        work, _ = work_days(run, {}, random.Random(0))
+    finally:
+        run.close()
+    return Undisturbed(template, site_id, snapshot(url), work)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(RUNS))
+def test_a_short_run_whose_worker_is_killed_twice_ends_as_an_undisturbed_run(
+    seed: int, undisturbed: Undisturbed, tmp_path: Path
+) -> None:
+    rng = random.Random(seed)
+    busy = [day for day, work in enumerate(undisturbed.work_per_day) if work >= 2]
+    days = rng.sample(busy, KILLS_PER_RUN)
+    kills = {day: rng.randint(1, undisturbed.work_per_day[day] - 1) for day in days}
+    url = copy_database(undisturbed.template, tmp_path / "crashed.db")
+    run = short_run(url, undisturbed.site_id, tmp_path / "crashed.log")
+    try:
+        work, at_kill = work_days(run, kills, rng)
+    finally:
+        run.close()
+
+    got = snapshot(url)
+    assert_same_end_state(undisturbed.end_state, got, f"kills on (day: after work) {kills}")
+    assert_each_charge_made_once(got)
+    assert assert_each_message_delivered_once(url) > 0
+    # The kills landed in the middle of a day's work, not after it.
+    assert work == undisturbed.work_per_day
+    assert any(done < work[day] for day, done in zip(sorted(kills), at_kill, strict=True))

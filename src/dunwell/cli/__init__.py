@@ -45,7 +45,9 @@ class _LazyGroup(click.Group):
     """
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        _register(only_concierge=cmd_name == "concierge")
+        # migrate, serve and worker live in this module: nothing to load.
+        if cmd_name not in self.commands:
+            _register(only_concierge=cmd_name == "concierge")
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
