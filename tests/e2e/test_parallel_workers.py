@@ -12,14 +12,16 @@ from sqlalchemy import func, select
 from dunwell.store import tables
 from dunwell.store.db import make_engine
 from tests.e2e.conftest import Cli
-from tests.e2e.test_worker_crash import build_shop
+from tests.e2e.dunning_runs import build_shop
+
+SUBSCRIBERS = 1000
 
 
 @pytest.mark.postgres
 def test_four_workers_on_postgres_charge_each_attempt_exactly_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    build_shop(postgres_url)
+    build_shop(postgres_url, SUBSCRIBERS)
     cli = Cli(postgres_url, batch_size="10")
     for _day in range(5):
         workers = [
