@@ -151,7 +151,7 @@ def _settle(
     """Carry out the outcome's action and send its replies; a charge is returned, not run."""
     action = outcome.action
     if action is None:
-        _send(app, conn, conversation, outcome, now)
+        _send(gathered, conn, conversation, outcome, now)
         return None
     if action.kind == "retry_payment":
         refusal = concierge_actions.retry_refusal(
@@ -161,7 +161,7 @@ def _settle(
             result = ActionResult(True, {"outcome": "declined", "reason": refusal})
             _record_action(conn, conversation, action, "refused", {"reason": refusal}, now)
             _send(
-                app,
+                gathered,
                 conn,
                 conversation,
                 report(outcome.state, action, result, gathered.context),
@@ -170,7 +170,7 @@ def _settle(
             return None
         collect_now(conn, conversation.site_id, action.params["invoice_id"], now)
         _record_action(conn, conversation, action, "pending", {}, now)
-        _send(app, conn, conversation, outcome, now)
+        _send(gathered, conn, conversation, outcome, now)
         return action
     if concierge_actions.handles(action.kind):
         assert conversation.customer_id is not None
@@ -187,10 +187,16 @@ def _settle(
         _record_action(
             conn, conversation, action, status, result.facts or {"error": result.error}, now
         )
-        _send(app, conn, conversation, report(outcome.state, action, result, gathered.context), now)
+        _send(
+            gathered,
+            conn,
+            conversation,
+            report(outcome.state, action, result, gathered.context),
+            now,
+        )
         return None
     if action.kind == "escalate":
-        _send(app, conn, conversation, outcome, now)
+        _send(gathered, conn, conversation, outcome, now)
         escalate(conn, conversation, action.params["reason"], now)
         _record_action(conn, conversation, action, "applied", dict(action.params), now)
         return None
@@ -201,7 +207,7 @@ def _settle(
         return None
     # record_survey: the answer itself is the record.
     _record_action(conn, conversation, action, "applied", dict(action.params), now)
-    _send(app, conn, conversation, outcome, now)
+    _send(gathered, conn, conversation, outcome, now)
     return None
 
 
@@ -221,20 +227,22 @@ def _charge_and_report(
             facts["amount"] = gathered.context.debt.amount
         _record_action(conn, conversation, action, "applied", facts, now)
         outcome = report(state, action, ActionResult(True, facts), gathered.context)
-        _send(app, conn, conversation, outcome, now)
+        _send(gathered, conn, conversation, outcome, now)
 
 
 def _send(
-    app: App, conn: Connection, conversation: Conversation, outcome: Outcome, now: datetime
+    gathered: Gathered,
+    conn: Connection,
+    conversation: Conversation,
+    outcome: Outcome,
+    now: datetime,
 ) -> None:
     for reply in outcome.replies:
         queue_text(conn, conversation, reply, now)
         conversation = _not_fresh(conversation)
     nudge_at = None
-    if outcome.state.awaiting == Awaiting.CONFIRMATION.value:
-        settings = load_concierge_settings(conn, [conversation.site_id])[conversation.site_id]
-        if settings.send_nudge:
-            nudge_at = now + timedelta(minutes=settings.nudge_after_minutes)
+    if outcome.state.awaiting == Awaiting.CONFIRMATION.value and gathered.nudge_after:
+        nudge_at = now + gathered.nudge_after
     # Keys the dialogue does not own (a topic's invoice id) are kept.
     state = {**conversation.state, **outcome.state.to_dict()}
     save_state(conn, conversation, state, now, nudge_at=nudge_at, outcome=outcome.outcome)

@@ -11,7 +11,7 @@ request (catalog, items, next charge date).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +50,8 @@ class Gathered:
     locale: str
     #: The customer's time zone (their own, their number's, else the site's).
     zone: ZoneInfo
+    #: How long an unanswered yes/no question waits for its nudge; None: no nudge.
+    nudge_after: timedelta | None
 
 
 def gather_context(
@@ -102,7 +104,8 @@ def gather_context(
         ),
         max_quantity=rules.max_quantity,
     )
-    return Gathered(context, catalog, locale, zone)
+    nudge_after = timedelta(minutes=settings.nudge_after_minutes) if settings.send_nudge else None
+    return Gathered(context, catalog, locale, zone, nudge_after)
 
 
 def _soonest_subscription(conn: Connection, site_id: int, customer_id: int | None) -> Any:
