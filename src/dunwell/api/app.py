@@ -18,6 +18,8 @@ from dunwell.api.routes_stripe import router as stripe_router
 from dunwell.api.routes_twilio import router as twilio_router
 from dunwell.api.routes_webhooks import router as webhooks_router
 from dunwell.bootstrap import App
+from dunwell.web.console import desk as console_desk
+from dunwell.web.console.routes import router as console_router
 from dunwell.web.hosted import router as hosted_router
 
 
@@ -42,6 +44,8 @@ def create_app(app: App) -> FastAPI:
     api.include_router(twilio_router)
     api.include_router(webhooks_router)
     api.include_router(hosted_router)
+    console_desk.install(api)
+    api.include_router(console_router)
 
     @api.get("/health")
     def health() -> dict[str, str]:

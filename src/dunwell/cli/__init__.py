@@ -192,6 +192,7 @@ def _register(*, only_concierge: bool = False) -> None:
         ledger_commands,
         messaging_commands,
         sms_commands,
+        user_commands,
         webhook_commands,
     )
 
@@ -202,6 +203,7 @@ def _register(*, only_concierge: bool = False) -> None:
         *compliance_commands.COMMANDS,
         sms_commands.sms,
         *webhook_commands.COMMANDS,
+        *user_commands.COMMANDS,
     ):
         main.add_command(command)
     _registered.add("all")

@@ -705,3 +705,39 @@ escalations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_escalations_due", "status", "next_attempt_at"),
 )
+
+# -- the merchant dashboard ------------------------------------------------------
+
+console_users = Table(
+    "console_users",
+    metadata,
+    _id(),
+    _site(),
+    # Kept lower-cased: one person, one address, whatever they type.
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False),
+    # scrypt, with its parameters and salt in the value (security/passwords.py).
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    # Consecutive failed sign-ins; at the limit the account waits until locked_until.
+    Column("failed_sign_ins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    UniqueConstraint("site_id", "email"),
+    CheckConstraint("role IN ('owner', 'configuration', 'analytics', 'support')", name="role"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    _id(),
+    _site(),
+    Column("user_id", Id, ForeignKey("console_users.id"), nullable=False, index=True),
+    # Only a SHA-256 of the cookie's random token is kept, like API keys.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+)
