@@ -21,7 +21,7 @@ $(DEV_STAMP): $(BIN)/python pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/dunwell migrate
-	$(BIN)/dunwell demo-site --if-empty
+	$(BIN)/dunwell demo-site --if-empty --history
 	$(BIN)/dunwell --host 127.0.0.1 --port 8000 serve --with-worker
 
 test: $(DEV_STAMP)

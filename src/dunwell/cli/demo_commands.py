@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import click
 from rich.progress import Progress
 from sqlalchemy import func, select
 
+from dunwell.bootstrap import App
 from dunwell.cli import get_app
 from dunwell.cli.output import emit_json
 from dunwell.services import ledger
 from dunwell.services.api_keys import create_key
 from dunwell.services.demo import add_subscriber, run_demo
+from dunwell.services.demo_dashboard import DEMO_START_DAYS_AGO, build_dashboard_demo
 from dunwell.services.sites import create_site, site_now
 from dunwell.store.tables import sites
 
@@ -41,14 +44,29 @@ def demo(ctx: click.Context, customers: int, days: int, seed: int, as_json: bool
 
 @click.command("demo-site")
 @click.option("--if-empty", is_flag=True, help="Do nothing when any site exists.")
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Two months of renewals, dunning and texts behind the dashboard, with a user per role.",
+)
+@click.option(
+    "--password",
+    envvar="DUNWELL_DEMO_PASSWORD",
+    help="With --history: the demo users' password (random and printed when absent).",
+)
 @click.pass_context
-def demo_site(ctx: click.Context, if_empty: bool) -> None:
-    """Create the sandbox site `demo` with a few subscribers, one card of each behaviour."""
+def demo_site(ctx: click.Context, if_empty: bool, history: bool, password: str | None) -> None:
+    """Create the sandbox site `demo`: a few subscribers, one card of each behaviour,
+    or with --history a shop with two months behind it."""
     app = get_app(ctx)
-    with app.begin() as conn:
+    with app.connect() as conn:
         if if_empty and conn.execute(select(func.count()).select_from(sites)).scalar_one():
             click.echo("sites exist; no demo site created")
             return
+    if history:
+        _demo_with_history(app, password or secrets.token_urlsafe(12))
+        return
+    with app.begin() as conn:
         site_id = create_site(
             conn, app.clock, slug="demo", name="Demo Coffee Co.", support_email="help@demo.example"
         )
@@ -79,6 +97,23 @@ def demo_site(ctx: click.Context, if_empty: bool) -> None:
         "created sandbox site `demo`; advance it with `dunwell clock advance --site demo 1d`"
     )
     click.echo(f"admin API key for `demo` (shown once): {key}")
+
+
+def _demo_with_history(app: App, password: str) -> None:
+    with Progress(transient=True) as progress:
+        task = progress.add_task("building two months of demo history", total=DEMO_START_DAYS_AGO)
+        built = build_dashboard_demo(
+            app, password, progress=lambda d: progress.update(task, completed=d)
+        )
+    with app.begin() as conn:
+        key = create_key(conn, built.site_id, "demo", "admin", app.clock.now())
+    base = app.settings.public_url.rstrip("/")
+    click.echo(f"created sandbox site `{built.slug}` with two months of history")
+    click.echo(f"dashboard: {base}/dashboard")
+    for role, email in built.users.items():
+        click.echo(f"  {role.value:<14} {email}")
+    click.echo(f"password for these users (shown once): {password}")
+    click.echo(f"admin API key for `{built.slug}` (shown once): {key}")
 
 
 COMMANDS = (demo, demo_site)
