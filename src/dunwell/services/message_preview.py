@@ -20,7 +20,7 @@ from dunwell.messaging.templates import TemplateError
 from dunwell.security.links import LinkSigner
 from dunwell.services.channel_config import EMAIL
 from dunwell.services.errors import InvalidInput, NotFound
-from dunwell.services.message_context import ContextLoader, MessageSubject
+from dunwell.services.message_context import ContextLoader, MessageSubject, Recipient
 from dunwell.services.sms_settings import load_sms_settings
 from dunwell.services.sms_text import SmsFinisher
 from dunwell.services.template_book import TemplateBook, UnknownTemplate
@@ -44,11 +44,8 @@ def preview(
     if customer_id is None:
         context, wanted = sample_context(), locale or site_locale
     else:
-        subject = _customer_subject(conn, site_id, customer_id)
-        loader = ContextLoader(conn, [subject])
-        link = links.billing_url(site_id, customer_id, subject.invoice_id, now)
-        context = loader.context(subject, {}, link)
-        wanted = locale or loader.recipient(subject).locale
+        context, recipient = customer_context(conn, links, site_id, customer_id, now)
+        wanted = locale or recipient.locale
     book = TemplateBook(conn, [site_id], [name])
     try:
         if channel == "email":
@@ -74,6 +71,16 @@ def preview(
         "segments": finished.segments,
         "encoding": finished.encoding,
     }
+
+
+def customer_context(
+    conn: Connection, links: LinkSigner, site_id: int, customer_id: int, now: datetime
+) -> tuple[dict[str, Any], Recipient]:
+    """A real customer's render context (with their latest invoice) and who they are."""
+    subject = _customer_subject(conn, site_id, customer_id)
+    loader = ContextLoader(conn, [subject])
+    link = links.billing_url(site_id, customer_id, subject.invoice_id, now)
+    return loader.context(subject, {}, link), loader.recipient(subject)
 
 
 def send_test(

@@ -1,7 +1,295 @@
-"""Dashboard: settings."""
+"""Dashboard: SMS provider, SMS rules, credits and the concierge, on one settings page.
+
+Each section is its own form and its own POST, so a mistake in one never
+touches another; a refused form saves nothing and comes back with the
+field named and what was typed kept. Secrets (the Twilio auth token, the
+help desk key) are write-only: the page says whether one is set and shows
+its last four characters, never more.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from sqlalchemy import Connection, select
+
+from dunwell.domain.roles import Permission
+from dunwell.security.secrets import SecretBox, SecretUnreadable
+from dunwell.services import sms_credits
+from dunwell.services.channel_config import load_channel_configs, save_channel_config
+from dunwell.services.concierge_settings import (
+    ConciergeSettings,
+    load_concierge_settings,
+    load_helpdesk_key,
+    update_concierge_settings,
+)
+from dunwell.services.errors import InvalidInput, ServiceError
+from dunwell.services.sites import site_now
+from dunwell.services.sms_settings import SmsSettings, load_sms_settings, update_sms_settings
+from dunwell.store.tables import sms_credit_ledger
+from dunwell.web.console import settings_forms as forms
+from dunwell.web.console.desk import Desk, actor, viewer
 
 router = APIRouter(include_in_schema=False)
+Viewer = Annotated[Desk, Depends(viewer(Permission.VIEW_CONFIGURATION))]
+Editor = Annotated[Desk, Depends(actor(Permission.EDIT_SETTINGS))]
+# Auto-refill buys credits on its own, so setting it up spends money as a top-up does.
+Buyer = Annotated[Desk, Depends(actor(Permission.BUY_CREDITS))]
+
+PAGE = "/dashboard/settings"
+LEDGER_ROWS = 20
+
+SMS_TEXT_FIELDS = (
+    "default_region",
+    "window_start",
+    "window_end",
+    "opt_out_line",
+    "help_contact",
+    "stop_reply",
+    "start_reply",
+    "help_reply",
+)
+SMS_SWITCHES = ("enabled", "smart_encoding")
+REFILL_FIELDS = ("auto_refill_threshold", "auto_refill_amount", "low_balance_threshold")
+CONCIERGE_ACTIONS = (
+    ("allow_skip", "Skip an order"),
+    ("allow_delay", "Delay an order"),
+    ("allow_change_date", "Change the next order date"),
+    ("allow_ship_now", "Ship the next order now"),
+    ("allow_add_product", "Add a product"),
+    ("allow_swap_product", "Swap a product"),
+    ("allow_change_quantity", "Change a quantity"),
+    ("allow_retry_payment", "Retry a failed payment"),
+    ("allow_promise_to_pay", "Record a promise to pay"),
+)
+CONCIERGE_MESSAGES = (
+    ("send_welcome", "Welcome text to new subscribers"),
+    ("send_upcoming_reminder", "Reminder before an upcoming order"),
+    ("send_order_processed", "Order processed"),
+    ("send_failed_payment", "Failed payment"),
+    ("send_cancellation_prevention", "Cancellation prevention"),
+    ("send_sentiment_survey", "Sentiment survey"),
+    ("send_adjustment_survey", "Survey after a change"),
+    ("send_nudge", "One nudge when a question goes unanswered"),
+)
+CONCIERGE_SWITCHES = (
+    "enabled",
+    *(name for name, _ in CONCIERGE_ACTIONS),
+    *(name for name, _ in CONCIERGE_MESSAGES),
+)
+CONCIERGE_TEXT_FIELDS = ("escalation_email", "helpdesk_url", "helpdesk_username")
+CONCIERGE_NUMBERS = ("upcoming_reminder_days", "nudge_after_minutes")
+
+
+@router.get(PAGE)
+def settings_page(desk: Viewer) -> Response:
+    return _page(desk)
+
+
+@router.post(f"{PAGE}/sms-provider")
+def save_sms_provider(desk: Editor) -> Response:
+    form = desk.form
+    provider = form.get("provider", "twilio")
+    config = {
+        "account_sid": forms.text(form, "account_sid"),
+        "from_number": forms.text(form, "from_number"),
+        "messaging_service_sid": forms.text(form, "messaging_service_sid"),
+    }
+    token = forms.text(form, "auth_token") or None
+    try:
+        with desk.app.begin() as conn:
+            save_channel_config(
+                conn,
+                desk.site_id,
+                "sms",
+                provider,
+                config if provider == "twilio" else {},
+                token if provider == "twilio" else None,
+                desk.app.secret_box(),
+                site_now(conn, desk.site_id, desk.app.clock),
+            )
+    except ServiceError as error:
+        return _page(desk, "provider", error)
+    return desk.redirect(f"{PAGE}#sms-provider", f"SMS provider saved ({provider}).")
+
+
+@router.post(f"{PAGE}/sms")
+def save_sms_rules(desk: Editor) -> Response:
+    form = desk.form
+    try:
+        changes: dict[str, Any] = {name: forms.text(form, name) for name in SMS_TEXT_FIELDS}
+        changes |= forms.switches(form, SMS_SWITCHES)
+        changes["allowed_countries"] = forms.countries(form, "allowed_countries")
+        changes["frequency_cap"] = forms.whole(form, "frequency_cap")
+        changes["prices"] = forms.prices(form)
+        with desk.app.begin() as conn:
+            now = site_now(conn, desk.site_id, desk.app.clock)
+            update_sms_settings(conn, desk.site_id, changes, now)
+    except ServiceError as error:
+        return _page(desk, "sms", error)
+    return desk.redirect(f"{PAGE}#sms-rules", "SMS settings saved.")
+
+
+@router.post(f"{PAGE}/credits/top-up")
+def top_up(desk: Buyer) -> Response:
+    try:
+        credits = forms.whole(desk.form, "credits")
+        with desk.app.begin() as conn:
+            now = site_now(conn, desk.site_id, desk.app.clock)
+            note = forms.text(desk.form, "note") or f"dashboard top-up by {desk.staff.email}"
+            balance = sms_credits.top_up(conn, desk.site_id, credits, now, note[:500])
+    except ServiceError as error:
+        return _page(desk, "top_up", error)
+    return desk.redirect(
+        f"{PAGE}#credits", f"Added {credits} credits; the balance is now {balance}."
+    )
+
+
+@router.post(f"{PAGE}/credits/auto-refill")
+def save_auto_refill(desk: Buyer) -> Response:
+    try:
+        changes = {name: forms.whole(desk.form, name) for name in REFILL_FIELDS}
+        with desk.app.begin() as conn:
+            now = site_now(conn, desk.site_id, desk.app.clock)
+            update_sms_settings(conn, desk.site_id, changes, now)
+    except ServiceError as error:
+        return _page(desk, "refill", error)
+    return desk.redirect(f"{PAGE}#credits", "Auto-refill and the low-balance alert saved.")
+
+
+@router.post(f"{PAGE}/concierge")
+def save_concierge(desk: Editor) -> Response:
+    form = desk.form
+    try:
+        changes: dict[str, Any] = {name: forms.text(form, name) for name in CONCIERGE_TEXT_FIELDS}
+        changes |= forms.switches(form, CONCIERGE_SWITCHES)
+        changes |= {name: forms.whole(form, name) for name in CONCIERGE_NUMBERS}
+        key = forms.text(form, "helpdesk_api_key") or None
+        with desk.app.begin() as conn:
+            update_concierge_settings(
+                conn,
+                desk.site_id,
+                changes,
+                site_now(conn, desk.site_id, desk.app.clock),
+                box=desk.app.secret_box() if key else None,
+                helpdesk_api_key=key,
+            )
+    except ServiceError as error:
+        return _page(desk, "concierge", error)
+    return desk.redirect(f"{PAGE}#concierge", "Concierge settings saved.")
+
+
+# -- the page -------------------------------------------------------------------------
+
+
+def _page(desk: Desk, failed: str = "", error: ServiceError | None = None) -> Response:
+    """The settings page; after a refused form, that form keeps what was typed."""
+    box = desk.app.secret_box_or_none()
+    # Reading the balance opens the credit account on first look: a write.
+    with desk.app.begin() as conn:
+        now = site_now(conn, desk.site_id, desk.app.clock)
+        sms = load_sms_settings(conn, [desk.site_id])[desk.site_id]
+        concierge = load_concierge_settings(conn, [desk.site_id])[desk.site_id]
+        provider = _provider(conn, desk.site_id, box)
+        helpdesk_key = _secret_hint(
+            lambda: load_helpdesk_key(conn, desk.site_id, box) if box else None
+        )
+        balance = sms_credits.balances(conn, [desk.site_id], now)[desk.site_id]
+        ledger = _recent_ledger(conn, desk.site_id)
+    values = {
+        "provider": provider["values"],
+        "sms": _sms_values(sms),
+        "refill": {name: str(getattr(sms, name)) for name in REFILL_FIELDS},
+        "top_up": {"credits": "", "note": ""},
+        "concierge": _concierge_values(concierge),
+    }
+    if failed:
+        values[failed] = _posted_values(desk.form, values[failed])
+    context = {
+        "active": PAGE,
+        "values": values,
+        "token": provider["token"],
+        "provider_unreadable": provider["unreadable"],
+        "helpdesk_key": helpdesk_key,
+        "balance": balance,
+        "ledger": ledger,
+        "concierge_actions": CONCIERGE_ACTIONS,
+        "concierge_messages": CONCIERGE_MESSAGES,
+        "failed": failed,
+        "errors": [str(error)] if error else [],
+        "field": error.field if isinstance(error, InvalidInput) else "",
+        "can_edit": desk.can(Permission.EDIT_SETTINGS),
+        "can_buy": desk.can(Permission.BUY_CREDITS),
+        "sandbox": desk.staff.site_mode == "sandbox",
+    }
+    return desk.page("settings.html", context, 422 if error else 200)
+
+
+def _provider(conn: Connection, site_id: int, box: SecretBox | None) -> dict[str, Any]:
+    try:
+        saved = load_channel_configs(conn, [site_id], box).get((site_id, "sms"))
+        unreadable = False
+    except SecretUnreadable:
+        saved, unreadable = None, True
+    config = saved.config if saved else {}
+    values = {
+        "provider": saved.provider if saved else "sandbox",
+        "account_sid": str(config.get("account_sid") or ""),
+        "from_number": str(config.get("from_number") or ""),
+        "messaging_service_sid": str(config.get("messaging_service_sid") or ""),
+    }
+    token = _last_four(saved.secret) if saved else None
+    return {"values": values, "token": token, "unreadable": unreadable}
+
+
+def _secret_hint(read: Callable[[], str | None]) -> str | None:
+    """``"set, ending in …f00d"``, ``"set"`` when it cannot be read, or None."""
+    try:
+        return _last_four(read())
+    except SecretUnreadable:
+        return "set (cannot be read with the current secret key)"
+
+
+def _last_four(secret: str | None) -> str | None:
+    if not secret:
+        return None
+    # Only long secrets show an ending: four characters of a short one say too much.
+    return f"set, ending in …{secret[-4:]}" if len(secret) >= 16 else "set"
+
+
+def _recent_ledger(conn: Connection, site_id: int) -> list[Any]:
+    t = sms_credit_ledger
+    query = (
+        select(t.c.delta, t.c.balance_after, t.c.reason, t.c.outbox_id, t.c.note, t.c.created_at)
+        .where(t.c.site_id == site_id)
+        .order_by(t.c.id.desc())
+        .limit(LEDGER_ROWS)
+    )
+    return list(conn.execute(query))
+
+
+def _sms_values(s: SmsSettings) -> dict[str, Any]:
+    values: dict[str, Any] = {name: str(getattr(s, name)) for name in SMS_TEXT_FIELDS}
+    values |= {name: bool(getattr(s, name)) for name in SMS_SWITCHES}
+    values["allowed_countries"] = ", ".join(s.allowed_countries)
+    values["frequency_cap"] = str(s.frequency_cap)
+    values["prices"] = forms.prices_text(s.prices)
+    return values
+
+
+def _concierge_values(s: ConciergeSettings) -> dict[str, Any]:
+    values: dict[str, Any] = {name: str(getattr(s, name)) for name in CONCIERGE_TEXT_FIELDS}
+    values |= {name: bool(getattr(s, name)) for name in CONCIERGE_SWITCHES}
+    values |= {name: str(getattr(s, name)) for name in CONCIERGE_NUMBERS}
+    return values
+
+
+def _posted_values(form: Mapping[str, str], shown: dict[str, Any]) -> dict[str, Any]:
+    """What the refused form held: text as typed, a switch on only if it was ticked."""
+    return {
+        name: (name in form) if isinstance(current, bool) else form.get(name, "")
+        for name, current in shown.items()
+    }

@@ -1,0 +1,319 @@
+"""The dashboard's settings page: SMS provider, SMS rules, credits, concierge, and roles."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from dunwell.bootstrap import App
+from dunwell.services.channel_config import load_channel_configs
+from dunwell.services.concierge_settings import load_concierge_settings, load_helpdesk_key
+from dunwell.services.sms_credits import balances
+from dunwell.services.sms_settings import load_sms_settings, settings_to_dict
+from dunwell.store import tables
+from tests.integration.console_helpers import add_staff, session_csrf, sign_in
+from tests.integration.factories import Shop
+
+PAGE = "/dashboard/settings"
+SID = "AC" + "0123456789abcdef" * 2
+TOKEN = "twilio-auth-token-9f8e7d6c"
+
+
+def _signed_in(app: App, shop: Shop, client: TestClient, role: str = "owner") -> str:
+    assert sign_in(client, add_staff(app, shop.site_id, role)).status_code == 303
+    return session_csrf(client, "/dashboard")
+
+
+def _sms_form(csrf: str, **changes: str | None) -> dict[str, str]:
+    """The SMS rules form as the page posts it; a change of None leaves a box unticked."""
+    form: dict[str, str | None] = {
+        "csrf": csrf,
+        "enabled": "on",
+        "smart_encoding": "on",
+        "window_start": "08:00",
+        "window_end": "20:30",
+        "frequency_cap": "3",
+        "default_region": "US",
+        "allowed_countries": "",
+        "opt_out_line": "Reply STOP to opt out",
+        "help_contact": "",
+        "stop_reply": "Unsubscribed from {company}. Reply START to resubscribe.",
+        "start_reply": "Resubscribed to {company}. Reply STOP to opt out.",
+        "help_reply": "{company}: {help_contact}. Reply STOP to opt out.",
+        "prices": "default = 1",
+    }
+    form.update(changes)
+    return {k: v for k, v in form.items() if v is not None}
+
+
+def _concierge_form(csrf: str, **changes: str) -> dict[str, str]:
+    form = {
+        "csrf": csrf,
+        "enabled": "on",
+        "allow_skip": "on",
+        "allow_retry_payment": "on",
+        "send_nudge": "on",
+        "upcoming_reminder_days": "3",
+        "nudge_after_minutes": "120",
+        "escalation_email": "",
+        "helpdesk_url": "",
+        "helpdesk_username": "",
+        "helpdesk_api_key": "",
+    }
+    form.update(changes)
+    return form
+
+
+def _stored(app: App, site_id: int) -> dict[str, Any]:
+    """Everything the settings page can change, as stored."""
+    with app.connect() as conn:
+        channels = conn.execute(select(tables.site_channels)).all()
+        ledger = conn.execute(select(func.count()).select_from(tables.sms_credit_ledger)).scalar()
+        balance = conn.execute(
+            select(tables.sms_credits.c.balance).where(tables.sms_credits.c.site_id == site_id)
+        ).scalar()
+        return {
+            "sms": settings_to_dict(load_sms_settings(conn, [site_id])[site_id]),
+            "concierge": load_concierge_settings(conn, [site_id])[site_id],
+            "channels": [tuple(row) for row in channels],
+            "ledger": ledger,
+            "balance": balance,
+        }
+
+
+def test_twilio_credentials_are_stored_encrypted_and_never_shown_back(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = _signed_in(app, shop, client)
+    form = {
+        "csrf": csrf,
+        "provider": "twilio",
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from_number": "+14155550123",
+        "messaging_service_sid": "",
+    }
+    saved = client.post(f"{PAGE}/sms-provider", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    with app.connect() as conn:
+        row = conn.execute(select(tables.site_channels)).one()
+        config = load_channel_configs(conn, [shop.site_id], app.secret_box())
+    assert row.provider == "twilio"
+    assert TOKEN not in str(row.secret) and TOKEN not in str(row.config)
+    assert config[(shop.site_id, "sms")].secret == TOKEN  # sealed, and opens with the key
+
+    page = client.get(PAGE)
+    assert TOKEN not in page.text
+    assert "set, ending in …6c" not in page.text  # last four only
+    assert "set, ending in …7d6c" in page.text
+    assert SID in page.text and "+14155550123" in page.text
+
+    # Saving again with the token field empty keeps the stored token.
+    again = {**form, "auth_token": "", "from_number": "+14155550199"}
+    assert client.post(f"{PAGE}/sms-provider", data=again).status_code == 200
+    with app.connect() as conn:
+        kept = load_channel_configs(conn, [shop.site_id], app.secret_box())
+    assert kept[(shop.site_id, "sms")].secret == TOKEN
+    assert kept[(shop.site_id, "sms")].config["from_number"] == "+14155550199"
+
+
+def test_a_bad_twilio_sid_names_the_field_and_saves_nothing(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = _signed_in(app, shop, client)
+    form = {"csrf": csrf, "provider": "twilio", "account_sid": "AC123", "auth_token": TOKEN}
+    refused = client.post(f"{PAGE}/sms-provider", data={**form, "from_number": "+14155550123"})
+    assert refused.status_code == 422
+    assert "account_sid: must look like AC followed by 32 hex digits" in refused.text
+    assert 'value="AC123"' in refused.text  # what was typed is kept
+    assert TOKEN not in refused.text
+    assert _stored(app, shop.site_id)["channels"] == []
+
+
+def test_sms_rules_are_saved_and_an_invalid_send_window_is_refused_by_name(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = _signed_in(app, shop, client)
+    saved = client.post(
+        f"{PAGE}/sms",
+        data=_sms_form(
+            csrf,
+            window_start="09:00",
+            window_end="19:00",
+            frequency_cap="2",
+            allowed_countries="us, ca",
+            prices="CA = 2\ndefault = 1",
+            smart_encoding=None,
+        ),
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    rules = _stored(app, shop.site_id)["sms"]
+    assert (rules["window_start"], rules["window_end"], rules["frequency_cap"]) == (
+        "09:00",
+        "19:00",
+        2,
+    )
+    assert rules["allowed_countries"] == ["US", "CA"]
+    assert rules["prices"] == {"CA": 2, "default": 1}
+    assert rules["smart_encoding"] is False
+
+    before = _stored(app, shop.site_id)
+    for field, changes, message in [
+        ("window_end", {"window_end": "23:30"}, "window_end:"),
+        ("window_start", {"window_start": "6am"}, "window_start: '6am' is not a time"),
+        ("frequency_cap", {"frequency_cap": "lots"}, "frequency_cap: 'lots' is not a whole"),
+        ("frequency_cap", {"frequency_cap": "50"}, "frequency_cap: must be between 1 and 20"),
+        ("opt_out_line", {"opt_out_line": "Thanks!"}, "opt_out_line: must tell the customer"),
+        ("prices", {"prices": "FR = 2"}, "prices: add a default line"),
+    ]:
+        refused = client.post(f"{PAGE}/sms", data=_sms_form(csrf, **changes))
+        assert refused.status_code == 422, field
+        assert message in html.unescape(refused.text), field
+        assert _stored(app, shop.site_id) == before
+
+
+def test_top_up_adds_exactly_the_credits_and_writes_a_ledger_row(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = _signed_in(app, shop, client)
+    assert client.get(PAGE).status_code == 200  # opens the account (sandbox credits)
+    before = _stored(app, shop.site_id)
+    answer = client.post(
+        f"{PAGE}/credits/top-up",
+        data={"csrf": csrf, "credits": "250", "note": "PO 77"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    after = _stored(app, shop.site_id)
+    assert after["balance"] == before["balance"] + 250
+    assert after["ledger"] == before["ledger"] + 1
+    with app.connect() as conn:
+        row = conn.execute(
+            select(tables.sms_credit_ledger).order_by(tables.sms_credit_ledger.c.id.desc())
+        ).first()
+    assert row is not None
+    assert (row.site_id, row.delta, row.reason, row.note) == (shop.site_id, 250, "top_up", "PO 77")
+    assert row.balance_after == after["balance"]
+    page = client.get(PAGE)
+    assert f"{after['balance']} credits" in page.text and "PO 77" in page.text
+
+    for credits in ("0", "-5", "ten"):
+        refused = client.post(f"{PAGE}/credits/top-up", data={"csrf": csrf, "credits": credits})
+        assert refused.status_code == 422
+        assert "credits:" in refused.text
+    assert _stored(app, shop.site_id) == after
+
+
+def test_auto_refill_is_saved(app: App, shop: Shop, client: TestClient) -> None:
+    csrf = _signed_in(app, shop, client)
+    form = {
+        "csrf": csrf,
+        "auto_refill_threshold": "100",
+        "auto_refill_amount": "500",
+        "low_balance_threshold": "50",
+    }
+    assert client.post(f"{PAGE}/credits/auto-refill", data=form).status_code == 200
+    rules = _stored(app, shop.site_id)["sms"]
+    assert (rules["auto_refill_threshold"], rules["auto_refill_amount"]) == (100, 500)
+    refused = client.post(f"{PAGE}/credits/auto-refill", data={**form, "auto_refill_amount": "-1"})
+    assert refused.status_code == 422
+    assert "auto_refill_amount: cannot be negative" in refused.text
+    assert _stored(app, shop.site_id)["sms"]["auto_refill_amount"] == 500
+
+
+def test_concierge_switches_and_escalation_are_saved_and_the_key_stays_secret(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = _signed_in(app, shop, client)
+    key = "helpdesk-key-0000-1111-abcd"
+    saved = client.post(
+        f"{PAGE}/concierge",
+        data=_concierge_form(
+            csrf,
+            escalation_email="help@shop.test",
+            send_welcome="on",
+            helpdesk_url="https://shop.gorgias.com/api",
+            helpdesk_username="bot@shop.test",
+            helpdesk_api_key=key,
+        ),
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    stored = _stored(app, shop.site_id)["concierge"]
+    assert stored.escalation_email == "help@shop.test"
+    assert stored.send_welcome and stored.allow_skip and stored.allow_retry_payment
+    # Switches not ticked are off.
+    assert not stored.allow_ship_now and not stored.allow_promise_to_pay
+    with app.connect() as conn:
+        sealed = conn.execute(select(tables.concierge_settings.c.helpdesk_secret)).scalar_one()
+        assert load_helpdesk_key(conn, shop.site_id, app.secret_box()) == key
+    assert key not in sealed
+    page = client.get(PAGE)
+    assert key not in page.text and "set, ending in …abcd" in page.text
+
+    before = _stored(app, shop.site_id)
+    refused = client.post(
+        f"{PAGE}/concierge",
+        data=_concierge_form(csrf, escalation_email="not an address", allow_ship_now="on"),
+    )
+    assert refused.status_code == 422
+    assert "escalation_email: &#39;not an address&#39; is not an email address" in refused.text
+    assert _stored(app, shop.site_id) == before
+
+
+@pytest.mark.parametrize("role", ["analytics", "support"])
+def test_roles_that_may_not_change_settings_are_refused_and_nothing_changes(
+    app: App, shop: Shop, client: TestClient, role: str
+) -> None:
+    csrf = _signed_in(app, shop, client, role)
+    with app.begin() as conn:  # open the credit account, as any page view would
+        balances(conn, [shop.site_id], shop.now)
+    before = _stored(app, shop.site_id)
+    posts = {
+        f"{PAGE}/sms-provider": {
+            "provider": "twilio",
+            "account_sid": SID,
+            "auth_token": TOKEN,
+            "from_number": "+14155550123",
+        },
+        f"{PAGE}/sms": _sms_form(csrf, frequency_cap="7"),
+        f"{PAGE}/credits/top-up": {"credits": "1000"},
+        f"{PAGE}/credits/auto-refill": {
+            "auto_refill_threshold": "1",
+            "auto_refill_amount": "1",
+            "low_balance_threshold": "1",
+        },
+        f"{PAGE}/concierge": _concierge_form(csrf, escalation_email="x@y.test"),
+    }
+    for path, form in posts.items():
+        answer = client.post(path, data={**form, "csrf": csrf})
+        assert answer.status_code == 403, path
+        assert "does not allow this" in answer.text
+    assert _stored(app, shop.site_id) == before
+    page = client.get(PAGE)
+    if role == "analytics":
+        assert page.status_code == 200
+        assert "may read these settings but not change them" in page.text
+        assert "Save SMS rules" not in page.text and "Top up" not in page.text
+    else:
+        assert page.status_code == 403
+
+
+def test_the_configuration_role_edits_settings_but_does_not_buy_credits(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = _signed_in(app, shop, client, "configuration")
+    page = client.get(PAGE)
+    assert "Save SMS rules" in page.text and "Top up" not in page.text
+    before = _stored(app, shop.site_id)["balance"]
+    refused = client.post(f"{PAGE}/credits/top-up", data={"csrf": csrf, "credits": "5"})
+    assert refused.status_code == 403
+    assert _stored(app, shop.site_id)["balance"] == before
+    saved = client.post(f"{PAGE}/sms", data=_sms_form(csrf, frequency_cap="4"))
+    assert saved.status_code == 200
+    assert _stored(app, shop.site_id)["sms"]["frequency_cap"] == 4
