@@ -1,7 +1,176 @@
-"""Dashboard: policies."""
+"""Dashboard: dunning policies, their versions with figures, the editor and the simulator.
+
+Saving always writes a new version (see services/policies.py); invoices already
+in dunning keep the version they entered with. The simulator writes nothing:
+configuration readers (analytics included) may run it, only editors may save.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from dunwell.domain.policy import InvoiceOutcome, Policy, SubscriptionAction
+from dunwell.domain.roles import Permission
+from dunwell.domain.states import Collection
+from dunwell.services.errors import InvalidInput, ServiceError
+from dunwell.services.policies import current_version, list_versions, save_policy
+from dunwell.services.policy_figures import version_figures
+from dunwell.services.policy_simulator import (
+    DEFAULT_REPLAY_DAYS,
+    plan_for_customer,
+    replay_history,
+)
+from dunwell.services.sites import site_now
+from dunwell.services.templates import list_templates
+from dunwell.web.console.desk import CSRF_HEADER, Desk, actor, viewer
+from dunwell.web.console.policy_form import (
+    FieldError,
+    PolicyForm,
+    draft_policy,
+    field_error,
+    form_from_policy,
+    form_from_post,
+    policy_data,
+)
 
 router = APIRouter(include_in_schema=False)
+Viewer = Annotated[Desk, Depends(viewer(Permission.VIEW_CONFIGURATION))]
+Editor = Annotated[Desk, Depends(actor(Permission.EDIT_POLICIES))]
+Simulator = Annotated[Desk, Depends(actor(Permission.VIEW_CONFIGURATION))]
+ACTIVE = "/dashboard/policies"
+
+
+@router.get("/dashboard/policies")
+def policies_page(desk: Viewer) -> Response:
+    with desk.app.connect() as conn:
+        kinds = []
+        for kind in Collection:
+            figures = version_figures(conn, desk.site_id, kind)
+            kinds.append(
+                {
+                    "kind": kind.value,
+                    "current": current_version(conn, desk.site_id, kind),
+                    "figures": figures[-1] if figures else None,
+                    "versions": len(figures),
+                }
+            )
+    return desk.page("policies.html", {"active": ACTIVE, "kinds": kinds, "missing": ""})
+
+
+@router.get("/dashboard/policies/{kind}")
+def policy_page(kind: str, desk: Viewer) -> Response:
+    collection = _kind(kind)
+    if collection is None:
+        return _unknown_kind(desk, kind)
+    with desk.app.connect() as conn:
+        policy = current_version(conn, desk.site_id, collection).policy
+    form = form_from_policy(policy)
+    return _editor(desk, collection, form, _simulation(desk, form, collection, policy))
+
+
+@router.post("/dashboard/policies/{kind}")
+def save(kind: str, desk: Editor) -> Response:
+    collection = _kind(kind)
+    if collection is None:
+        return _unknown_kind(desk, kind)
+    form = form_from_post(desk.form)
+    rows: list[int] = []
+    days: list[int] = []
+    try:
+        data, rows = policy_data(form)
+        days = [step["day"] for step in data["steps"]]
+        with desk.app.begin() as conn:
+            now = site_now(conn, desk.site_id, desk.app.clock)
+            saved = save_policy(conn, desk.site_id, collection, data, now, form.note or None)
+    except FieldError as error:
+        return _editor(desk, collection, form, None, [error], 422)
+    except InvalidInput as error:
+        problem = field_error(error.field, error.message, rows, days)
+        return _editor(desk, collection, form, None, [problem], 422)
+    except ServiceError as error:
+        return _editor(desk, collection, form, None, [error], 409)
+    return desk.redirect(f"/dashboard/policies/{kind}", f"Saved version {saved.version}.")
+
+
+@router.post("/dashboard/policies/{kind}/simulate")
+def simulate(kind: str, desk: Simulator) -> Response:
+    """The draft's simulation: a fragment for the live form, the whole page without JS."""
+    collection = _kind(kind)
+    if collection is None:
+        return _unknown_kind(desk, kind)
+    form = form_from_post(desk.form)
+    simulation = _simulation(desk, form, collection)
+    # console.js sends the session token as a header; a plain form post does not.
+    if desk.request.headers.get(CSRF_HEADER):
+        status = 422 if simulation["errors"] else 200
+        return desk.fragment("_policy_simulation.html", {"sim": simulation}, status)
+    return _editor(desk, collection, form, simulation)
+
+
+def _simulation(
+    desk: Desk, form: PolicyForm, kind: Collection, policy: Policy | None = None
+) -> dict[str, Any]:
+    """What the draft does to the chosen invoice and to past failures, or why it cannot."""
+    try:
+        draft = policy or draft_policy(form, kind)
+        days = _replay_days(form.replay_days)
+        with desk.app.connect() as conn:
+            now = site_now(conn, desk.site_id, desk.app.clock)
+            plan = plan_for_customer(conn, desk.site_id, draft, form.customer, now)
+            history = replay_history(conn, desk.site_id, draft, now, days)
+    except (FieldError, ServiceError) as error:
+        return {"errors": [str(error)], "plan": None, "replay": None}
+    return {"errors": [], "plan": plan, "replay": history}
+
+
+def _editor(
+    desk: Desk,
+    kind: Collection,
+    form: PolicyForm,
+    simulation: dict[str, Any] | None,
+    errors: list[Exception] | None = None,
+    status: int = 200,
+) -> Response:
+    with desk.app.connect() as conn:
+        versions = list_versions(conn, desk.site_id, kind)
+        figures = {f.version_id: f for f in version_figures(conn, desk.site_id, kind)}
+        variants = list_templates(conn, desk.site_id)
+    context = {
+        "active": ACTIVE,
+        "kind": kind.value,
+        "form": form,
+        "errors": [str(e) for e in errors or []],
+        "invalid": {e.name for e in errors or [] if isinstance(e, FieldError)},
+        "history": [(v, figures.get(v.id)) for v in reversed(versions)],
+        "next_version": versions[-1].version + 1,
+        "emails": sorted({v.name for v in variants if v.channel == "email"}),
+        "texts": sorted({v.name for v in variants if v.channel == "sms"}),
+        "actions": [a.value for a in SubscriptionAction],
+        "outcomes": [o.value for o in InvoiceOutcome],
+        "sim": simulation,
+        "can_save": desk.can(Permission.EDIT_POLICIES),
+    }
+    return desk.page("policy_edit.html", context, status)
+
+
+def _replay_days(text: str) -> int:
+    if not text:
+        return DEFAULT_REPLAY_DAYS
+    if not text.isdigit():
+        raise FieldError("replay_days", "replay days", "must be a whole number of days")
+    return int(text)
+
+
+def _kind(kind: str) -> Collection | None:
+    try:
+        return Collection(kind)
+    except ValueError:
+        return None
+
+
+def _unknown_kind(desk: Desk, kind: str) -> Response:
+    message = f"There is no {kind!r} policy: choose automatic or manual."
+    return desk.page("policies.html", {"active": ACTIVE, "kinds": [], "missing": message}, 404)
