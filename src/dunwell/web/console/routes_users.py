@@ -16,7 +16,7 @@ from dunwell.services.console_users import (
     set_password,
     set_role,
 )
-from dunwell.services.errors import ServiceError
+from dunwell.services.errors import NotFound, ServiceError
 from dunwell.web.console.desk import Desk, actor, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -80,6 +80,8 @@ def change_user(user_id: int, change: str, desk: Actor) -> Response:
                 return _page(desk, [f"unknown change {change!r}"], 404)
             # A changed role or password takes effect at once, on every device.
             end_user_sessions(conn, user_id, desk.real_now)
+    except NotFound as error:
+        return _page(desk, [str(error)], 404)
     except ServiceError as error:
         return _page(desk, [str(error)], 422)
     return desk.redirect("/dashboard/users", notice)
