@@ -8,12 +8,12 @@ without formatting, as the inbox does), so "+33 6 12", "ada@" and
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, or_, select
+from sqlalchemy import Connection, select
 
 from dunwell.services.errors import NotFound
+from dunwell.store.people_search import person_matches
 from dunwell.store.tables import customers, dunning_cycles, events, invoices, outbox
 
 #: Events shown on a customer's timeline: the latest ones, enough for months of dunning.
@@ -32,28 +32,16 @@ def search_customers(
         .limit(limit)
     )
     if query.strip():
-        stmt = stmt.where(_matches(query.strip()))
+        stmt = stmt.where(
+            person_matches(
+                query.strip(),
+                customers.c.first_name,
+                customers.c.last_name,
+                customers.c.email,
+                customers.c.phone,
+            )
+        )
     return [dict(row._mapping) for row in conn.execute(stmt)]
-
-
-def _matches(query: str) -> ColumnElement[bool]:
-    c = customers
-    like = f"%{_escape(query.lower())}%"
-    name = func.lower(func.coalesce(c.c.first_name, "") + " " + func.coalesce(c.c.last_name, ""))
-    clauses = [
-        name.like(like, escape="\\"),
-        func.lower(c.c.email).like(like, escape="\\"),
-        c.c.phone.like(like, escape="\\"),
-    ]
-    # Phones are stored in E.164; a number typed with spaces or dashes still matches.
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 4:
-        clauses.append(c.c.phone.like(f"%{digits}%"))
-    return or_(*clauses)
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def customer_invoices(conn: Connection, site_id: int, customer_id: int) -> list[dict[str, Any]]:

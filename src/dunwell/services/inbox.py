@@ -11,11 +11,10 @@ over them; closing it gives the number back to the concierge.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from dunwell.services.conversations import (
     IDLE,
@@ -25,6 +24,7 @@ from dunwell.services.conversations import (
     queue_text,
 )
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
+from dunwell.store.people_search import person_matches
 from dunwell.store.tables import conversation_turns, conversations, customers
 
 MAX_REPLY = 1600  # ten segments: Twilio's own limit for one message body
@@ -80,7 +80,15 @@ def list_conversations(
     if customer_id:
         stmt = stmt.where(c.c.customer_id == customer_id)
     if query and query.strip():
-        stmt = stmt.where(_matches(query.strip()))
+        stmt = stmt.where(
+            person_matches(
+                query.strip(),
+                customers.c.first_name,
+                customers.c.last_name,
+                customers.c.email,
+                conversations.c.phone,
+            )
+        )
     rows = [dict(row._mapping) for row in conn.execute(stmt)]
     _attach_last_turns(conn, rows)
     return rows
@@ -167,25 +175,6 @@ def _outcome_when_closed(conn: Connection, conversation_id: int) -> str:
         select(conversations.c.outcome).where(conversations.c.id == conversation_id)
     ).scalar()
     return str(current or "answered")
-
-
-def _matches(query: str) -> Any:
-    c, p = conversations, customers
-    like = f"%{_escape(query.lower())}%"
-    name = func.lower(p.c.first_name + " " + p.c.last_name)
-    clauses = [
-        name.like(like, escape="\\"),
-        func.lower(p.c.email).like(like, escape="\\"),
-        c.c.phone.like(like, escape="\\"),
-    ]
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 4:
-        clauses.append(c.c.phone.like(f"%{digits}%"))
-    return or_(*clauses)
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _turns(conn: Connection, conversation_ids: list[int]) -> list[dict[str, Any]]:
