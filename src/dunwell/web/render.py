@@ -20,13 +20,18 @@ from dunwell.messaging.filters import babel_locale
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 
-_templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+def new_environment() -> Environment:
+    """The page templates' settings: HTML autoescaped, a missing variable is an error."""
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+_templates = new_environment()
 
 _BASE_POLICY = {
     "default-src": "'none'",
