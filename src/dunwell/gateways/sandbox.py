@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dunwell.domain.states import AttemptStatus
 from dunwell.gateways.base import CardDetails, ChargeRequest, ChargeResponse
-from dunwell.store.db import writer
+from dunwell.store.db import reproducible_commit, writer
 from dunwell.store.tables import sandbox_charges
 
 SUCCEED = "ok"
@@ -124,6 +124,9 @@ class SandboxGateway:
             return []
         keys = [r.idempotency_key for r in requests]
         with writer(self._engine).begin() as conn:
+            # The charges live in Dunwell's own database: a crash that loses
+            # them loses the attempts that would record them too.
+            reproducible_commit(conn)
             recovering = [r.token for r in requests if behaviour_of(r.token) == RECOVERS_AFTER_TWO]
             prior = _charge_counts(conn, recovering)
             rows = []

@@ -13,9 +13,11 @@ Plain-text parts (email subject and text, SMS body) are rendered without
 escaping; the HTML part escapes every value it prints.
 
 :func:`compile_email` and :func:`compile_sms` parse once; ``render`` is the
-hot path and only builds a render context and a buffer. The locale given to
-``render`` reaches the filters through that context (see
-:mod:`dunwell.messaging.filters`). :func:`validate_email` and
+hot path. Each part keeps a :class:`~dunwell.messaging.render_plan.RenderPlan`:
+renders that differ only in values printed as is (a name, a link) are
+walked once and filled in after, with the same text as a full render. The
+locale given to ``render`` reaches the filters through the render context
+(see :mod:`dunwell.messaging.filters`). :func:`validate_email` and
 :func:`validate_sms` are for save time: they also check every variable and
 filter against :mod:`dunwell.messaging.fields`, and render with sample data.
 
@@ -33,7 +35,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from babel import Locale
 from liquid import BoundTemplate, Environment, Mode, StrictUndefined
 from liquid.ast import Node
 from liquid.exceptions import LiquidError
@@ -43,6 +44,7 @@ from liquid.tag import Tag
 from liquid.token import Token
 
 from dunwell.messaging import fields, filters
+from dunwell.messaging.render_plan import RenderPlan
 
 __all__ = [
     "BASE_TEMPLATE_NAMES",
@@ -194,10 +196,24 @@ class _Part:
     field: str
     source: str
     template: BoundTemplate
+    #: Remembers renders with the customers' own words as holes; None for a
+    #: template it cannot read (see :mod:`dunwell.messaging.render_plan`).
+    plan: RenderPlan | None = None
 
-    def render(self, context: Mapping[str, Any], locale: Locale) -> str:
+    def render(self, context: Mapping[str, Any], locale: str) -> str:
+        """Render in ``locale`` (a tag); the same text with or without a plan."""
+        limit = _OUTPUT_LIMITS[self.field]
+        if self.plan is None:
+            return self._render_in_full(context, locale)
+        return self.plan.render(
+            context, locale, limit, lambda values: self._render_in_full(values, locale)
+        )
+
+    def _render_in_full(self, context: Mapping[str, Any], locale: str) -> str:
         render_context = filters.LocaleRenderContext(
-            self.template, locale=locale, globals=self.template.make_globals(context)
+            self.template,
+            locale=filters.babel_locale(locale),
+            globals=self.template.make_globals(context),
         )
         buffer = LimitedStringIO(limit=_OUTPUT_LIMITS[self.field])
         try:
@@ -211,9 +227,10 @@ class _Part:
 
 def _compile(env: Environment, field: str, source: str) -> _Part:
     try:
-        return _Part(field, source, env.from_string(source, name=field))
+        template = env.from_string(source, name=field)
     except LiquidError as err:
         raise _from_liquid(field, err) from err
+    return _Part(field, source, template, RenderPlan.of(template))
 
 
 def _from_liquid(field: str, err: LiquidError) -> TemplateError:
@@ -247,11 +264,10 @@ class CompiledEmail:
         The subject comes back on one line: a line break from a template or a
         customer's name must never reach the mail header.
         """
-        babel_locale = filters.babel_locale(locale)
-        html = self._html.render(context, babel_locale) if self._html else None
+        html = self._html.render(context, locale) if self._html else None
         return RenderedEmail(
-            subject=_one_line(self._subject.render(context, babel_locale)),
-            text=self._text.render(context, babel_locale),
+            subject=_one_line(self._subject.render(context, locale)),
+            text=self._text.render(context, locale),
             html=html,
         )
 
@@ -269,7 +285,7 @@ class CompiledSms:
 
     def render(self, context: Mapping[str, Any], locale: str) -> RenderedSms:
         """Render the body, trimmed, with no-break spaces made plain."""
-        body = self._body.render(context, filters.babel_locale(locale))
+        body = self._body.render(context, locale)
         return RenderedSms(body=body.translate(_SMS_SPACES).strip())
 
 

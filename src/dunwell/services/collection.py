@@ -36,6 +36,7 @@ from dunwell.services.cycle_effects import CycleWork, EffectWriter
 from dunwell.services.cycle_rows import state_from_row
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.policies import current_version_ids, load_policies
+from dunwell.store.db import reproducible_commit
 from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import (
     customers,
@@ -87,6 +88,7 @@ def process_due_cycles(
     real_now = app.clock.now()
     lease_until = real_now + timedelta(seconds=app.settings.lease_seconds)
     with app.begin() as conn:
+        reproducible_commit(conn)  # a lost claim or pending row is simply redone
         ids = claim_due_cycles(conn, owner, real_now, lease_until, limit, invoice_ids)
         if not ids:
             return 0

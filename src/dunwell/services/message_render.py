@@ -58,17 +58,26 @@ class MessageRenderer:
             {s.site_id for r, s in zip(messages, subjects, strict=True) if r["channel"] == "sms"},
         )
         links = self._links()
+        # A step's email and SMS share their subject and payload, hence the
+        # recipient, the billing link and the whole template context.
+        recipients: dict[MessageSubject, Recipient] = {}
+        contexts: dict[tuple[MessageSubject, int, Any], dict[str, Any]] = {}
         for row, subject in zip(messages, subjects, strict=True):
-            recipient = loader.recipient(subject)
+            recipient = recipients.get(subject)
+            if recipient is None:
+                recipient = recipients[subject] = loader.recipient(subject)
             row["recipient"] = recipient.email if row["channel"] == "email" else recipient.phone
             if not row["recipient"]:
                 what = "email address" if row["channel"] == "email" else "phone number"
                 _give_up(row, "skipped", f"the customer has no {what}")
                 continue
-            link = links.billing_url(
-                subject.site_id, subject.customer_id or 0, subject.invoice_id, row["created_at"]
-            )
-            context = loader.context(subject, row["payload"], link)
+            shared = (subject, id(row["payload"]), row["created_at"])
+            context = contexts.get(shared)
+            if context is None:
+                link = links.billing_url(
+                    subject.site_id, subject.customer_id or 0, subject.invoice_id, row["created_at"]
+                )
+                context = contexts[shared] = loader.context(subject, row["payload"], link)
             try:
                 _render_one(row, book, recipient, context, finisher)
             except (TemplateError, UnknownTemplate) as error:

@@ -43,6 +43,9 @@ class TemplateBook:
     def __init__(self, conn: Connection, site_ids: Iterable[int], names: Iterable[str]) -> None:
         t = message_templates
         self._rows: dict[tuple[int, str, str], dict[str, Any]] = {}
+        # (site, name, channel, locale, site locale) -> the locale picked:
+        # a batch asks the same question for thousands of customers.
+        self._picked: dict[tuple[int, str, str, str, str], str] = {}
         site_ids, names = set(site_ids), set(names)
         if not site_ids or not names:
             return
@@ -55,7 +58,7 @@ class TemplateBook:
     ) -> tuple[CompiledEmail, str]:
         """The compiled email template and the locale it is written in."""
         overrides = self._rows.get((site_id, name, "email"), {})
-        chosen = self._locale(name, overrides, locale, site_locale)
+        chosen = self._pick(site_id, name, "email", overrides, locale, site_locale)
         row = overrides.get(chosen)
         if row is not None:
             compiled = _compiled_email(
@@ -69,11 +72,26 @@ class TemplateBook:
     ) -> tuple[CompiledSms, str]:
         """The compiled SMS template and the locale it is written in."""
         overrides = self._rows.get((site_id, name, "sms"), {})
-        chosen = self._locale(name, overrides, locale, site_locale)
+        chosen = self._pick(site_id, name, "sms", overrides, locale, site_locale)
         row = overrides.get(chosen)
         if row is not None:
             return _compiled_sms(row.id, row.updated_at, row.body_text), chosen
         return _bundled_sms(name, chosen), chosen
+
+    def _pick(
+        self,
+        site_id: int,
+        name: str,
+        channel: str,
+        overrides: dict[str, Any],
+        locale: str,
+        site_locale: str,
+    ) -> str:
+        key = (site_id, name, channel, locale, site_locale)
+        chosen = self._picked.get(key)
+        if chosen is None:
+            chosen = self._picked[key] = self._locale(name, overrides, locale, site_locale)
+        return chosen
 
     @staticmethod
     def _locale(name: str, overrides: dict[str, Any], locale: str, site_locale: str) -> str:

@@ -31,6 +31,22 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(dunwell_write=True)
 
 
+def reproducible_commit(conn: Connection) -> None:
+    """Let this transaction commit without waiting for its WAL flush (PostgreSQL).
+
+    Only for transactions whose every effect is redone the same way when
+    lost: leases and ``pending`` attempt rows under deterministic keys, or the
+    sandbox gateway's record of a charge. A server crash can lose such a
+    commit, never reorder it: the next synchronous commit (the batch's
+    record stage) flushes the log up to and including it. So after a crash
+    either both are there, or the work is simply claimed and done again. On
+    SQLite (``synchronous=NORMAL`` in WAL mode) commits already skip the
+    sync.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
 def _sqlite_begin(conn: Connection) -> None:
     # pysqlite's own transaction handling is switched off in _sqlite_pragmas.
     write = conn.get_execution_options().get("dunwell_write", False)

@@ -20,6 +20,7 @@ from dunwell.messaging.filters import babel_locale
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 
+
 def new_environment() -> Environment:
     """The page templates' settings: HTML autoescaped, a missing variable is an error."""
     return Environment(
