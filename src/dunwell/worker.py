@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 
 from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
@@ -35,13 +35,7 @@ from dunwell.services.escalation import deliver_due_escalations
 from dunwell.services.housekeeping import delete_expired_idempotency_keys
 from dunwell.services.renewals import bill_due_subscriptions
 from dunwell.services.webhook_delivery import deliver_due_webhooks
-from dunwell.store.tables import (
-    dunning_cycles,
-    escalations,
-    inbound_messages,
-    outbox,
-    webhook_deliveries,
-)
+from dunwell.store.tables import metadata
 
 log = logging.getLogger("dunwell.worker")
 
@@ -49,7 +43,7 @@ TIDY_EVERY = timedelta(hours=1)
 #: The longest wait between tries while the database cannot be reached.
 MAX_OUTAGE_PAUSE = 30.0
 #: Every table whose rows a worker claims with a lease.
-LEASED_TABLES = (dunning_cycles, outbox, inbound_messages, webhook_deliveries, escalations)
+LEASED_TABLES = tuple(t for t in metadata.sorted_tables if "lease_owner" in t.c)
 
 
 class Worker:
@@ -121,14 +115,19 @@ class Worker:
         with self.app.begin() as conn:
             delete_expired_idempotency_keys(conn, now)
 
-    def run_until_idle(self) -> int:
-        """Work until nothing is due (used by the demo, the CLI and tests).
+    def run_until_idle(self, max_passes: int | None = None) -> int:
+        """Work until nothing is due, or for ``max_passes`` passes; returns items handled.
 
-        Passes are logged at DEBUG: a simulated month would print hundreds
-        of lines, and the CLI prints the total instead.
+        Used by the demo, the CLI, the sandbox page and tests. Passes are
+        logged at DEBUG: a simulated month would print hundreds of lines,
+        and the CLI prints the total instead.
         """
-        total = 0
-        while (done := self.run_once(busy_level=logging.DEBUG)) > 0:
+        total, passes = 0, 0
+        while max_passes is None or passes < max_passes:
+            done = self.run_once(busy_level=logging.DEBUG)
+            passes += 1
+            if done == 0:
+                break
             total += done
         return total
 
@@ -140,11 +139,12 @@ class Worker:
             try:
                 done = self.run_once()
                 outage = 0
-            except DBAPIError as error:
+            except (OperationalError, InterfaceError) as error:
                 # The database is away (restart, failover): wait longer each
                 # time, and log the traceback once, not once a second.
                 outage += 1
-                pause = min(self.app.settings.poll_seconds * 2**outage, MAX_OUTAGE_PAUSE)
+                # The exponent is capped: 2**outage overflows a float after ~1,000 passes.
+                pause = min(self.app.settings.poll_seconds * 2 ** min(outage, 10), MAX_OUTAGE_PAUSE)
                 if outage == 1:
                     log.exception(
                         "batch failed; retrying after a pause", extra={"worker": self.name}

@@ -21,6 +21,13 @@ def test_the_history_demo_fills_every_part_of_the_dashboard(cli: Cli) -> None:
     assert conversations.strip(), "no concierge conversations"
     users = [line for line in cli("users", "list", "--site", "demo").stdout.splitlines() if line]
     assert len(users) == 4
+    # Texting as a customer from the command line gets the concierge's answer.
+    answer = cli("sandbox", "reply", "--site", "demo", "--from", "+33612000001", "skip next month")
+    assert "Reply YES to confirm" in answer.stdout, answer.stdout
+    unknown = cli(
+        "sandbox", "reply", "--site", "nosuch", "--from", "+33612000001", "hi", check=False
+    )
+    assert unknown.returncode != 0 and "no site 'nosuch'" in unknown.stderr
     # A second run with --if-empty leaves the data alone.
     again = cli("demo-site", "--if-empty", "--history").stdout
     assert "no demo site created" in again

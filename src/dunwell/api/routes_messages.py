@@ -10,9 +10,8 @@ from pydantic import BaseModel, Field
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
 from dunwell.api.pagination import MAX_ID, After, Limit, id_path, page
 from dunwell.services import message_preview, messages, templates
-from dunwell.services.concierge import answer_pending_texts
 from dunwell.services.message_render import MessageRenderer
-from dunwell.services.sandbox_phone import concierge_answers, reply_as_customer
+from dunwell.services.sandbox_phone import text_as_customer
 from dunwell.services.sites import site_now
 
 router = APIRouter(prefix="/v1")
@@ -184,16 +183,8 @@ def sandbox_phone(
 @router.post("/sandbox/phone/reply")
 def sandbox_reply(body: PhoneReply, who: Writer, app: AppDep) -> dict[str, Any]:
     """Text as the customer; the concierge's answers are queued before this returns."""
-    # Its own transaction, not the request's: the concierge answers in
-    # transactions of its own, which need this one committed first.
-    with app.begin() as conn:
-        now = site_now(conn, who.site_id, app.clock)
-        result = reply_as_customer(conn, who.site_id, body.from_, body.body, now)
-    answers: list[str] = []
-    if result.waiting_id is not None:
-        answer_pending_texts(app, "sandbox-phone", 1, [result.waiting_id])
-        with app.connect() as conn:
-            answers = concierge_answers(conn, who.site_id, result.waiting_id)
+    texted = text_as_customer(app, who.site_id, body.from_, body.body, "sandbox-phone")
+    result, answers = texted.result, texted.answers
     return {
         "phone": result.phone,
         "customer_id": result.customer_id,

@@ -14,9 +14,9 @@ from dunwell.cli.ledger_commands import _run, json_option, site_option
 from dunwell.cli.output import emit_json, emit_table
 from dunwell.services import message_preview, messages, templates
 from dunwell.services.channel_config import load_channel_configs, save_channel_config
-from dunwell.services.concierge import answer_pending_texts
+from dunwell.services.errors import ServiceError
 from dunwell.services.message_render import MessageRenderer
-from dunwell.services.sandbox_phone import concierge_answers, reply_as_customer
+from dunwell.services.sandbox_phone import text_as_customer
 from dunwell.services.sites import site_id_for, site_now
 
 
@@ -309,18 +309,12 @@ def sandbox_phone(ctx: click.Context, site_slug: str, number: str | None, as_jso
 def sandbox_reply(ctx: click.Context, site_slug: str, from_phone: str, body: str) -> None:
     """Text the site as the customer would."""
     app = get_app(ctx)
-
-    def work(c: Any) -> Any:
-        site_id = site_id_for(c, site_slug)
-        return reply_as_customer(c, site_id, from_phone, body, site_now(c, site_id, app.clock))
-
-    result = _run(ctx, work, write=True)
-    answers: list[str] = []
-    if result.waiting_id is not None:
-        answer_pending_texts(app, "cli", 1, [result.waiting_id])
-        answers = _run(
-            ctx, lambda c: concierge_answers(c, site_id_for(c, site_slug), result.waiting_id)
-        )
+    site_id = _run(ctx, lambda c: site_id_for(c, site_slug))
+    try:
+        texted = text_as_customer(app, site_id, from_phone, body, "cli")
+    except ServiceError as error:
+        raise click.ClickException(str(error)) from None
+    result, answers = texted.result, texted.answers
     for line in ([result.reply] if result.reply else []) + answers:
         click.echo(line)
     if not result.reply and not answers:

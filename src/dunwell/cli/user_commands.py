@@ -6,7 +6,6 @@ import click
 
 from dunwell.cli import get_app
 from dunwell.cli.output import emit_json
-from dunwell.services.console_sessions import end_user_sessions
 from dunwell.services.console_users import create_user, list_users, set_password
 from dunwell.services.errors import ServiceError
 from dunwell.services.sites import site_id_for
@@ -92,8 +91,7 @@ def set_password_command(ctx: click.Context, slug: str, email: str, password: st
             match = [u for u in list_users(conn, site_id) if u.email == email.strip().lower()]
             if not match:
                 raise click.ClickException(f"no user {email} on {slug}")
-            set_password(conn, site_id, match[0].id, secret)
-            end_user_sessions(conn, match[0].id, app.clock.now())
+            set_password(conn, site_id, match[0].id, secret, app.clock.now())
     except ServiceError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"password set for {email}")

@@ -9,13 +9,41 @@ are claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from sqlalchemy import Column, ColumnElement, Connection, Table, func, or_, select, update
 
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import dunning_cycles, sites
+
+#: When set, claims take only these sites' rows (see :func:`only_sites`).
+_SITE_SCOPE: ContextVar[frozenset[int] | None] = ContextVar("dunwell_site_scope", default=None)
+
+
+@contextmanager
+def only_sites(site_ids: set[int]) -> Iterator[None]:
+    """Within the block, every claim of due work is limited to these sites.
+
+    For work run on one merchant's behalf inside a request (the sandbox's
+    "advance the clock"): the worker's stages are shared by all sites, and
+    a click on one site must never charge or message another site's
+    customers. The scope lives in a context variable, so it covers exactly
+    the code run in this thread inside the block.
+    """
+    token = _SITE_SCOPE.set(frozenset(site_ids))
+    try:
+        yield
+    finally:
+        _SITE_SCOPE.reset(token)
+
+
+def site_scope() -> list[ColumnElement[bool]]:
+    """The filter the current scope adds to a query joined to ``sites`` (none outside one)."""
+    scope = _SITE_SCOPE.get()
+    return [] if scope is None else [sites.c.id.in_(sorted(scope))]
 
 
 def claim_due_cycles(
@@ -64,7 +92,7 @@ def claim_due(
     due = (
         select(table.c.id)
         .join(sites, sites.c.id == table.c.site_id)
-        .where(*filters, due_at <= site_now, lease_free)
+        .where(*filters, *site_scope(), due_at <= site_now, lease_free)
         .order_by(due_at)
         .limit(limit)
     )

@@ -46,6 +46,7 @@ from dunwell.domain.compliance import local_zone
 from dunwell.messaging.phones import phone_time_zone
 from dunwell.security.links import LinkSigner
 from dunwell.services import concierge_scans as scans
+from dunwell.services.claims import site_scope
 from dunwell.services.concierge_settings import ConciergeSettings, load_concierge_settings
 from dunwell.services.conversations import (
     Conversation,
@@ -117,6 +118,7 @@ def load_outbound_sites(conn: Connection, real_now: datetime) -> list[OutboundSi
     rows = conn.execute(
         select(sites.c.id, sites.c.name, sites.c.time_zone, sites.c.clock_now)
         .join(concierge_settings, concierge_settings.c.site_id == sites.c.id)
+        .where(*site_scope())
         .order_by(sites.c.id)
     ).all()
     settings = load_concierge_settings(conn, [row.id for row in rows])

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 
 from dunwell.domain.states import InvoiceStatus, SubscriptionStatus
+from dunwell.services.claims import site_scope
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import (
     conversations,
@@ -240,6 +241,7 @@ def due_nudges(conn: Connection, real_now: datetime, skip_sites: set[int], limit
             v.c.nudge_at <= site_now,
             v.c.status == "open",
             v.c.awaiting == "confirmation",
+            *site_scope(),
         )
     )
     if skip_sites:

@@ -41,6 +41,8 @@ class Staff:
     email: str
     name: str
     role: Role
+    session_started_at: datetime
+    session_seen_at: datetime
 
 
 def token_hash(token: str) -> str:
@@ -92,12 +94,6 @@ def find_session(conn: Connection, token: str, now: datetime) -> Staff | None:
     ).first()
     if row is None or row.created_at + MAX_AGE <= now:
         return None
-    if now - row.last_seen_at >= TOUCH_EVERY:
-        conn.execute(
-            update(console_sessions)
-            .where(console_sessions.c.id == row.id)
-            .values(last_seen_at=now, expires_at=min(now + IDLE, row.created_at + MAX_AGE))
-        )
     return Staff(
         session_id=row.id,
         user_id=row.user_id,
@@ -111,6 +107,21 @@ def find_session(conn: Connection, token: str, now: datetime) -> Staff | None:
         email=row.email,
         name=row.name,
         role=Role(row.role),
+        session_started_at=row.created_at,
+        session_seen_at=row.last_seen_at,
+    )
+
+
+def touch_due(staff: Staff, now: datetime) -> bool:
+    """Whether this request should push the session's expiry on (every TOUCH_EVERY)."""
+    return now - staff.session_seen_at >= TOUCH_EVERY
+
+
+def touch_session(conn: Connection, staff: Staff, now: datetime) -> None:
+    conn.execute(
+        update(console_sessions)
+        .where(console_sessions.c.id == staff.session_id)
+        .values(last_seen_at=now, expires_at=min(now + IDLE, staff.session_started_at + MAX_AGE))
     )
 
 
@@ -122,10 +133,14 @@ def end_session(conn: Connection, token: str, now: datetime) -> None:
     )
 
 
-def end_user_sessions(conn: Connection, user_id: int, now: datetime) -> None:
+def end_user_sessions(conn: Connection, site_id: int, user_id: int, now: datetime) -> None:
     """Sign a user out everywhere (disabled, role or password changed)."""
     conn.execute(
         update(console_sessions)
-        .where(console_sessions.c.user_id == user_id, console_sessions.c.ended_at.is_(None))
+        .where(
+            console_sessions.c.site_id == site_id,
+            console_sessions.c.user_id == user_id,
+            console_sessions.c.ended_at.is_(None),
+        )
         .values(ended_at=now)
     )

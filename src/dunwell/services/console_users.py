@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +17,8 @@ from dunwell.security.passwords import (
     hash_password,
     verify_password,
 )
+from dunwell.services.channel_config import EMAIL
+from dunwell.services.console_sessions import end_user_sessions
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.store.sql import insert_one
 from dunwell.store.tables import console_users, sites
@@ -25,7 +26,6 @@ from dunwell.store.tables import console_users, sites
 #: After this many wrong passwords in a row the account waits LOCKOUT.
 MAX_FAILED_SIGN_INS = 5
 LOCKOUT = timedelta(minutes=15)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class ConsoleUser:
 
 def normalize_email(email: str) -> str:
     cleaned = email.strip().lower()
-    if not _EMAIL.match(cleaned) or len(cleaned) > 320:
+    if not EMAIL.match(cleaned) or len(cleaned) > 320:
         raise InvalidInput("email", "must be an email address")
     return cleaned
 
@@ -88,24 +88,35 @@ def create_user(
         raise Conflict(f"{address} already has an account on this site") from None
 
 
-def set_password(conn: Connection, site_id: int, user_id: int, password: str) -> None:
+def set_password(
+    conn: Connection, site_id: int, user_id: int, password: str, now: datetime
+) -> None:
+    """A new password; it also lifts a lockout (an owner reset it on purpose)."""
     try:
         check_strength(password)
     except WeakPassword as error:
         raise InvalidInput("password", str(error)) from None
-    _update(conn, site_id, user_id, password_hash=hash_password(password), failed_sign_ins=0)
+    _update(
+        conn,
+        site_id,
+        user_id,
+        now,
+        password_hash=hash_password(password),
+        failed_sign_ins=0,
+        locked_until=None,
+    )
 
 
-def set_role(conn: Connection, site_id: int, user_id: int, role: str) -> None:
+def set_role(conn: Connection, site_id: int, user_id: int, role: str, now: datetime) -> None:
     parsed = parse_role(role)
     if parsed is not Role.OWNER:
         _keep_an_owner(conn, site_id, user_id)
-    _update(conn, site_id, user_id, role=parsed.value)
+    _update(conn, site_id, user_id, now, role=parsed.value)
 
 
 def disable_user(conn: Connection, site_id: int, user_id: int, now: datetime) -> None:
     _keep_an_owner(conn, site_id, user_id)
-    _update(conn, site_id, user_id, disabled_at=now)
+    _update(conn, site_id, user_id, now, disabled_at=now)
 
 
 def list_users(conn: Connection, site_id: int) -> list[ConsoleUser]:
@@ -113,15 +124,6 @@ def list_users(conn: Connection, site_id: int) -> list[ConsoleUser]:
         _user_query().where(console_users.c.site_id == site_id).order_by(console_users.c.email)
     )
     return [_to_user(row) for row in rows]
-
-
-def get_user(conn: Connection, site_id: int, user_id: int) -> ConsoleUser:
-    row = conn.execute(
-        _user_query().where(console_users.c.site_id == site_id, console_users.c.id == user_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"user {user_id} not found")
-    return _to_user(row)
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,9 @@ def _keep_an_owner(conn: Connection, site_id: int, user_id: int) -> None:
         raise Conflict("a site needs at least one owner; make someone else owner first")
 
 
-def _update(conn: Connection, site_id: int, user_id: int, **values: object) -> None:
+def _update(conn: Connection, site_id: int, user_id: int, now: datetime, **values: object) -> None:
+    """Change a user, and end their sessions: a new role, password or a
+    disabled account takes effect at once, on every device."""
     done = conn.execute(
         update(console_users)
         .where(console_users.c.site_id == site_id, console_users.c.id == user_id)
@@ -213,6 +217,7 @@ def _update(conn: Connection, site_id: int, user_id: int, **values: object) -> N
     )
     if done.rowcount == 0:
         raise NotFound(f"user {user_id} not found")
+    end_user_sessions(conn, site_id, user_id, now)
 
 
 def _user_query() -> Select[Any]:

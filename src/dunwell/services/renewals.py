@@ -18,6 +18,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from dunwell.bootstrap import App
 from dunwell.domain.intervals import IntervalUnit, period_start
 from dunwell.domain.states import Collection, InvoiceStatus, SubscriptionStatus
+from dunwell.services.claims import site_scope
 from dunwell.services.events import EventBatch
 from dunwell.services.ledger import new_cycle_row
 from dunwell.store.sql import utc_param
@@ -48,7 +49,7 @@ def _claim_due(conn: Connection, real_now: datetime, limit: int) -> list[Any]:
     query = (
         select(s, func.coalesce(sites.c.clock_now, utc_param("now", real_now)).label("site_now"))
         .join(sites, sites.c.id == s.c.site_id)
-        .where(s.c.status.in_(RENEWING))
+        .where(s.c.status.in_(RENEWING), *site_scope())
         # Mirrored subscriptions (Stripe) are billed by their own system.
         .where(s.c.external_id.is_(None))
         .where(s.c.next_charge_at <= func.coalesce(sites.c.clock_now, utc_param("now2", real_now)))

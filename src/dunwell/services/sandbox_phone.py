@@ -8,15 +8,19 @@ STOP, HELP...) lands in the sandbox phone like a real text would.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
+from dunwell.bootstrap import App
 from dunwell.channels.sandbox import SANDBOX_FROM_NUMBER
 from dunwell.domain.states import SiteMode
 from dunwell.messaging.redact import redact_card_numbers
+from dunwell.services.concierge import answer_pending_texts
 from dunwell.services.errors import Conflict, InvalidInput
 from dunwell.services.inbound_sms import InboundResult, InboundSms, receive_sms
+from dunwell.services.sites import site_now
 from dunwell.store.tables import conversation_turns, sandbox_messages, sites
 
 
@@ -43,6 +47,29 @@ def reply_as_customer(
         )
     conn.execute(insert(sandbox_messages), rows)
     return result
+
+
+@dataclass(frozen=True)
+class Texted:
+    result: InboundResult
+    #: What the concierge queued in answer (delivered into the phone by the worker).
+    answers: list[str]
+
+
+def text_as_customer(app: App, site_id: int, from_phone: str, body: str, owner: str) -> Texted:
+    """Text the site as the customer, and have the concierge answer at once.
+
+    The text is committed in its own transaction first, because the
+    concierge answers in transactions of its own that must see it.
+    """
+    with app.begin() as conn:
+        now = site_now(conn, site_id, app.clock)
+        result = reply_as_customer(conn, site_id, from_phone, body, now)
+    if result.waiting_id is None:
+        return Texted(result, [])
+    answer_pending_texts(app, owner, 1, [result.waiting_id])
+    with app.connect() as conn:
+        return Texted(result, concierge_answers(conn, site_id, result.waiting_id))
 
 
 def concierge_answers(conn: Connection, site_id: int, inbound_id: int) -> list[str]:

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from dunwell.bootstrap import App
 from dunwell.domain.roles import Permission, allows
 from dunwell.security.keys import derive_key
-from dunwell.services.console_sessions import Staff, find_session
+from dunwell.services.console_sessions import Staff, find_session, touch_due, touch_session
 from dunwell.web.console.views import console_page, message_page
 
 COOKIE = "dunwell_console"
@@ -123,8 +123,13 @@ def _open_desk(request: Request, permission: Permission) -> Desk:
     now = app.clock.now()
     staff = None
     if token:
-        with app.begin() as conn:
+        # A page view only reads; the session's expiry is pushed on in a
+        # short write every few minutes, not on every request.
+        with app.connect() as conn:
             staff = find_session(conn, token, now)
+        if staff is not None and touch_due(staff, now):
+            with app.begin() as conn:
+                touch_session(conn, staff, now)
     if staff is None:
         raise SignInNeeded(_path_with_query(request))
     if not allows(staff.role, permission):

@@ -4,9 +4,11 @@ Advancing the clock is ``advance_clock``, as in the API and ``dunwell clock
 advance``; then, because a person is watching the page, the page runs the
 worker's passes until nothing is due (what ``dunwell worker --until-idle``
 does), so renewals, retries, dunning steps and messages have happened when
-the page comes back, even when no worker process is running. The worker is
-the ordinary one: it claims work with leases, so a worker process running at
-the same moment never does anything twice.
+the page comes back, even when no worker process is running. The passes are
+limited to this site (``claims.only_sites``): a click never charges or
+messages another merchant's customers. The worker is the ordinary one: it
+claims work with leases, so a worker process running at the same moment
+never does anything twice.
 
 Texting as the customer is ``reply_as_customer`` with the concierge answering
 at once, as ``POST /v1/sandbox/phone/reply`` does; the same worker passes
@@ -24,10 +26,10 @@ from fastapi.responses import Response
 from dunwell.bootstrap import App
 from dunwell.domain.roles import Permission
 from dunwell.domain.states import SiteMode
-from dunwell.services.concierge import answer_pending_texts
+from dunwell.services.claims import only_sites
 from dunwell.services.errors import InvalidInput, NotFound, ServiceError
 from dunwell.services.ledger_queries import list_customers
-from dunwell.services.sandbox_phone import concierge_answers, reply_as_customer
+from dunwell.services.sandbox_phone import text_as_customer
 from dunwell.services.sandbox_views import get_mail, latest_messages, texts_by_number
 from dunwell.services.sites import advance_clock, parse_duration, site_now
 from dunwell.web.console.desk import Desk, actor, viewer
@@ -75,7 +77,7 @@ def advance(desk: Actor) -> Response:
         return _sandbox_page(desk, [f"Advance by: {error.message}"], 422)
     except ServiceError as error:
         return _sandbox_page(desk, [str(error)], 409)
-    handled = run_due_work(desk.app)
+    handled = run_due_work(desk.app, desk.site_id)
     local = now.astimezone(desk.zone).strftime("%Y-%m-%d %H:%M %Z")
     return desk.redirect(
         "/dashboard/sandbox",
@@ -88,36 +90,27 @@ def phone_reply(desk: Actor) -> Response:
     if not _is_sandbox(desk):
         return _live_site(desk)
     try:
-        with desk.app.begin() as conn:
-            now = site_now(conn, desk.site_id, desk.app.clock)
-            result = reply_as_customer(
-                conn, desk.site_id, desk.form.get("from", ""), desk.form.get("body", ""), now
-            )
+        texted = text_as_customer(
+            desk.app,
+            desk.site_id,
+            desk.form.get("from", ""),
+            desk.form.get("body", ""),
+            "sandbox-phone",
+        )
     except ServiceError as error:
         return _sandbox_page(desk, [str(error)], 422)
-    answers: list[str] = []
-    if result.waiting_id is not None:
-        # Its own transactions, after the text above is committed (as the API does).
-        answer_pending_texts(desk.app, "sandbox-phone", 1, [result.waiting_id])
-        with desk.app.connect() as conn:
-            answers = concierge_answers(conn, desk.site_id, result.waiting_id)
-    run_due_work(desk.app)
+    result, answers = texted.result, texted.answers
+    run_due_work(desk.app, desk.site_id)
     said = result.reply or " / ".join(answers) or "nothing (yet)"
     return desk.redirect(
         f"/dashboard/sandbox#phone-{result.phone}", f"Texted as {result.phone}. Answer: {said}"
     )
 
 
-def run_due_work(app: App) -> int:
-    """Run worker passes until nothing is due (or ``MAX_PASSES``); returns items handled."""
-    worker = Worker(app, name=f"dashboard-sandbox:{os.getpid()}")
-    total = 0
-    for _ in range(MAX_PASSES):
-        done = worker.run_once()
-        if done == 0:
-            break
-        total += done
-    return total
+def run_due_work(app: App, site_id: int) -> int:
+    """Run worker passes for this site only until nothing is due (or ``MAX_PASSES``)."""
+    with only_sites({site_id}):
+        return Worker(app, name=f"dashboard-sandbox:{os.getpid()}").run_until_idle(MAX_PASSES)
 
 
 def _is_sandbox(desk: Desk) -> bool:

@@ -8,6 +8,7 @@ accounts on several sites picks the site after the password is checked.
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
@@ -101,7 +102,7 @@ def sign_out(request: Request, posted: PostedForm) -> Response:
     form, _ = posted
     app = request.app.state.dunwell
     token = request.cookies.get(COOKIE, "")
-    if token and form.get(CSRF_FIELD) == csrf_token(app.secret_key, token):
+    if token and hmac.compare_digest(form.get(CSRF_FIELD, ""), csrf_token(app.secret_key, token)):
         with app.begin() as conn:
             end_session(conn, token, app.clock.now())
     response = RedirectResponse("/dashboard/sign-in", status_code=303)

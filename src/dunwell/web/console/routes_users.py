@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from dunwell.domain.roles import PERMISSIONS, Permission, Role
-from dunwell.services.console_sessions import end_user_sessions
 from dunwell.services.console_users import (
     create_user,
     disable_user,
@@ -68,18 +67,16 @@ def change_user(user_id: int, change: str, desk: Actor) -> Response:
     try:
         with desk.app.begin() as conn:
             if change == "role":
-                set_role(conn, desk.site_id, user_id, form.get("role", ""))
+                set_role(conn, desk.site_id, user_id, form.get("role", ""), desk.real_now)
                 notice = "Role changed."
             elif change == "password":
-                set_password(conn, desk.site_id, user_id, form.get("password", ""))
+                set_password(conn, desk.site_id, user_id, form.get("password", ""), desk.real_now)
                 notice = "Password changed; the user was signed out everywhere."
             elif change == "disable":
                 disable_user(conn, desk.site_id, user_id, desk.real_now)
                 notice = "User disabled."
             else:
                 return _page(desk, [f"unknown change {change!r}"], 404)
-            # A changed role or password takes effect at once, on every device.
-            end_user_sessions(conn, user_id, desk.real_now)
     except NotFound as error:
         return _page(desk, [str(error)], 404)
     except ServiceError as error:
