@@ -100,18 +100,12 @@ def locale_candidates(tag: str) -> list[str]:
     are dropped, since customer records imported from other systems carry
     them.
     """
-    return list(_candidates(tag))
-
-
-# Every message of a batch asks for the same few tags.
-@functools.lru_cache(maxsize=1024)
-def _candidates(tag: str) -> tuple[str, ...]:
     core = tag.strip().split(".")[0].split("@")[0]
     parts = [part for part in core.replace("-", "_").split("_") if part]
     if not parts:
-        return ()
+        return []
     normal = [parts[0].lower(), *(_subtag(part) for part in parts[1:])]
-    return tuple("_".join(normal[:end]) for end in range(len(normal), 0, -1))
+    return ["_".join(normal[:end]) for end in range(len(normal), 0, -1)]
 
 
 def match_locale(wanted: str | None, available: Iterable[str]) -> str | None:

@@ -15,7 +15,6 @@ with the one that actually blocks delivery.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from enum import StrEnum
@@ -109,19 +108,13 @@ def has_opt_out_instructions(body: str) -> bool:
     return _OPT_OUT_INSTRUCTIONS.search(unicodedata.normalize("NFC", body)) is not None
 
 
-# The line is the site's setting: the same for every text of a batch.
-@functools.lru_cache(maxsize=256)
-def _instructs(line: str) -> bool:
-    return has_opt_out_instructions(line)
-
-
 def with_opt_out_line(body: str, line: str = "Reply STOP to opt out") -> str:
     """``body`` with ``line`` on a new last line, unless it already says how to opt out.
 
     ``line`` itself must pass :func:`has_opt_out_instructions` (ValueError otherwise),
     so a custom or translated line can never silently drop the instructions.
     """
-    if not _instructs(line):
+    if not has_opt_out_instructions(line):
         raise ValueError(f"opt-out line {line!r} does not tell how to opt out")
     if has_opt_out_instructions(body):
         return body

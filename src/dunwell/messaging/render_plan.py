@@ -11,7 +11,11 @@ variable path it uses:
   "literal" }}`` (and perhaps tested with ``{% if path %}``): when the value
   is a non-empty string, the output only contains it, escaped as Liquid
   escapes it. The render is done once with a placeholder there, and each
-  message fills in its own value;
+  message fills in its own value. A path is only printed if nothing else
+  can see its value: no longer path reads through it, and no shorter path
+  holding it (``customer`` for ``customer.first_name``) is used beyond a
+  truth test, be it printed whole, filtered, compared or read with
+  ``.size``, ``.first`` or ``.last``;
 * **tested** paths, used only as a condition (``{% if card %}``): only
   whether the value is truthy changes the output;
 * every other path (a filter's input or argument, a comparison): its whole
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -61,6 +66,9 @@ __all__ = ["RenderPlan"]
 #: Distinct renders kept per template part. Keys are mostly amounts, dates
 #: and product names, so a few hundred cover a site's whole run.
 CACHE_SIZE = 512
+#: Characters of remembered output kept per template part: a site's own HTML
+#: can render to 250 KB, and 512 of those would be over 100 MB per part.
+CACHE_CHARS = 2_000_000
 
 # Placeholders carry a random tag per process: no value or filter output
 # can forge one, so splitting a render on them is unambiguous.
@@ -72,6 +80,8 @@ _CONDITION_NODES = (IfNode, UnlessNode, ConditionalBlockNode)
 _OUTPUT_NODES = (OutputNode, EchoNode)
 
 PRINTED, TESTED, WHOLE = "printed", "tested", "whole"
+#: Liquid properties of any value: a path through one reads its whole parent.
+_PROPERTIES = frozenset({"size", "first", "last"})
 _MISSING = object()
 
 
@@ -91,7 +101,12 @@ class RenderPlan:
     def __init__(self, probes: list[_Probe], autoescape: bool) -> None:
         self._probes = probes
         self._autoescape = autoescape
+        # Parts are shared by the server's threads. Reading a dict is atomic,
+        # so lookups take no lock; every change (insert, evict, the size
+        # count) happens under it, so two threads never evict the same key.
         self._cache: dict[tuple[Any, ...], tuple[str | int, ...]] = {}
+        self._chars = 0
+        self._lock = threading.Lock()
 
     @classmethod
     def of(cls, template: BoundTemplate) -> RenderPlan | None:
@@ -170,21 +185,49 @@ class RenderPlan:
         # split() alternates plain text and the captured hole numbers.
         parts = _HOLE.split(rendered)
         pieces = tuple(int(p) if i % 2 else p for i, p in enumerate(parts) if p or i % 2)
-        if len(self._cache) >= CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]  # the oldest
-        self._cache[key] = pieces
+        size = _chars(pieces)
+        if size > CACHE_CHARS:
+            return pieces  # would evict everything else for one render
+        with self._lock:
+            if key in self._cache:  # another thread rendered it meanwhile
+                return self._cache[key]
+            while self._cache and (
+                len(self._cache) >= CACHE_SIZE or self._chars + size > CACHE_CHARS
+            ):
+                self._chars -= _chars(self._cache.pop(next(iter(self._cache))))  # the oldest
+            self._cache[key] = pieces
+            self._chars += size
         return pieces
+
+
+def _chars(pieces: tuple[str | int, ...]) -> int:
+    return sum(len(p) for p in pieces if isinstance(p, str))
 
 
 def _use_of(path: tuple[str, ...], kinds: set[str], uses: dict[tuple[str, ...], set[str]]) -> str:
     if kinds <= {TESTED}:
         return TESTED
-    # A printed path that is also read through (``name.size``) must keep its
-    # real value: what lies beyond depends on it.
-    through = any(other[: len(path)] == path and other != path for other in uses)
-    if kinds <= {PRINTED, TESTED} and not through:
+    if kinds <= {PRINTED, TESTED} and not _seen_elsewhere(path, uses):
         return PRINTED
     return WHOLE
+
+
+def _seen_elsewhere(path: tuple[str, ...], uses: dict[tuple[str, ...], set[str]]) -> bool:
+    """Whether another use can see this path's value, so a placeholder there would show.
+
+    A longer path reads through it (``name.size``); a shorter one holds it,
+    and anything but a truth test of that (printing it whole, a filter, a
+    comparison) reads every value inside. A truth test is safe: a mapping
+    stays truthy with a placeholder in it.
+    """
+    for other, kinds in uses.items():
+        if other == path:
+            continue
+        if other[: len(path)] == path:
+            return True
+        if path[: len(other)] == other and not kinds <= {TESTED}:
+            return True
+    return False
 
 
 # -- reading the template ------------------------------------------------------
@@ -250,7 +293,13 @@ def _use(path: Path, kind: str, uses: dict[tuple[str, ...], set[str]]) -> None:
     segments = path.path
     if not segments or not all(isinstance(s, str) for s in segments):
         raise _Unkeyable(str(path))  # a computed or numeric index
-    uses.setdefault(tuple(str(s) for s in segments), set()).add(kind)
+    names = tuple(str(s) for s in segments)
+    uses.setdefault(names, set()).add(kind)
+    # ``customer.first`` or ``customer.size`` sees all of ``customer``, the
+    # values of its siblings included (a mapping's first item, its length).
+    for depth in range(1, len(names)):
+        if names[depth] in _PROPERTIES:
+            uses.setdefault(names[:depth], set()).add(WHOLE)
 
 
 # -- keying a render -----------------------------------------------------------

@@ -58,26 +58,21 @@ class MessageRenderer:
             {s.site_id for r, s in zip(messages, subjects, strict=True) if r["channel"] == "sms"},
         )
         links = self._links()
-        # A step's email and SMS share their subject and payload, hence the
-        # recipient, the billing link and the whole template context.
-        recipients: dict[MessageSubject, Recipient] = {}
-        contexts: dict[tuple[MessageSubject, int, Any], dict[str, Any]] = {}
+        contexts = _SharedContexts()
         for row, subject in zip(messages, subjects, strict=True):
-            recipient = recipients.get(subject)
-            if recipient is None:
-                recipient = recipients[subject] = loader.recipient(subject)
+            recipient = loader.recipient(subject)
             row["recipient"] = recipient.email if row["channel"] == "email" else recipient.phone
             if not row["recipient"]:
                 what = "email address" if row["channel"] == "email" else "phone number"
                 _give_up(row, "skipped", f"the customer has no {what}")
                 continue
-            shared = (subject, id(row["payload"]), row["created_at"])
-            context = contexts.get(shared)
+            context = contexts.get(subject, row)
             if context is None:
                 link = links.billing_url(
                     subject.site_id, subject.customer_id or 0, subject.invoice_id, row["created_at"]
                 )
-                context = contexts[shared] = loader.context(subject, row["payload"], link)
+                context = loader.context(subject, row["payload"], link)
+                contexts.add(subject, row, context)
             try:
                 _render_one(row, book, recipient, context, finisher)
             except (TemplateError, UnknownTemplate) as error:
@@ -101,6 +96,33 @@ def _render_one(
         text = finisher.finish(recipient.site_id, sms.render(context, locale).body)
         row.update(body_text=text.body, segments=text.segments, encoding=text.encoding)
     row["locale"] = locale
+
+
+class _SharedContexts:
+    """Template contexts already built in this batch, to reuse for equal rows.
+
+    A context (billing link included) is made from the row's subject,
+    creation time and payload only, so rows equal in all three, such as a
+    dunning step's email and SMS, can share one. Payloads are compared by
+    value: an invoice that reaches two steps in one batch has two payloads.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[MessageSubject, Any], list[tuple[Any, dict[str, Any]]]] = {}
+
+    def get(self, subject: MessageSubject, row: dict[str, Any]) -> dict[str, Any] | None:
+        for payload, context in self._made.get((subject, row["created_at"]), ()):
+            if _same_payload(payload, row["payload"]):
+                return context
+        return None
+
+    def add(self, subject: MessageSubject, row: dict[str, Any], context: dict[str, Any]) -> None:
+        self._made.setdefault((subject, row["created_at"]), []).append((row["payload"], context))
+
+
+def _same_payload(one: Any, other: Any) -> bool:
+    # Not ==: it equates 1 with True and 1.0, which a template prints apart.
+    return one is other or repr(one) == repr(other)
 
 
 def _give_up(row: dict[str, Any], status: str, reason: str) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from functools import partial
 from typing import Any
 
 import pytest
 
+from dunwell.messaging import render_plan
 from dunwell.messaging.fields import sample_context
 from dunwell.messaging.templates import (
     BASE_TEMPLATE_NAMES,
@@ -62,20 +65,37 @@ TRICKY = [
     "{% if card %}{{ card.brand }} {{ card.last4 }}{% endif %}{{ card.expiry }}",
     "{% unless card %}none{% endunless %}{{ card }}",
     '{{ customer.first_name | default: "there" }}/{{ customer.last_name | default: "x" }}',
-    "{% for c in customer.name %}{{ c }}{% endfor %}",
-    "{% assign n = customer.first_name %}{{ n }}",
     "{{ customer.first_name | append: billing_link }}",
     "{% if customer.first_name and card or dunning.next_retry_date %}y{% endif %}",
     "{{ dunning.next_retry_date | local_date }} {{ invoice.amount_due | money }}",
     "{{ customer.first_name | size }}{{ customer.missing }}",
-    "{% case customer.first_name %}{% when 'Zoë' %}Z{% else %}?{% endcase %}",
     "{{ customer.first }}",
+    # A printed value seen again through the object that holds it.
+    "Hi {{ customer.first_name }} {{ customer }}",
+    '{{ customer.first_name }} {{ customer | join: "," }}',
+    "{{ customer.first_name }} {{ customer.first }} {{ customer.last }}",
+    "{{ customer.first_name }} {{ customer.size }}",
+    "{{ card.last4 }}{% if card == nil %}none{% endif %}",
+    "{% if card %}{{ card.last4 }}{% endif %}{% if customer %}{{ customer.name }}{% endif %}",
+]
+
+#: Sources the plan does not read, with what they render for the full and
+#: the sparse sample contexts.
+PLANLESS = [
+    ("{% for c in customer.name %}{{ c }}{% endfor %}", "Ada Lovelace", ""),
+    ("{% assign n = customer.first_name %}{{ n }}", "Ada", ""),
+    ("{% case customer.first_name %}{% when 'Ada' %}A{% else %}?{% endcase %}", "A", "?"),
 ]
 
 
 def _render_both(make: Any, render: Any, context: dict[str, Any], locale: str) -> tuple[Any, Any]:
-    """(full render or its error, cached render twice or its error)."""
+    """(full render or its error, cached render twice or its error).
+
+    Every part must have a plan: otherwise both sides would be full renders
+    and the comparison would prove nothing.
+    """
     compiled = make()
+    assert all(part.plan is not None for part in _parts(compiled))
     plain = make()
     for part in _parts(plain):
         object.__setattr__(part, "plan", None)
@@ -131,8 +151,60 @@ def test_every_base_template_has_a_plan(name: str) -> None:
 
 
 def test_loops_and_variables_are_always_rendered_in_full() -> None:
-    for source in TRICKY[6:8]:
+    for source, _, _ in PLANLESS:
         assert compile_sms(SmsSource(source))._body.plan is None
+
+
+@pytest.mark.parametrize(("source", "full", "sparse"), PLANLESS)
+def test_templates_without_a_plan_still_render_right(source: str, full: str, sparse: str) -> None:
+    sms = compile_sms(SmsSource(source))
+    email = compile_email(EmailSource(subject="s", text=source, html=source))
+    assert sms._body.plan is None
+    assert sms.render(sample_context(), "en").body == full
+    assert sms.render(sample_context(sparse=True), "en").body == sparse
+    assert email.render(sample_context(), "de").html == full
+
+
+def test_renders_from_many_threads_match_full_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads share a part's cache; a tiny one makes them evict all the time."""
+    monkeypatch.setattr(render_plan, "CACHE_SIZE", 3)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads swap often, inside the eviction too
+    try:
+        email = compile_email(base_email("payment_declined", "en") or EmailSource("", ""))
+        contexts = [*_contexts()] * 3
+        for index, context in enumerate(contexts):
+            context = copy.deepcopy(context)
+            context["invoice"]["amount_due"] = {"amount_minor": index % 7, "currency": "EUR"}
+            contexts[index] = context
+        plain = compile_email(base_email("payment_declined", "en") or EmailSource("", ""))
+        for part in plain._parts():
+            object.__setattr__(part, "plan", None)
+        expected = [plain.render(c, "en") for c in contexts]
+
+        def run(offset: int) -> list[Any]:
+            turn = contexts[offset:] + contexts[:offset]
+            return [email.render(c, "en") for c in turn * 4]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(run, range(8)))
+    finally:
+        sys.setswitchinterval(switch)
+    for offset, rendered in enumerate(results):
+        assert rendered == (expected[offset:] + expected[:offset]) * 4
+
+
+def test_the_cache_is_bounded_in_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_plan, "CACHE_CHARS", 5_000)
+    sms = compile_sms(SmsSource("{{ invoice.amount_due | money }}" + "x" * 1_000))
+    plan = sms._body.plan
+    assert plan is not None
+    context = sample_context()
+    for amount in range(20):
+        context["invoice"]["amount_due"]["amount_minor"] = amount
+        assert sms.render(context, "en").body.endswith("x" * 1_000)
+    assert 0 < plan._chars <= 5_000
+    assert plan._chars == sum(len(p) for v in plan._cache.values() for p in v if type(p) is str)
 
 
 def test_one_plan_serves_many_customers_in_turn() -> None:
