@@ -18,9 +18,11 @@ from dunwell.services.errors import InvalidInput
 from dunwell.services.phone_import import import_phones
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import load_sms_settings, settings_to_dict, update_sms_settings
-from dunwell.store.tables import sites, sms_credit_ledger
+from dunwell.store.tables import sites
 
 router = APIRouter(prefix="/v1")
+
+LEDGER_ROWS = 100
 
 
 class ChannelBody(BaseModel):
@@ -89,21 +91,7 @@ def patch_sms_settings(
 def get_credits(who: Reader, conn: WriteConn, app: AppDep) -> dict[str, Any]:
     now = site_now(conn, who.site_id, app.clock)
     balance = sms_credits.balances(conn, [who.site_id], now)[who.site_id]
-    t = sms_credit_ledger
-    rows = conn.execute(
-        select(
-            t.c.id,
-            t.c.delta,
-            t.c.balance_after,
-            t.c.reason,
-            t.c.outbox_id,
-            t.c.note,
-            t.c.created_at,
-        )
-        .where(t.c.site_id == who.site_id)
-        .order_by(t.c.id.desc())
-        .limit(100)
-    )
+    rows = sms_credits.recent_entries(conn, who.site_id, LEDGER_ROWS)
     return {"balance": balance, "ledger": [dict(r._mapping) for r in rows]}
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -215,8 +215,48 @@ class ReplayTotals:
             self.recovered_minor[case.currency] = total + case.amount_minor
 
 
-def would_recover(policy: Policy, case: PastInvoice) -> bool:
-    """Whether ``policy`` recovers ``case`` under the model in this module's docstring."""
+WEEK = timedelta(days=7)
+#: A Monday at midnight UTC: weekday-payday starts are moved into its week (see RetryDays).
+_ANCHOR_MONDAY = datetime(2000, 1, 3, tzinfo=UTC)
+
+
+class RetryDays:
+    """:func:`retry_days` of one policy, each distinct schedule worked out once.
+
+    The schedule is all timedeltas from its start, so without a payday it is
+    the same whatever the start and one plan serves every invoice. A weekday
+    payday repeats every week: starts a whole number of weeks apart share one
+    plan. A day-of-month payday depends on the calendar, so it is keyed by the
+    start itself.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._known: dict[tuple[Payday | None, datetime | None], frozenset[int]] = {}
+
+    def __call__(self, start: datetime, payday: Payday | None) -> frozenset[int]:
+        key = (payday, _schedule_start(start, payday))
+        days = self._known.get(key)
+        if days is None:
+            days = self._known[key] = retry_days(self.policy, start, payday)
+        return days
+
+
+def _schedule_start(start: datetime, payday: Payday | None) -> datetime | None:
+    """What of ``start`` the retry days depend on, as a key (None: nothing)."""
+    if payday is None:
+        return None
+    if payday.weekday is None or start.tzinfo is not UTC:
+        return start
+    # Whole weeks keep the weekday and the time of day, all the payday looks at.
+    return start - WEEK * ((start - _ANCHOR_MONDAY) // WEEK)
+
+
+def would_recover(policy: Policy, case: PastInvoice, retries: RetryDays | None = None) -> bool:
+    """Whether ``policy`` recovers ``case`` under the model in this module's docstring.
+
+    ``retries`` (for ``policy``) reuses retry schedules across many cases.
+    """
     if case.paid_day is None or case.paid_by is None:
         return False
     if case.paid_by is PaidBy.CUSTOMER:
@@ -226,14 +266,16 @@ def would_recover(policy: Policy, case: PastInvoice) -> bool:
         )
     if case.hard_declined:
         return False
-    days = retry_days(policy, case.started_at, case.payday)
+    schedule = retries if retries is not None else RetryDays(policy)
+    days = schedule(case.started_at, case.payday)
     return any(day >= case.paid_day for day in days)
 
 
 def replay(policy: Policy, cases: Iterable[PastInvoice]) -> ReplayTotals:
     totals = ReplayTotals()
+    retries = RetryDays(policy)
     for case in cases:
-        totals.add(case, would_recover(policy, case))
+        totals.add(case, would_recover(policy, case, retries))
     return totals
 
 

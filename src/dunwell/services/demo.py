@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from dunwell.bootstrap import App
 from dunwell.domain.states import SiteMode
 from dunwell.gateways.sandbox import tokenize
 from dunwell.services import ledger
-from dunwell.services.sites import advance_clock, create_site
+from dunwell.services.sites import advance_clock, create_site, site_now
 from dunwell.store.tables import dunning_cycles, invoices, outbox, payment_attempts, sites
 from dunwell.worker import Worker
 
@@ -44,6 +44,8 @@ CARD_MIX: tuple[tuple[str, int], ...] = (
     ("4000000000000408", 10),  # gateway timeout
 )
 CARD_UPDATE_SHARE = 0.35  # of customers with a failing card, how many fix it
+#: ``dunwell demo`` subscribers renew over the first four weeks.
+RENEWAL_DAYS = 28
 PLANS = (("starter", "Starter", 900), ("growth", "Growth", 2900), ("scale", "Scale", 9900))
 
 
@@ -63,23 +65,47 @@ def run_demo(
     started = time.perf_counter()
     rng = random.Random(seed)
     slug, site_id, updates = _build_site(app, customers, rng, seed)
-    worker = Worker(app, name=f"demo-{slug}")
-    for day in range(days):
-        with app.begin() as conn:
-            for customer_id in updates.get(day, ()):
-                card = tokenize(GOOD_CARD, 12, 2030)
-                ledger.attach_payment_method(
-                    conn, site_id, customer_id, "sandbox", card, _site_now(conn, site_id)
-                )
-        worker.run_until_idle()
-        with app.begin() as conn:
-            advance_clock(conn, site_id, timedelta(days=1))
-        if progress:
-            progress(day + 1)
-    worker.run_until_idle()
+    simulate_days(
+        app,
+        site_id,
+        days,
+        updates,
+        (lambda day: progress(day + 1)) if progress else None,
+        worker_name=f"demo-{slug}",
+    )
     figures = summarize(app, site_id)
     figures["elapsed_s"] = round(time.perf_counter() - started, 3)
     return DemoResult(slug, figures)
+
+
+def simulate_days(
+    app: App,
+    site_id: int,
+    days: int,
+    updates: Mapping[int, Sequence[int]],
+    on_day: Callable[[int], None] | None = None,
+    *,
+    worker_name: str = "demo",
+) -> None:
+    """Live ``days`` days on a sandbox site's test clock, then let the worker finish.
+
+    Each day: the customers in ``updates[day]`` attach a working card, the
+    worker does everything due, ``on_day(day)`` adds whatever else happens
+    that day, and the clock moves on a day.
+    """
+    worker = Worker(app, name=worker_name)
+    for day in range(days):
+        with app.begin() as conn:
+            now = site_now(conn, site_id, app.clock)
+            for customer_id in updates.get(day, ()):
+                card = tokenize(GOOD_CARD, 12, now.year + 4)
+                ledger.attach_payment_method(conn, site_id, customer_id, "sandbox", card, now)
+        worker.run_until_idle()
+        if on_day:
+            on_day(day)
+        with app.begin() as conn:
+            advance_clock(conn, site_id, timedelta(days=1))
+    worker.run_until_idle()
 
 
 def summarize(app: App, site_id: int) -> dict[str, Any]:
@@ -114,9 +140,6 @@ def summarize(app: App, site_id: int) -> dict[str, Any]:
 def _build_site(
     app: App, count: int, rng: random.Random, seed: int
 ) -> tuple[str, int, dict[int, list[int]]]:
-    cards = [card for card, _ in CARD_MIX]
-    weights = [weight for _, weight in CARD_MIX]
-    updates: dict[int, list[int]] = {}
     with app.begin() as conn:
         taken = conn.execute(select(func.count()).where(sites.c.slug.like(f"demo-{seed}-%")))
         slug = f"demo-{seed}-{taken.scalar_one() + 1}"
@@ -133,16 +156,37 @@ def _build_site(
             ledger.create_product(conn, site_id, code, name, price, "USD", DEMO_EPOCH)
             for code, name, price in PLANS
         ]
-        for n in range(count):
-            card = rng.choices(cards, weights)[0]
-            renew_day = rng.randrange(0, 28)
-            starts = DEMO_EPOCH + timedelta(days=renew_day, hours=rng.randrange(0, 24))
-            customer_id = add_subscriber(
-                conn, site_id, f"c{n}", card, rng.choice(plans), DEMO_EPOCH, starts, number=n
-            )
-            if card != GOOD_CARD and rng.random() < CARD_UPDATE_SHARE:
-                updates.setdefault(renew_day + rng.randrange(2, 12), []).append(customer_id)
+        updates = add_subscribers(conn, site_id, count, rng, plans, DEMO_EPOCH, RENEWAL_DAYS)
     return slug, site_id, updates
+
+
+def add_subscribers(
+    conn: Connection,
+    site_id: int,
+    count: int,
+    rng: random.Random,
+    plans: Sequence[int],
+    start: datetime,
+    spread_days: int,
+) -> dict[int, list[int]]:
+    """``count`` subscribers with the demo card mix, renewing over ``spread_days`` from ``start``.
+
+    Returns who fixes their card on which day (counted from ``start``); the
+    random draws are made in one fixed order, so a seed gives the same site.
+    """
+    cards = [card for card, _ in CARD_MIX]
+    weights = [weight for _, weight in CARD_MIX]
+    updates: dict[int, list[int]] = {}
+    for n in range(count):
+        card = rng.choices(cards, weights)[0]
+        renew_day = rng.randrange(0, spread_days)
+        starts = start + timedelta(days=renew_day, hours=rng.randrange(0, 24))
+        customer_id = add_subscriber(
+            conn, site_id, f"c{n}", card, rng.choice(plans), start, starts, number=n
+        )
+        if card != GOOD_CARD and rng.random() < CARD_UPDATE_SHARE:
+            updates.setdefault(renew_day + rng.randrange(2, 12), []).append(customer_id)
+    return updates
 
 
 def add_subscriber(
@@ -181,10 +225,3 @@ def add_subscriber(
         conn, site_id, customer_id, [ledger.Item(product_id)], now, starts_at=starts_at
     )
     return customer_id
-
-
-def _site_now(conn: Any, site_id: int) -> datetime:
-    now: datetime = conn.execute(
-        select(sites.c.clock_now).where(sites.c.id == site_id)
-    ).scalar_one()
-    return now

@@ -22,22 +22,19 @@ from dunwell.bootstrap import App
 from dunwell.domain.policy import policy_to_dict
 from dunwell.domain.roles import Role
 from dunwell.domain.states import Collection, SiteMode
-from dunwell.gateways.sandbox import tokenize
 from dunwell.services import ledger
 from dunwell.services.concierge import answer_pending_texts
 from dunwell.services.console_users import create_user
-from dunwell.services.demo import CARD_MIX, GOOD_CARD, PLANS, add_subscriber
+from dunwell.services.demo import PLANS, add_subscribers, simulate_days
 from dunwell.services.policies import current_version, save_policy
 from dunwell.services.sandbox_phone import reply_as_customer
-from dunwell.services.sites import advance_clock, create_site, site_now
+from dunwell.services.sites import create_site, site_now
 from dunwell.services.sms_credits import top_up
 from dunwell.store.tables import customers, invoices
-from dunwell.worker import Worker
 
 DEMO_SLUG = "demo"
 #: Day 0 of the demo; the test clock ends DAYS later.
 DEMO_START_DAYS_AGO = 60
-CARD_UPDATE_SHARE = 0.35
 TEXTING_SHARE = 0.4
 #: What customers in dunning text back, and how they answer the concierge.
 SCRIPTS: tuple[tuple[str, ...], ...] = (
@@ -83,45 +80,30 @@ def build_dashboard_demo(
             ledger.create_product(conn, site_id, code, name, price, "USD", start)
             for code, name, price in PLANS
         ]
-        updates: dict[int, list[int]] = {}
-        cards = [card for card, _ in CARD_MIX]
-        weights = [weight for _, weight in CARD_MIX]
-        for n in range(customers_count):
-            card = rng.choices(cards, weights)[0]
-            # Sign-ups spread over the whole period, so the last fortnight's
-            # failures are still in dunning when the demo ends.
-            renew_day = rng.randrange(0, days)
-            starts = start + timedelta(days=renew_day, hours=rng.randrange(0, 24))
-            customer_id = add_subscriber(
-                conn, site_id, f"c{n}", card, rng.choice(plans), start, starts, number=n
-            )
-            if card != GOOD_CARD and rng.random() < CARD_UPDATE_SHARE:
-                updates.setdefault(renew_day + rng.randrange(2, 12), []).append(customer_id)
+        # Sign-ups spread over the whole period, so the last fortnight's
+        # failures are still in dunning when the demo ends.
+        updates = add_subscribers(conn, site_id, customers_count, rng, plans, start, days)
         users = {role: f"{role.value}@demo.example" for role in Role}
         for role, email in users.items():
             create_user(conn, site_id, email, f"Demo {role.value}", role.value, password, start)
-    worker = Worker(app, name="demo-dashboard")
     texted: set[int] = set()
-    for day in range(days):
+
+    def the_rest_of_the_day(day: int) -> None:
+        _text_back(app, site_id, rng, texted)
         if day == days // 2:
             _save_second_version(app, site_id)
-        with app.begin() as conn:
-            now = site_now(conn, site_id, app.clock)
-            for customer_id in updates.get(day, ()):
-                fixed = tokenize(GOOD_CARD, 12, now.year + 3)
-                ledger.attach_payment_method(conn, site_id, customer_id, "sandbox", fixed, now)
-        worker.run_until_idle()
-        _text_back(app, site_id, rng, texted)
-        with app.begin() as conn:
-            advance_clock(conn, site_id, timedelta(days=1))
         if progress:
             progress(day + 1)
-    worker.run_until_idle()
+
+    simulate_days(app, site_id, days, updates, the_rest_of_the_day, worker_name="demo-dashboard")
     return DashboardDemo(site_id, DEMO_SLUG, users)
 
 
 def _save_second_version(app: App, site_id: int) -> None:
-    """The merchant adds a text on day 3, as many do after a month of email only."""
+    """The merchant adds a text on day 3, as many do after a month of email only.
+
+    Saved at the end of the middle day: cycles that begin from the next day on use it.
+    """
     with app.begin() as conn:
         now = site_now(conn, site_id, app.clock)
         policy = current_version(conn, site_id, Collection.AUTOMATIC).policy

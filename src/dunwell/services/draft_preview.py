@@ -14,12 +14,11 @@ line will be appended (and what that costs).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from dunwell.messaging.fields import sample_context
 from dunwell.messaging.keywords import has_opt_out_instructions
@@ -37,14 +36,13 @@ from dunwell.messaging.templates import (
 )
 from dunwell.security.links import LinkSigner
 from dunwell.services.errors import InvalidInput, NotFound
+from dunwell.services.ledger_queries import find_customer, person_name
 from dunwell.services.message_preview import customer_context
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings
 from dunwell.services.sms_text import finish_sms
-from dunwell.store.tables import customers
 
 #: Twilio refuses a body longer than this many characters.
 TWILIO_MAX_CHARACTERS = 1600
-_DIGITS = re.compile(r"^\d+$")
 
 
 @dataclass(frozen=True)
@@ -85,20 +83,10 @@ class SmsPreview:
 
 def find_data_source(conn: Connection, site_id: int, wanted: str) -> DataSource:
     """``""`` for the sample data, else a customer of this site by id or email address."""
-    wanted = wanted.strip()
-    if not wanted:
-        return DataSource()
-    c = customers.c
-    query = select(c.id, c.first_name, c.last_name, c.email).where(c.site_id == site_id)
-    if _DIGITS.match(wanted):
-        query = query.where(c.id == int(wanted))
-    else:
-        query = query.where(func.lower(c.email) == wanted.lower()).order_by(c.id).limit(1)
-    row = conn.execute(query).first()
+    row = find_customer(conn, site_id, wanted)
     if row is None:
-        raise InvalidInput("customer", f"no customer {wanted!r} in this site (give an id or email)")
-    name = " ".join(part for part in (row.first_name, row.last_name) if part)
-    return DataSource(row.id, f"customer {row.id} ({name or row.email or 'no name'})")
+        return DataSource()
+    return DataSource(row.id, f"customer {row.id} ({person_name(row) or row.email or 'no name'})")
 
 
 def preview_email_draft(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, select, update
+from sqlalchemy import Connection, Select, Table, func, select, update
 
 from dunwell.domain.intervals import IntervalUnit, first_period_from
 from dunwell.domain.states import InvoiceStatus, SubscriptionStatus
@@ -31,6 +31,8 @@ from dunwell.store.tables import (
 )
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
+#: The largest id a BIGINT column holds.
+MAX_ID = 2**63 - 1
 SITE_FIELDS = frozenset({"name", "support_email", "time_zone", "locale", "currency"})
 
 
@@ -68,6 +70,38 @@ def get_customer(conn: Connection, site_id: int, customer_id: int) -> dict[str, 
     c = customers
     query = select(c).where(c.c.site_id == site_id, c.c.id == customer_id)
     return _customer(_one(conn, query, "customer", customer_id))
+
+
+def find_customer(conn: Connection, site_id: int, text: str) -> Any:
+    """A customer of this site by id or email address (any case); None for blank text.
+
+    Refused with InvalidInput (field ``customer``) when no customer of the site matches.
+    """
+    wanted = text.strip()
+    if not wanted:
+        return None
+    c = customers
+    query = select(c).where(c.c.site_id == site_id)
+    # ASCII digits only: int() accepts other scripts' digits, and an id past the
+    # column's range would be a database error rather than "no such customer".
+    if wanted.isascii() and wanted.isdigit():
+        customer_id = int(wanted)
+        found = (
+            conn.execute(query.where(c.c.id == customer_id)).first()
+            if customer_id <= MAX_ID
+            else None
+        )
+    else:
+        query = query.where(func.lower(c.c.email) == wanted.lower())
+        found = conn.execute(query.order_by(c.c.id).limit(1)).first()
+    if found is None:
+        raise InvalidInput("customer", f"no customer {wanted!r} in this site (give an id or email)")
+    return found
+
+
+def person_name(person: Any) -> str:
+    """First and last name, either missing part left out; "" when both are."""
+    return " ".join(part for part in (person.first_name, person.last_name) if part)
 
 
 def list_customers(

@@ -48,12 +48,14 @@ def list_messages(
     customer_id: int | None = None,
     after_id: int = 0,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
+    """Messages oldest first (pages follow ``after_id``), or the latest ``limit`` newest first."""
     o = outbox
     query = (
         select(*(o.c[name] for name in LIST_COLUMNS))
         .where(o.c.site_id == site_id, o.c.id > after_id)
-        .order_by(o.c.id)
+        .order_by(o.c.id.desc() if newest_first else o.c.id)
         .limit(limit)
     )
     if status:

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, case, func, select
 
 from dunwell.domain.states import Collection, CyclePhase, InvoiceStatus
-from dunwell.services.policies import list_versions
+from dunwell.services.policies import PolicyVersion, list_versions
 from dunwell.store.tables import dunning_cycles, invoices, sites
 
 
@@ -43,12 +43,26 @@ class VersionFigures:
     currency: str
 
 
-def version_figures(conn: Connection, site_id: int, kind: Collection) -> list[VersionFigures]:
-    """One row per version of the site's ``kind`` policy, oldest first, with its outcomes."""
-    currency = conn.execute(select(sites.c.currency).where(sites.c.id == site_id)).scalar_one()
-    counts = _counts(conn, site_id, currency)
+def version_figures(
+    conn: Connection,
+    site_id: int,
+    kind: Collection,
+    *,
+    versions: list[PolicyVersion] | None = None,
+    currency: str | None = None,
+) -> list[VersionFigures]:
+    """One row per version of the site's ``kind`` policy, oldest first, with its outcomes.
+
+    A caller that has already read the versions (``list_versions``) or the site's
+    currency passes them, so they are not read twice.
+    """
+    if versions is None:
+        versions = list_versions(conn, site_id, kind)
+    if currency is None:
+        currency = conn.execute(select(sites.c.currency).where(sites.c.id == site_id)).scalar_one()
+    counts = _counts(conn, site_id, currency, [version.id for version in versions])
     figures = []
-    for version in list_versions(conn, site_id, kind):
+    for version in versions:
         entered, recovered, amount, running = counts.get(version.id, (0, 0, 0, 0))
         lost = entered - recovered - running
         finished = recovered + lost
@@ -69,8 +83,15 @@ def version_figures(conn: Connection, site_id: int, kind: Collection) -> list[Ve
     return figures
 
 
-def _counts(conn: Connection, site_id: int, currency: str) -> dict[int, tuple[int, int, int, int]]:
-    """Version id -> (entered, recovered, recovered amount, in progress), one query."""
+def _counts(
+    conn: Connection, site_id: int, currency: str, version_ids: list[int]
+) -> dict[int, tuple[int, int, int, int]]:
+    """Version id -> (entered, recovered, recovered amount, in progress), one query.
+
+    Only the cycles pinned to these versions (one kind's) are aggregated.
+    """
+    if not version_ids:
+        return {}
     paid = invoices.c.status == InvoiceStatus.PAID.value
     running = and_(dunning_cycles.c.phase == CyclePhase.DUNNING.value, ~paid)
     amount = case((and_(paid, invoices.c.currency == currency), invoices.c.amount_paid_minor))
@@ -84,8 +105,8 @@ def _counts(conn: Connection, site_id: int, currency: str) -> dict[int, tuple[in
         )
         .join(invoices, invoices.c.id == dunning_cycles.c.invoice_id)
         .where(dunning_cycles.c.site_id == site_id, invoices.c.site_id == site_id)
-        # Pinned only once the invoice entered dunning: the rest never did.
-        .where(dunning_cycles.c.policy_version_id.is_not(None))
+        # A cycle is pinned once its invoice entered dunning; unpinned ones never did.
+        .where(dunning_cycles.c.policy_version_id.in_(version_ids))
         .group_by(dunning_cycles.c.policy_version_id)
     )
     return {

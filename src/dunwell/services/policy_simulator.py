@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, func, or_, select
+from sqlalchemy import Connection, Select, or_, select
 
 from dunwell.domain.compliance import local_zone
 from dunwell.domain.declines import DeclineClass
@@ -40,6 +40,7 @@ from dunwell.domain.simulation import (
 from dunwell.domain.states import AttemptStatus, Collection, CyclePhase, InvoiceStatus
 from dunwell.messaging.phones import phone_time_zone
 from dunwell.services.errors import InvalidInput
+from dunwell.services.ledger_queries import find_customer, person_name
 from dunwell.services.policies import current_version
 from dunwell.services.sms_settings import load_sms_settings
 from dunwell.store.tables import (
@@ -95,7 +96,7 @@ def plan_for_customer(
 ) -> InvoicePlan:
     """The draft's day-by-day schedule for ``customer`` (an id or an email; blank: none)."""
     site = conn.execute(select(sites).where(sites.c.id == site_id)).one()
-    person = _find_customer(conn, site_id, customer)
+    person = find_customer(conn, site_id, customer)
     invoice = _invoice_for(conn, site_id, person.id, draft.kind) if person else None
     start = now
     if invoice is not None:
@@ -137,13 +138,16 @@ def replay_history(
     since = now - timedelta(days=days)
     cases, running = past_invoices(conn, site_id, draft.kind, since)
     current = current_version(conn, site_id, draft.kind)
+    now_totals = replay(current.policy, cases)
+    # An unchanged draft (the editor as first opened) replays the same: do it once.
+    draft_totals = now_totals if draft == current.policy else replay(draft, cases)
     return ReplayReport(
         days=days,
         since=since,
         current_version=current.version,
         recorded=recorded(cases),
-        current=replay(current.policy, cases),
-        draft=replay(draft, cases),
+        current=now_totals,
+        draft=draft_totals,
         in_progress=running,
     )
 
@@ -253,21 +257,6 @@ def _requests(conn: Connection, site_id: int, ids: Any) -> dict[int, list[dateti
     return found
 
 
-def _find_customer(conn: Connection, site_id: int, wanted: str) -> Any:
-    text = wanted.strip()
-    if not text:
-        return None
-    query = select(customers).where(customers.c.site_id == site_id)
-    if text.isdigit():
-        query = query.where(customers.c.id == int(text))
-    else:
-        query = query.where(func.lower(customers.c.email) == text.lower())
-    found = conn.execute(query.order_by(customers.c.id).limit(1)).first()
-    if found is None:
-        raise InvalidInput("customer", f"no customer {text!r} in this site")
-    return found
-
-
 def _invoice_for(conn: Connection, site_id: int, customer_id: int, kind: Collection) -> Any:
     base = (
         select(invoices, dunning_cycles.c.started_at)
@@ -309,7 +298,7 @@ def _payday(text: str | None) -> Payday | None:
 def _who(person: Any) -> str:
     if person is None:
         return "a hypothetical customer"
-    name = f"{person.first_name} {person.last_name}".strip()
+    name = person_name(person) or f"customer {person.id}"
     return f"{name} <{person.email}>" if person.email else name
 
 

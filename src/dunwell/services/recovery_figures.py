@@ -107,9 +107,6 @@ class Window:
     def label(self, bucket: date) -> str:
         return f"week of {bucket.isoformat()}" if self.weekly else bucket.isoformat()
 
-    def holds(self, at: datetime | None) -> bool:
-        return at is not None and self.since <= at < self.until
-
 
 @dataclass
 class Cohort:
@@ -145,10 +142,13 @@ class StepCount:
 # -- now ---------------------------------------------------------------------------
 
 
-def revenue_at_risk(conn: Connection, site_id: int) -> Tally:
-    """Open and past-due invoices in dunning now, and what is still owed on them."""
+def revenue_at_risk(steps: list[StepCount]) -> Tally:
+    """Open and past-due invoices in dunning now, and what is still owed on them.
+
+    The sum of :func:`in_dunning_by_step`'s steps, which hold every such invoice once.
+    """
     tally = Tally()
-    for step in in_dunning_by_step(conn, site_id):
+    for step in steps:
         tally.merge(step.tally)
     return tally
 

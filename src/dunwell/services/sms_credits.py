@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from dunwell.domain.states import SiteMode
 from dunwell.services.errors import InvalidInput
@@ -35,6 +36,46 @@ def balances(conn: Connection, site_ids: Iterable[int], now: datetime) -> dict[i
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     return {row.site_id: row.balance for row in conn.execute(query)}
+
+
+def stored_balance(conn: Connection, site_id: int) -> int | None:
+    """The balance as stored, read without a lock; None before the account is opened."""
+    found = conn.execute(
+        select(sms_credits.c.balance).where(sms_credits.c.site_id == site_id)
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def balance(conn: Connection, site_id: int) -> int:
+    """The balance for display: no lock and no write, so a page view never waits on a debit.
+
+    An account not opened yet reads as what :func:`balances` would open it with.
+    """
+    found = stored_balance(conn, site_id)
+    if found is not None:
+        return found
+    mode = conn.execute(select(sites.c.mode).where(sites.c.id == site_id)).scalar()
+    return SANDBOX_STARTING_CREDITS if mode == SiteMode.SANDBOX.value else 0
+
+
+def recent_entries(conn: Connection, site_id: int, limit: int) -> list[Row[Any]]:
+    """The site's latest ledger rows, newest first."""
+    t = sms_credit_ledger
+    query = (
+        select(
+            t.c.id,
+            t.c.delta,
+            t.c.balance_after,
+            t.c.reason,
+            t.c.outbox_id,
+            t.c.note,
+            t.c.created_at,
+        )
+        .where(t.c.site_id == site_id)
+        .order_by(t.c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
 
 
 def _open_accounts(conn: Connection, ids: set[int], now: datetime) -> None:

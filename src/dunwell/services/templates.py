@@ -9,6 +9,7 @@ with its line and column instead of failing at 3 a.m. in a dunning run.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -197,26 +198,44 @@ def template_uses(
     conn: Connection, site_id: int, name: str, channel: str | None = None
 ) -> list[str]:
     """Where policy versions of this site use the template, e.g. "automatic v3: day 5 sms"."""
+    found = []
+    for label, used in _uses_by_version(conn, site_id):
+        places = [place for place in used.get(name, []) if _on_channel(place, channel)]
+        if places:
+            found.append(f"{label}: {', '.join(places)}")
+    return found
+
+
+def template_uses_by_name(conn: Connection, site_id: int) -> dict[str, list[str]]:
+    """:func:`template_uses` (every channel) of every template name, reading the versions once."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for label, used in _uses_by_version(conn, site_id):
+        for name, places in used.items():
+            found[name].append(f"{label}: {', '.join(places)}")
+    return dict(found)
+
+
+def _uses_by_version(conn: Connection, site_id: int) -> list[tuple[str, dict[str, list[str]]]]:
+    """Per policy version, by kind then version: its label and the templates it uses."""
     v, p = dunning_policy_versions, dunning_policies
     rows = conn.execute(
         select(v.c.id, v.c.version, v.c.config, p.c.kind)
         .join(p, p.c.id == v.c.policy_id)
-        .where(v.c.site_id == site_id)
+        .where(v.c.site_id == site_id, p.c.site_id == site_id)
         .order_by(p.c.kind, v.c.version)
     )
-    found = []
-    for row in rows:
-        places = policy_for_version(row.id, row.config).templates_used().get(name, [])
-        places = [
-            pl
-            for pl in places
-            if channel is None
-            or pl.endswith(channel)
-            or (channel == "email" and pl == "final email")
-        ]
-        if places:
-            found.append(f"{row.kind} policy v{row.version}: {', '.join(places)}")
-    return found
+    return [
+        (
+            f"{row.kind} policy v{row.version}",
+            policy_for_version(row.id, row.config).templates_used(),
+        )
+        for row in rows
+    ]
+
+
+def _on_channel(place: str, channel: str | None) -> bool:
+    """Whether a place ("day 5 sms", "final email") sends on ``channel`` (None: any)."""
+    return channel is None or place.endswith(channel)
 
 
 def _check_names(name: str, channel: str, locale: str) -> None:

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +36,7 @@ from dunwell.services.sites import site_now
 from dunwell.services.stripe_setup import CardSetup, CardSetupError, StripeCardSetup
 from dunwell.web.portal import router as portal_router
 from dunwell.web.render import STATIC, page, sentence
+from dunwell.web.static_files import serve_static
 from dunwell.web.visit import Visit, open_visit, read_form, refusal
 
 log = logging.getLogger("dunwell.web")
@@ -56,13 +57,7 @@ MAX_RESULTS = 50
 
 @router.get("/static/hosted/{name}")
 def static_file(name: str) -> Response:
-    if name not in STATIC_FILES:
-        return Response(status_code=404)
-    return FileResponse(
-        STATIC / name,
-        media_type=STATIC_FILES[name],
-        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
-    )
+    return serve_static(STATIC, name, STATIC_FILES.get(name), max_age=3600)
 
 
 @router.get("/billing/{token}")

@@ -30,7 +30,6 @@ from dunwell.services.sms_figures import SmsFigures, sms_figures
 @dataclass(frozen=True)
 class Report:
     window: Window
-    days: int
     #: Invoices recovered in the period, by day (or week) of payment.
     recovered: Tally
     recovered_buckets: list[tuple[date, Tally]]
@@ -43,26 +42,30 @@ class Report:
     sms: SmsFigures
 
 
-def gather(conn: Connection, site_id: int, now: datetime, days: int, zone: ZoneInfo) -> Report:
+def gather(
+    conn: Connection, site_id: int, now: datetime, days: int, zone: ZoneInfo, currency: str
+) -> Report:
+    """``currency`` is the site's: the policy versions' amounts are counted in it."""
     window = Window.last_days(now, days, zone)
     rows = recovered_invoices(conn, site_id, window)
     entered = cohorts(conn, site_id, window)
     return Report(
         window=window,
-        days=days,
         recovered=recovered_total(rows),
         recovered_buckets=recovered_by_bucket(rows, window),
         cohort=period_cohort(entered, window),
         cohorts=entered,
         causes=recovery_by_cause(conn, site_id, rows),
-        versions={kind: _versions(conn, site_id, kind) for kind in Collection},
+        versions={kind: _versions(conn, site_id, kind, currency) for kind in Collection},
         concierge=concierge_figures(conn, site_id, window.since, window.until),
         sms=sms_figures(conn, site_id, window),
     )
 
 
-def _versions(conn: Connection, site_id: int, kind: Collection) -> list[VersionFigures]:
+def _versions(
+    conn: Connection, site_id: int, kind: Collection, currency: str
+) -> list[VersionFigures]:
     try:
-        return version_figures(conn, site_id, kind)
+        return version_figures(conn, site_id, kind, currency=currency)
     except NotFound:
         return []  # a site without a policy of this kind has no versions to show

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from dunwell.web.console import (
     routes_analytics,
@@ -18,6 +20,7 @@ from dunwell.web.console import (
     routes_users,
 )
 from dunwell.web.render import STATIC
+from dunwell.web.static_files import serve_static
 
 router = APIRouter(include_in_schema=False)
 for module in (
@@ -40,13 +43,8 @@ _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 @router.get("/dashboard/static/{name}")
 def static_file(name: str) -> Response:
-    path = _STATIC / name
-    # Only files that sit directly in the folder: no "..", no subfolders.
-    if path.parent != _STATIC or not path.is_file() or path.suffix not in _TYPES:
-        return Response(status_code=404)
-    return FileResponse(
-        path, media_type=_TYPES[path.suffix], headers={"Cache-Control": "public, max-age=300"}
-    )
+    # Any file of these kinds in the folder: the dashboard's are its own, not a fixed list.
+    return serve_static(_STATIC, name, _TYPES.get(PurePath(name).suffix), max_age=300)
 
 
 @router.get("/")

@@ -46,7 +46,7 @@ def parse_days(value: str | None) -> int:
 def _report(desk: Desk, days: int) -> Report:
     with desk.app.connect() as conn:
         now = site_now(conn, desk.site_id, desk.app.clock)
-        return gather(conn, desk.site_id, now, days, desk.zone)
+        return gather(conn, desk.site_id, now, days, desk.zone, desk.staff.site_currency)
 
 
 @router.get("/dashboard/analytics")

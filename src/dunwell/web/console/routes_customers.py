@@ -110,7 +110,10 @@ def _customer_file(conn: Connection, desk: Desk, customer_id: int) -> dict[str, 
     site_id = desk.site_id
     customer = ledger_queries.get_customer(conn, site_id, customer_id)
     now = site_now(conn, site_id, desk.app.clock)
-    sent = messages.list_messages(conn, site_id, customer_id=customer_id, limit=MESSAGES_SHOWN)
+    # The latest messages: a long-time customer may have more than the page shows.
+    sent = messages.list_messages(
+        conn, site_id, customer_id=customer_id, limit=MESSAGES_SHOWN, newest_first=True
+    )
     subs = ledger_queries.list_subscriptions(conn, site_id, customer_id=customer_id)
     product_ids = {item["product_id"] for sub in subs for item in sub["items"]}
     products = ledger_queries.products_by_id(conn, site_id, product_ids)
@@ -130,7 +133,7 @@ def _customer_file(conn: Connection, desk: Desk, customer_id: int) -> dict[str, 
         "numbers": {row["id"]: row["number"] or f"#{row['id']}" for row in invoices},
         "standing": dunning_status.for_customer(conn, site_id, customer_id, now),
         "timeline": timeline,
-        "messages": list(reversed(sent)),
+        "messages": sent,
         "history": history,
         "delivery": outbox_statuses(conn, site_id, outgoing),
     }

@@ -16,7 +16,7 @@ from dunwell.domain.policy import InvoiceOutcome, Policy, SubscriptionAction
 from dunwell.domain.roles import Permission
 from dunwell.domain.states import Collection
 from dunwell.services.errors import InvalidInput, ServiceError
-from dunwell.services.policies import current_version, list_versions, save_policy
+from dunwell.services.policies import PolicyVersion, list_versions, save_policy
 from dunwell.services.policy_figures import version_figures
 from dunwell.services.policy_simulator import (
     DEFAULT_REPLAY_DAYS,
@@ -45,14 +45,18 @@ ACTIVE = "/dashboard/policies"
 
 @router.get("/dashboard/policies")
 def policies_page(desk: Viewer) -> Response:
+    currency = desk.staff.site_currency
     with desk.app.connect() as conn:
         kinds = []
         for kind in Collection:
-            figures = version_figures(conn, desk.site_id, kind)
+            versions = list_versions(conn, desk.site_id, kind)
+            figures = version_figures(
+                conn, desk.site_id, kind, versions=versions, currency=currency
+            )
             kinds.append(
                 {
                     "kind": kind.value,
-                    "current": current_version(conn, desk.site_id, kind),
+                    "current": versions[-1],
                     "figures": figures[-1] if figures else None,
                     "versions": len(figures),
                 }
@@ -66,9 +70,11 @@ def policy_page(kind: str, desk: Viewer) -> Response:
     if collection is None:
         return _unknown_kind(desk, kind)
     with desk.app.connect() as conn:
-        policy = current_version(conn, desk.site_id, collection).policy
+        versions = list_versions(conn, desk.site_id, collection)
+    policy = versions[-1].policy
     form = form_from_policy(policy)
-    return _editor(desk, collection, form, _simulation(desk, form, collection, policy))
+    simulation = _simulation(desk, form, collection, policy)
+    return _editor(desk, collection, form, simulation, versions=versions)
 
 
 @router.post("/dashboard/policies/{kind}")
@@ -133,10 +139,15 @@ def _editor(
     simulation: dict[str, Any] | None,
     errors: list[Exception] | None = None,
     status: int = 200,
+    versions: list[PolicyVersion] | None = None,
 ) -> Response:
+    """The editor page; ``versions`` when the caller has read them already."""
+    currency = desk.staff.site_currency
     with desk.app.connect() as conn:
-        versions = list_versions(conn, desk.site_id, kind)
-        figures = {f.version_id: f for f in version_figures(conn, desk.site_id, kind)}
+        if versions is None:
+            versions = list_versions(conn, desk.site_id, kind)
+        listed = version_figures(conn, desk.site_id, kind, versions=versions, currency=currency)
+        figures = {f.version_id: f for f in listed}
         variants = list_templates(conn, desk.site_id)
     context = {
         "active": ACTIVE,

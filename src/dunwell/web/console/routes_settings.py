@@ -10,11 +10,12 @@ its last four characters, never more.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from dunwell.domain.roles import Permission
 from dunwell.security.secrets import SecretBox, SecretUnreadable
@@ -29,7 +30,6 @@ from dunwell.services.concierge_settings import (
 from dunwell.services.errors import InvalidInput, ServiceError
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings, update_sms_settings
-from dunwell.store.tables import sms_credit_ledger
 from dunwell.web.console import settings_forms as forms
 from dunwell.web.console.desk import Desk, actor, viewer
 
@@ -86,7 +86,7 @@ CONCIERGE_NUMBERS = ("upcoming_reminder_days", "nudge_after_minutes")
 
 @router.get(PAGE)
 def settings_page(desk: Viewer) -> Response:
-    return _page(desk)
+    return _page(desk, first_look=True)
 
 
 @router.post(f"{PAGE}/sms-provider")
@@ -99,106 +99,116 @@ def save_sms_provider(desk: Editor) -> Response:
         "messaging_service_sid": forms.text(form, "messaging_service_sid"),
     }
     token = forms.text(form, "auth_token") or None
-    try:
-        with desk.app.begin() as conn:
-            save_channel_config(
-                conn,
-                desk.site_id,
-                "sms",
-                provider,
-                config if provider == "twilio" else {},
-                token if provider == "twilio" else None,
-                desk.app.secret_box(),
-                site_now(conn, desk.site_id, desk.app.clock),
-            )
-    except ServiceError as error:
-        return _page(desk, "provider", error)
-    return desk.redirect(f"{PAGE}#sms-provider", f"SMS provider saved ({provider}).")
+    twilio = provider == "twilio"
+
+    def write(conn: Connection, now: datetime) -> None:
+        box = desk.app.secret_box()
+        config_shown = config if twilio else {}
+        secret = token if twilio else None
+        save_channel_config(conn, desk.site_id, "sms", provider, config_shown, secret, box, now)
+
+    return _save(desk, "provider", "sms-provider", f"SMS provider saved ({provider}).", write)
 
 
 @router.post(f"{PAGE}/sms")
 def save_sms_rules(desk: Editor) -> Response:
-    form = desk.form
-    try:
+    def write(conn: Connection, now: datetime) -> None:
+        form = desk.form
         changes: dict[str, Any] = {name: forms.text(form, name) for name in SMS_TEXT_FIELDS}
         changes |= forms.switches(form, SMS_SWITCHES)
         changes["allowed_countries"] = forms.countries(form, "allowed_countries")
         changes["frequency_cap"] = forms.whole(form, "frequency_cap")
         changes["prices"] = forms.prices(form)
-        with desk.app.begin() as conn:
-            now = site_now(conn, desk.site_id, desk.app.clock)
-            update_sms_settings(conn, desk.site_id, changes, now)
-    except ServiceError as error:
-        return _page(desk, "sms", error)
-    return desk.redirect(f"{PAGE}#sms-rules", "SMS settings saved.")
+        update_sms_settings(conn, desk.site_id, changes, now)
+
+    return _save(desk, "sms", "sms-rules", "SMS settings saved.", write)
 
 
 @router.post(f"{PAGE}/credits/top-up")
 def top_up(desk: Buyer) -> Response:
-    try:
+    def write(conn: Connection, now: datetime) -> str:
         credits = forms.whole(desk.form, "credits")
-        with desk.app.begin() as conn:
-            now = site_now(conn, desk.site_id, desk.app.clock)
-            note = forms.text(desk.form, "note") or f"dashboard top-up by {desk.staff.email}"
-            balance = sms_credits.top_up(conn, desk.site_id, credits, now, note[:500])
-    except ServiceError as error:
-        return _page(desk, "top_up", error)
-    return desk.redirect(
-        f"{PAGE}#credits", f"Added {credits} credits; the balance is now {balance}."
-    )
+        note = forms.text(desk.form, "note") or f"dashboard top-up by {desk.staff.email}"
+        balance = sms_credits.top_up(conn, desk.site_id, credits, now, note[:500])
+        return f"Added {credits} credits; the balance is now {balance}."
+
+    return _save(desk, "top_up", "credits", "", write)
 
 
 @router.post(f"{PAGE}/credits/auto-refill")
 def save_auto_refill(desk: Buyer) -> Response:
-    try:
+    def write(conn: Connection, now: datetime) -> None:
         changes = {name: forms.whole(desk.form, name) for name in REFILL_FIELDS}
-        with desk.app.begin() as conn:
-            now = site_now(conn, desk.site_id, desk.app.clock)
-            update_sms_settings(conn, desk.site_id, changes, now)
-    except ServiceError as error:
-        return _page(desk, "refill", error)
-    return desk.redirect(f"{PAGE}#credits", "Auto-refill and the low-balance alert saved.")
+        update_sms_settings(conn, desk.site_id, changes, now)
+
+    return _save(desk, "refill", "credits", "Auto-refill and the low-balance alert saved.", write)
 
 
 @router.post(f"{PAGE}/concierge")
 def save_concierge(desk: Editor) -> Response:
-    form = desk.form
-    try:
+    def write(conn: Connection, now: datetime) -> None:
+        form = desk.form
         changes: dict[str, Any] = {name: forms.text(form, name) for name in CONCIERGE_TEXT_FIELDS}
         changes |= forms.switches(form, CONCIERGE_SWITCHES)
         changes |= {name: forms.whole(form, name) for name in CONCIERGE_NUMBERS}
         key = forms.text(form, "helpdesk_api_key") or None
+        box = desk.app.secret_box() if key else None
+        update_concierge_settings(conn, desk.site_id, changes, now, box=box, helpdesk_api_key=key)
+
+    return _save(desk, "concierge", "concierge", "Concierge settings saved.", write)
+
+
+def _save(
+    desk: Desk,
+    section: str,
+    anchor: str,
+    notice: str,
+    write: Callable[[Connection, datetime], str | None],
+) -> Response:
+    """Run one section's save in one transaction at the site's now.
+
+    ``write`` reads its form itself, so a refused field (raised while reading or
+    saving) rolls back everything and the section comes back with what was
+    typed; a notice it returns replaces ``notice`` (a top-up reports the balance).
+    """
+    try:
         with desk.app.begin() as conn:
-            update_concierge_settings(
-                conn,
-                desk.site_id,
-                changes,
-                site_now(conn, desk.site_id, desk.app.clock),
-                box=desk.app.secret_box() if key else None,
-                helpdesk_api_key=key,
-            )
+            said = write(conn, site_now(conn, desk.site_id, desk.app.clock))
     except ServiceError as error:
-        return _page(desk, "concierge", error)
-    return desk.redirect(f"{PAGE}#concierge", "Concierge settings saved.")
+        return _page(desk, section, error)
+    return desk.redirect(f"{PAGE}#{anchor}", said or notice)
 
 
 # -- the page -------------------------------------------------------------------------
 
 
-def _page(desk: Desk, failed: str = "", error: ServiceError | None = None) -> Response:
-    """The settings page; after a refused form, that form keeps what was typed."""
+def _page(
+    desk: Desk, failed: str = "", error: ServiceError | None = None, first_look: bool = False
+) -> Response:
+    """The settings page; after a refused form, that form keeps what was typed.
+
+    Only a plain visit (``first_look``) opens the credit account when it is not
+    open yet: a refused form changes nothing, not even that.
+    """
     box = desk.app.secret_box_or_none()
-    # Reading the balance opens the credit account on first look: a write.
-    with desk.app.begin() as conn:
-        now = site_now(conn, desk.site_id, desk.app.clock)
+    with desk.app.connect() as conn:
         sms = load_sms_settings(conn, [desk.site_id])[desk.site_id]
         concierge = load_concierge_settings(conn, [desk.site_id])[desk.site_id]
         provider = _provider(conn, desk.site_id, box)
         helpdesk_key = _secret_hint(
             lambda: load_helpdesk_key(conn, desk.site_id, box) if box else None
         )
-        balance = sms_credits.balances(conn, [desk.site_id], now)[desk.site_id]
-        ledger = _recent_ledger(conn, desk.site_id)
+        balance = sms_credits.stored_balance(conn, desk.site_id)
+        if balance is None and not first_look:
+            balance = sms_credits.balance(conn, desk.site_id)
+        ledger = sms_credits.recent_entries(conn, desk.site_id, LEDGER_ROWS)
+    if balance is None:
+        # Once per site: the first visit opens the credit account, so the ledger
+        # shows where a sandbox site's free credits came from.
+        with desk.app.begin() as conn:
+            now = site_now(conn, desk.site_id, desk.app.clock)
+            balance = sms_credits.balances(conn, [desk.site_id], now)[desk.site_id]
+            ledger = sms_credits.recent_entries(conn, desk.site_id, LEDGER_ROWS)
     values = {
         "provider": provider["values"],
         "sms": _sms_values(sms),
@@ -258,17 +268,6 @@ def _last_four(secret: str | None) -> str | None:
         return None
     # Only long secrets show an ending: four characters of a short one say too much.
     return f"set, ending in …{secret[-4:]}" if len(secret) >= 16 else "set"
-
-
-def _recent_ledger(conn: Connection, site_id: int) -> list[Any]:
-    t = sms_credit_ledger
-    query = (
-        select(t.c.delta, t.c.balance_after, t.c.reason, t.c.outbox_id, t.c.note, t.c.created_at)
-        .where(t.c.site_id == site_id)
-        .order_by(t.c.id.desc())
-        .limit(LEDGER_ROWS)
-    )
-    return list(conn.execute(query))
 
 
 def _sms_values(s: SmsSettings) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from dunwell.services.templates import (
     list_templates,
     save_template,
     template_uses,
+    template_uses_by_name,
 )
 from dunwell.web.console.desk import CSRF_HEADER, Desk, actor, viewer
 
@@ -102,24 +103,26 @@ def edit_page(
 
 @router.post("/dashboard/templates/{name}/preview")
 def preview_draft(name: str, desk: Previewer) -> Response:
+    # The live preview's script sends the header and gets only the fragment it swaps in.
+    live = bool(desk.request.headers.get(CSRF_HEADER))
     with desk.app.connect() as conn:
         variants = list_templates(conn, desk.site_id, name)
-    draft = _posted_draft(desk, name, variants)
-    if desk.request.headers.get(CSRF_HEADER):
-        # The live preview's script: only the fragment it swaps in.
-        with desk.app.connect() as conn:
+        draft = _posted_draft(desk, name, variants)
+        if live:
             shown = _preview(conn, desk, draft)
+        else:
+            context = _edit_context(conn, desk, draft, variants)
+    if live:
         return desk.fragment("_template_preview.html", shown)
-    return _edit_page(desk, draft, variants)
+    return desk.page("template_edit.html", context)
 
 
 @router.post("/dashboard/templates/{name}")
 def save_draft(name: str, desk: Editor) -> Response:
-    with desk.app.connect() as conn:
-        variants = list_templates(conn, desk.site_id, name)
-    draft = _posted_draft(desk, name, variants)
     try:
         with desk.app.begin() as conn:
+            variants = list_templates(conn, desk.site_id, name)
+            draft = _posted_draft(desk, name, variants)
             save_template(
                 conn,
                 desk.site_id,
@@ -146,12 +149,12 @@ def save_draft(name: str, desk: Editor) -> Response:
 def _list_page(desk: Desk, errors: list[str] | None = None, status: int = 200) -> Response:
     with desk.app.connect() as conn:
         variants = list_templates(conn, desk.site_id)
-        summaries = _summaries(conn, desk.site_id, variants)
-    context = {"active": ACTIVE, "templates": summaries, "errors": errors or []}
+        uses = template_uses_by_name(conn, desk.site_id)
+    context = {"active": ACTIVE, "templates": _summaries(variants, uses), "errors": errors or []}
     return desk.page("templates.html", context, status)
 
 
-def _summaries(conn: Connection, site_id: int, variants: list[TemplateVariant]) -> list[Summary]:
+def _summaries(variants: list[TemplateVariant], uses: dict[str, list[str]]) -> list[Summary]:
     by_name: dict[str, list[TemplateVariant]] = defaultdict(list)
     for variant in variants:
         by_name[variant.name].append(variant)
@@ -163,8 +166,8 @@ def _summaries(conn: Connection, site_id: int, variants: list[TemplateVariant]) 
             if locales:
                 channels[channel] = locales
         own = sorted(f"{v.channel} {v.locale}" for v in found if v.overridden)
-        uses = template_uses(conn, site_id, name)
-        summaries.append(Summary(name, any(v.base for v in found), channels, own, uses))
+        base = any(v.base for v in found)
+        summaries.append(Summary(name, base, channels, own, uses.get(name, [])))
     return summaries
 
 
@@ -176,8 +179,19 @@ def _edit_page(
     status: int = 200,
 ) -> Response:
     with desk.app.connect() as conn:
-        shown = _preview(conn, desk, draft)
-        uses = template_uses(conn, desk.site_id, draft.name, draft.channel)
+        context = _edit_context(conn, desk, draft, variants, errors)
+    return desk.page("template_edit.html", context, status)
+
+
+def _edit_context(
+    conn: Connection,
+    desk: Desk,
+    draft: Draft,
+    variants: list[TemplateVariant],
+    errors: list[str] | None = None,
+) -> dict[str, Any]:
+    shown = _preview(conn, desk, draft)
+    uses = template_uses(conn, desk.site_id, draft.name, draft.channel)
     locales = {
         channel: sorted({v.locale for v in variants if v.channel == channel})
         for channel in CHANNELS
@@ -192,7 +206,7 @@ def _edit_page(
         "can_edit": desk.can(Permission.EDIT_TEMPLATES),
         **shown,
     }
-    return desk.page("template_edit.html", context, status)
+    return context
 
 
 # -- drafts ---------------------------------------------------------------------------
@@ -209,19 +223,10 @@ def _stored_draft(
     if not LOCALE.match(locale):
         locale = pick_locale(desk.staff.site_locale, locales, locales[0] if locales else "en")
     variant = have.get((channel, locale))
-    if variant is not None:
-        return Draft(
-            name,
-            channel,
-            locale,
-            variant.subject or "",
-            variant.body_text,
-            variant.body_html or "",
-            exists=True,
-            overridden=variant.overridden,
-        )
-    # A new locale variant: start from the closest existing text to translate.
-    start = have.get((channel, pick_locale(locale, locales, "en"))) if locales else None
+    # A new locale variant starts from the closest existing text, to translate.
+    start = variant or (
+        have.get((channel, pick_locale(locale, locales, "en"))) if locales else None
+    )
     return Draft(
         name,
         channel,
@@ -229,8 +234,8 @@ def _stored_draft(
         (start.subject or "") if start else "",
         start.body_text if start else "",
         (start.body_html or "") if start else "",
-        exists=False,
-        overridden=False,
+        exists=variant is not None,
+        overridden=bool(variant and variant.overridden),
     )
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_currency, get_currency_precision
 from fastapi.responses import HTMLResponse
 
+from dunwell.messaging.filters import format_minor
 from dunwell.web.console.nav import SECTIONS
 from dunwell.web.render import new_environment
 
@@ -47,8 +46,8 @@ def money(minor: int | None, currency: str) -> str:
     """``1234, "USD"`` → ``$12.34``: amounts are integer minor units everywhere."""
     if minor is None:
         return NONE
-    amount = Decimal(minor).scaleb(-int(get_currency_precision(currency)))
-    return str(format_currency(amount, currency, locale="en_US"))
+    # The dashboard is in US English whatever the customers' locales.
+    return format_minor(minor, currency, "en_US")
 
 
 def local_time(at: datetime | None, zone: str | ZoneInfo, with_zone: bool = False) -> str:
