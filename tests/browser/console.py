@@ -12,18 +12,11 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from dunwell.bootstrap import App
-from dunwell.services.console_users import create_user
+from tests.integration.console_helpers import PASSWORD, add_staff
 
-PASSWORD = "correct horse battery"
+__all__ = ["PASSWORD", "add_staff", "dashboard_page", "screenshot", "sign_in"]
+
 OUTPUT = Path(os.environ.get("DUNWELL_TEST_OUTPUT", "test-output")) / "screenshots"
-
-
-def add_staff(app: App, site_id: int, role: str = "owner", email: str | None = None) -> str:
-    address = email or f"{role}@shop.test"
-    with app.begin() as conn:
-        create_user(conn, site_id, address, role.title(), role, PASSWORD, app.clock.now())
-    return address
 
 
 def dashboard_page(browser: Browser) -> Page:

@@ -27,7 +27,7 @@ def shop_with_owner(app: App) -> str:
             ledger.NewCustomer(first_name="Léa", email="lea@x.test", time_zone="Europe/Paris"),
             site_now(conn, site, app.clock),
         )
-    return add_staff(app, site)
+    return add_staff(app, site, "owner")
 
 
 def test_an_owner_adds_an_sms_step_sees_the_simulation_and_saves_version_2(

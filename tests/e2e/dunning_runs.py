@@ -193,6 +193,10 @@ class Run:
         with self.engine.connect() as conn:
             return progress(conn)
 
+    def due_work(self) -> int:
+        with self.engine.connect() as conn:
+            return due_work(conn)
+
     def wait_for_progress(self, at_least: int, timeout: float = 60.0) -> None:
         """Wait until the worker has made ``at_least`` charges and sends in all."""
         deadline = time.monotonic() + timeout
@@ -225,6 +229,21 @@ class Run:
         if self.worker is not None and self.worker.poll() is None:
             self.kill_worker()
         self.engine.dispose()
+
+
+def polling_run(url: str, site_id: int, log: Path, lease_seconds: int, **settings: str) -> Run:
+    """A :class:`Run` whose worker takes small batches, holds short leases and polls
+    often, so a fault finds it in the middle of a day's work; ``settings`` adds to
+    its environment (``DUNWELL_<NAME>``)."""
+    cli = Cli(
+        url,
+        batch_size="5",
+        delivery_batch_size="5",
+        lease_seconds=str(lease_seconds),
+        poll_seconds="0.05",
+        **settings,
+    )
+    return Run(url, site_id, cli, log)
 
 
 def snapshot(url: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REQUIRE_POSTGRES
-from tests.e2e.conftest import Cli
 from tests.e2e.dunning_runs import (
     Run,
     assert_each_charge_made_once,
@@ -28,6 +27,7 @@ from tests.e2e.dunning_runs import (
     assert_each_message_written_once,
     assert_same_end_state,
     build_shop,
+    polling_run,
     snapshot,
 )
 from tests.e2e.private_postgres import PrivatePostgres, Unavailable
@@ -75,22 +75,14 @@ def work_days(
         before = run.progress()
         if day in faults:
             run.wait_for_progress(before + targets[day])
-            at_fault.append(run.progress() - before)
+            # Read just before the fault: the day's work must still be under way.
+            done = run.progress() - before
+            assert run.due_work() > 0, f"day {day}: all due work was done before the fault"
+            at_fault.append(done)
             faults[day]()
         run.finish()
         work.append(run.progress() - before)
     return work, at_fault
-
-
-def worked(url: str, site_id: int, log: Path) -> Run:
-    cli = Cli(
-        url,
-        batch_size="5",
-        delivery_batch_size="5",
-        lease_seconds=str(LEASE_SECONDS),
-        poll_seconds="0.05",
-    )
-    return Run(url, site_id, cli, log)
 
 
 @pytest.mark.postgres
@@ -103,7 +95,7 @@ def test_a_worker_rides_out_postgres_restarts_and_ends_as_an_undisturbed_run(
     site_id = build_shop(calm_url, SUBSCRIBERS, contacts=True)
     assert build_shop(restarted_url, SUBSCRIBERS, contacts=True) == site_id
 
-    calm = worked(calm_url, site_id, tmp_path / "calm.log")
+    calm = polling_run(calm_url, site_id, tmp_path / "calm.log", LEASE_SECONDS)
     try:
         calm.start_worker()
         expected_work, _ = work_days(calm, {}, {})
@@ -115,12 +107,13 @@ def test_a_worker_rides_out_postgres_restarts_and_ends_as_an_undisturbed_run(
     strikes = faults(private_postgres)
     # Somewhere in the first half of the day's work, so the fault finds it busy.
     targets = {day: rng.randint(1, max(1, expected_work[day] // 2)) for day in strikes}
-    run = worked(restarted_url, site_id, tmp_path / "restarted.log")
+    run = polling_run(restarted_url, site_id, tmp_path / "restarted.log", LEASE_SECONDS)
     try:
         run.start_worker()
         worker = run.worker
         work, at_fault = work_days(run, strikes, targets)
         assert run.worker is worker
+        # The same process, still running: it recovered rather than died.
         run.assert_worker_alive()
         log = run.log_text()
         assert run.stop_worker() == 0, log

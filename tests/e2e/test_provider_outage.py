@@ -32,13 +32,13 @@ from dunwell.services.channel_config import save_channel_config
 from dunwell.services.delivery import RETRY_DELAYS
 from dunwell.settings import Settings
 from dunwell.store import tables
-from tests.e2e.conftest import Cli
 from tests.e2e.dunning_runs import (
     Run,
     assert_each_charge_made_once,
     assert_each_message_written_once,
     assert_same_end_state,
     build_shop,
+    polling_run,
     snapshot,
 )
 from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilioServer
@@ -186,21 +186,21 @@ def run_shop(url: str, site_id: int, log: Path, outages: Outages) -> tuple[Provi
     (stopped, with what they received) and the retries waiting after each step."""
     with providers() as found:
         configure(url, site_id, found)
-        cli = Cli(
+        run = polling_run(
             url,
+            site_id,
+            log,
+            LEASE_SECONDS,
             secret_key=SECRET,
             twilio_api_base=found.twilio.url,
-            batch_size="5",
-            delivery_batch_size="5",
-            lease_seconds=str(LEASE_SECONDS),
-            poll_seconds="0.05",
         )
-        run = Run(url, site_id, cli, log)
         try:
             run.start_worker()
             worker = run.worker
             waiting = work_days(run, found, outages)
             assert run.worker is worker, "the worker was never restarted"
+            # The same process is still running: it rode out the outages rather than died.
+            run.assert_worker_alive()
             assert run.stop_worker() == 0, run.log_text()
         finally:
             run.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
+from dunwell.store.db import make_engine
 from tests.e2e.conftest import Cli
 from tests.e2e.dunning_runs import (
     Run,
@@ -34,6 +37,8 @@ from tests.e2e.dunning_runs import (
     assert_each_message_delivered_once,
     assert_same_end_state,
     build_shop,
+    polling_run,
+    progress,
     snapshot,
 )
 
@@ -43,24 +48,51 @@ LEASE_SECONDS = 1
 
 
 def run_days(url: str, site_id: int, kill: random.Random | None, log: Path) -> int:
-    """Run the days; with ``kill``, SIGKILL workers at random moments. Returns kills made."""
+    """Run the days; with ``kill``, SIGKILL workers at random moments. Returns kills made.
+
+    A worker is killed only once it has been seen making charges or sends,
+    however long its start-up took, and a kill counts only if the worker
+    had got somewhere: a worker killed while starting up tests nothing.
+    """
     cli = Cli(url, batch_size="5", lease_seconds=str(LEASE_SECONDS))
+    engine = make_engine(url)
     kills = 0
-    for _ in range(DAYS):
-        while True:
-            worker = cli.popen("worker", "--until-idle", log=log)
-            if kill is not None and kill.random() < 0.8:
-                time.sleep(kill.uniform(0.4, 0.9))  # start-up takes about 0.4 s
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
-                    kills += 1
-                    time.sleep(LEASE_SECONDS + 0.2)  # let its leases expire
-                    continue
-            assert worker.wait(timeout=300) == 0, log.read_text()
-            break
-        advance(url, site_id, timedelta(days=1))
+    try:
+        for _ in range(DAYS):
+            while True:
+                before = _progress(engine)
+                worker = cli.popen("worker", "--until-idle", log=log)
+                if kill is not None and kill.random() < 0.8:
+                    _wait_for_progress_or_exit(engine, before, worker, log)
+                    time.sleep(kill.uniform(0, 0.3))  # somewhere later in its work
+                    if worker.poll() is None:
+                        worker.kill()
+                        worker.wait()
+                        if _progress(engine) > before:
+                            kills += 1
+                        time.sleep(LEASE_SECONDS + 0.2)  # let its leases expire
+                        continue
+                assert worker.wait(timeout=300) == 0, log.read_text()
+                break
+            advance(url, site_id, timedelta(days=1))
+    finally:
+        engine.dispose()
     return kills
+
+
+def _progress(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return progress(conn)
+
+
+def _wait_for_progress_or_exit(
+    engine: Engine, before: int, worker: subprocess.Popen[bytes], log: Path, timeout: float = 120
+) -> None:
+    """Wait until the worker has made a charge or a send, or has finished the day."""
+    deadline = time.monotonic() + timeout
+    while _progress(engine) <= before and worker.poll() is None:
+        assert time.monotonic() < deadline, f"the worker made no progress:\n{log.read_text()}"
+        time.sleep(0.005)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -115,17 +147,6 @@ def copy_database(source: Path, target: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def short_run(url: str, site_id: int, log: Path) -> Run:
-    cli = Cli(
-        url,
-        batch_size="5",
-        delivery_batch_size="5",
-        lease_seconds=str(LEASE_SECONDS),
-        poll_seconds="0.05",
-    )
-    return Run(url, site_id, cli, log)
-
-
 def work_days(run: Run, kills: dict[int, int], rng: random.Random) -> tuple[list[int], list[int]]:
     """Work through the days with one long-running worker.
 
@@ -158,7 +179,7 @@ def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> Undisturbed:
     template = folder / "template.db"
     site_id = build_shop(f"sqlite:///{template}", SHORT_SUBSCRIBERS, contacts=True)
     url = copy_database(template, folder / "calm.db")
-    run = short_run(url, site_id, folder / "calm.log")
+    run = polling_run(url, site_id, folder / "calm.log", LEASE_SECONDS)
     try:
         work, _ = work_days(run, {}, random.Random(0))
     finally:
@@ -176,7 +197,7 @@ def test_a_short_run_whose_worker_is_killed_twice_ends_as_an_undisturbed_run(
     days = rng.sample(busy, KILLS_PER_RUN)
     kills = {day: rng.randint(1, undisturbed.work_per_day[day] - 1) for day in days}
     url = copy_database(undisturbed.template, tmp_path / "crashed.db")
-    run = short_run(url, undisturbed.site_id, tmp_path / "crashed.log")
+    run = polling_run(url, undisturbed.site_id, tmp_path / "crashed.log", LEASE_SECONDS)
     try:
         work, at_kill = work_days(run, kills, rng)
     finally:

@@ -6,25 +6,12 @@ import re
 
 from fastapi.testclient import TestClient
 
-from dunwell.bootstrap import App
 from dunwell.services.concierge import answer_pending_texts
 from dunwell.services.sandbox_phone import reply_as_customer
 from dunwell.services.sites import site_now
-from tests.integration.console_helpers import add_staff, session_csrf, sign_in
 from tests.integration.factories import Shop
 
 _NOTICE = re.compile(r'<p class="notice" role="status">(.*?)</p>', re.S)
-
-
-def signed_in(client: TestClient, app: App, site_id: int, role: str, page: str = "") -> str:
-    """Sign ``client`` in as a new user of ``role``; returns the form token ``page`` carries.
-
-    Without a page (a role that may open none of these) the token is a stand-in:
-    the role is refused before any token is looked at.
-    """
-    email = add_staff(app, site_id, role)
-    assert sign_in(client, email).status_code == 303
-    return session_csrf(client, page) if page else "not-checked-before-the-role"
 
 
 def text_from(shop: Shop, number: str, body: str) -> None:

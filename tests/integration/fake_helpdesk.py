@@ -23,8 +23,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from tests.integration.local_http import LocalHttpServer
 
 TICKETS_PATH = "/api/tickets"
 
@@ -134,7 +135,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     fake: FakeHelpdesk
 
 
@@ -143,16 +143,13 @@ class FakeHelpdeskServer:
 
     def __init__(self, *, username: str, api_key: str) -> None:
         self.fake = FakeHelpdesk(username, api_key)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self.fake
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._http = LocalHttpServer(_Handler, _Server)
+        self._http.server.fake = self.fake
 
     @property
     def url(self) -> str:
         """The API root to save as the help desk URL."""
-        return f"http://127.0.0.1:{self._server.server_port}/api"
+        return f"{self._http.url}/api"
 
     @property
     def tickets(self) -> list[dict[str, Any]]:
@@ -170,15 +167,8 @@ class FakeHelpdeskServer:
             self.fake.upcoming.extend((status, delay) for status in statuses)
 
     def __enter__(self) -> FakeHelpdeskServer:
-        self._thread.start()
+        self._http.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+    def __exit__(self, *exc_info: object) -> None:
+        self._http.stop()

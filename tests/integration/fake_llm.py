@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.integration.local_http import LocalHttpServer
+
 UNKNOWN = '{"intent": "unknown", "slots": {}}'
 
 
@@ -114,16 +116,14 @@ class FakeLlmServer:
 
     def __init__(self) -> None:
         self._state = _State()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self._state
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        # Stopping wakes delayed replies first, so no handler thread lingers.
+        self._http = LocalHttpServer(_Handler, _Server, before_stop=self._state.stopping.set)
+        self._http.server.state = self._state
 
     @property
     def base_url(self) -> str:
         """Give this as the LLM base URL (the adapter appends /chat/completions)."""
-        return f"http://127.0.0.1:{self._server.server_port}/v1"
+        return f"{self._http.url}/v1"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -136,15 +136,12 @@ class FakeLlmServer:
             self._state.replies.extend(replies)
 
     def start(self) -> FakeLlmServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, wake delayed replies, close the socket and end the thread."""
-        self._state.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.stop()
 
     def __enter__(self) -> FakeLlmServer:
         return self.start()

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tests.integration import stripe_events
+from tests.integration.local_http import LocalHttpServer
 
 API_KEY = "sk_test_fake_4eC39HqLyjWDarjtT1zdp7dc"
 
@@ -349,23 +350,17 @@ class FakeStripeServer:
 
     def __init__(self) -> None:
         self.fake = FakeStripe()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self.fake
-        # A short poll interval: shutdown() waits for the loop to notice it.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._http = LocalHttpServer(_Handler, _Server)
+        self._http.server.fake = self.fake
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._http.url
 
     def start(self) -> FakeStripeServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving, wait for handler threads and close the listening socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        """Stop serving, close the listening socket and end the thread."""
+        self._http.stop()

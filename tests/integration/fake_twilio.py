@@ -44,6 +44,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
+from tests.integration.local_http import LocalHttpServer
+
 ACCOUNT_SID = "AC5ef8732a3c49700934481addd5ce1659"
 AUTH_TOKEN = "9a7c3e0f5b2d4c6e8f1a3b5c7d9e0f21"
 FROM_NUMBER = "+15005550006"
@@ -339,17 +341,13 @@ class FakeTwilioServer:
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.fake = FakeTwilio(account_sid, auth_token, now or (lambda: datetime.now(UTC)))
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self.fake
-        # A short poll interval: shutdown() waits for the loop to notice it.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._http = LocalHttpServer(_Handler, _Server)
+        self._http.server.fake = self.fake
 
     @property
     def url(self) -> str:
         """Give this as ``api_base`` in place of https://api.twilio.com."""
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._http.url
 
     @property
     def messages(self) -> list[FakeMessage]:
@@ -421,14 +419,12 @@ class FakeTwilioServer:
         return params
 
     def start(self) -> FakeTwilioServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, close the listening socket and end the thread."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.stop()
 
     def __enter__(self) -> FakeTwilioServer:
         return self.start()

@@ -1,8 +1,9 @@
 """A shop with one invoice per way a payment can fail and come back, for the figures' tests.
 
 Every invoice below is created at the start (Monday 2026-03-02 09:00 UTC,
-the site's zone is UTC) and fails its first charge, so six enter dunning
-that day; the test then drives each to its end through the real services:
+the site's zone is UTC); all but gus's fail their first charge, so seven
+enter dunning that day. The test then drives each to its end through the
+real services:
 
 ========  ======  ========================================  ================
 customer  amount  what happens                              end (day paid)
@@ -31,6 +32,7 @@ from dunwell.bootstrap import App
 from dunwell.services import api_keys, invoice_actions
 from dunwell.store import tables
 from tests.integration.concierge_phone import SandboxPhone
+from tests.integration.console_helpers import signed_in_as
 from tests.integration.factories import GOOD, INSUFFICIENT, RECOVERS, Shop
 
 #: French mobiles: 10:00 in Paris at the start, inside the texting window.
@@ -113,6 +115,13 @@ def build(app: App, client: TestClient) -> World:
     shop.act(invoice_actions.stop_collecting, world.invoices["dee"])
     shop.act(invoice_actions.mark_paid, world.invoices["eve"])
     shop.run()
+    return world
+
+
+def signed_in_world(app: App, client: TestClient, role: str, *, other: bool = False) -> World:
+    """Build the world and sign ``client`` in as a new ``role`` of the shop (or the other site)."""
+    world = build(app, client)
+    signed_in_as(client, app, (world.other if other else world.shop).site_id, role)
     return world
 
 

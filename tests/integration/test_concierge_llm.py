@@ -113,7 +113,9 @@ def test_a_slow_llm_times_out_and_the_rules_answer(
     started = time.monotonic()
     understanding = understand_text(request(), llm)
 
-    assert time.monotonic() - started < 2.0
+    # The adapter's timeout is 0.5 s and the scripted answer comes after 5 s: under
+    # 4 s proves it gave up rather than waited, with room for a loaded CI machine.
+    assert time.monotonic() - started < 4.0
     assert (understanding.intent, understanding.source) == (Intent.UNKNOWN, "rules")
 
 

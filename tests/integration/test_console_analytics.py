@@ -15,17 +15,16 @@ from fastapi.testclient import TestClient
 from dunwell.bootstrap import App
 from dunwell.messaging.segments import count_segments
 from dunwell.store import tables
-from tests.integration.console_helpers import add_staff, sign_in
+from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.factories import Shop
 from tests.integration.page_figures import stats, table
-from tests.integration.recovery_world import build
+from tests.integration.recovery_world import signed_in_world
 
 
 def test_analytics_shows_recovery_by_cause_concierge_and_texts(
     app: App, client: TestClient
 ) -> None:
-    world = build(app, client)
-    sign_in(client, add_staff(app, world.shop.site_id, "analytics"))
+    world = signed_in_world(app, client, "analytics")
     page = client.get("/dashboard/analytics?days=30")
     assert page.status_code == 200
     shown = stats(page.text)
@@ -72,8 +71,7 @@ def test_analytics_shows_recovery_by_cause_concierge_and_texts(
 
 
 def test_the_export_is_a_csv_download_with_the_same_figures(app: App, client: TestClient) -> None:
-    world = build(app, client)
-    sign_in(client, add_staff(app, world.shop.site_id, "owner"))
+    signed_in_world(app, client, "owner")
     answer = client.get("/dashboard/analytics/export.csv?days=30")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
@@ -116,7 +114,7 @@ def test_the_export_is_a_csv_download_with_the_same_figures(app: App, client: Te
 
 
 def test_a_year_is_shown_week_by_week(app: App, shop: Shop, client: TestClient) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    signed_in_as(client, app, shop.site_id, "owner")
     page = client.get("/dashboard/analytics?days=365")
     assert page.status_code == 200
     assert "week by week" in page.text and "Texts sent per week" in page.text
@@ -131,7 +129,7 @@ def test_a_year_is_shown_week_by_week(app: App, shop: Shop, client: TestClient) 
 def test_an_unknown_period_is_refused_naming_the_field(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    signed_in_as(client, app, shop.site_id, "owner")
     page = client.get("/dashboard/analytics?days=7")
     assert page.status_code == 422
     assert "days: choose one of 30, 90, 365" in page.text
@@ -140,24 +138,23 @@ def test_an_unknown_period_is_refused_naming_the_field(
 
 
 def test_support_cannot_see_analytics_nor_export(app: App, shop: Shop, client: TestClient) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "support"))
-    assert client.get("/dashboard/analytics").status_code == 403
-    assert client.get("/dashboard/analytics/export.csv").status_code == 403
+    signed_in_as(client, app, shop.site_id, "support")
+    assert_refused_for_the_role(client.get("/dashboard/analytics"))
+    assert_refused_for_the_role(client.get("/dashboard/analytics/export.csv"))
 
 
 def test_configuration_sees_analytics_but_cannot_export(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "configuration"))
+    signed_in_as(client, app, shop.site_id, "configuration")
     page = client.get("/dashboard/analytics")
     assert page.status_code == 200
     assert "export.csv" not in page.text
-    assert client.get("/dashboard/analytics/export.csv").status_code == 403
+    assert_refused_for_the_role(client.get("/dashboard/analytics/export.csv"))
 
 
 def test_the_other_site_sees_only_its_own_figures(app: App, client: TestClient) -> None:
-    world = build(app, client)
-    sign_in(client, add_staff(app, world.other.site_id, "owner"))
+    signed_in_world(app, client, "owner", other=True)
     shown = stats(client.get("/dashboard/analytics").text)
     assert shown["Recovered"] == ("$88.88", "1 invoices paid after failing")
     assert shown["Entered dunning"][0] == "2"

@@ -12,7 +12,14 @@ from dunwell.bootstrap import App
 from dunwell.clock import FixedClock
 from dunwell.services.console_users import MAX_FAILED_SIGN_INS
 from dunwell.store import tables
-from tests.integration.console_helpers import PASSWORD, add_staff, session_csrf, sign_in
+from tests.integration.console_helpers import (
+    PASSWORD,
+    add_staff,
+    assert_refused_for_the_role,
+    session_csrf,
+    sign_in,
+    signed_in_as,
+)
 from tests.integration.factories import Shop
 
 
@@ -88,11 +95,12 @@ def test_next_never_leaves_the_dashboard(app: App, shop: Shop, client: TestClien
 def test_a_form_without_the_session_token_changes_nothing(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    token = signed_in_as(client, app, shop.site_id, "owner")
     form = {"email": "new@x.test", "name": "New", "role": "support", "password": PASSWORD}
     refused = client.post("/dashboard/users", data={**form, "csrf": "forged"})
     assert refused.status_code == 403
-    token = session_csrf(client)
+    assert "not sent from your current session" in refused.text
+    assert token == session_csrf(client)
     accepted = client.post("/dashboard/users", data={**form, "csrf": token})
     assert accepted.status_code == 200
     with app.connect() as conn:
@@ -105,52 +113,61 @@ def test_roles_without_user_management_are_refused_by_the_server(
     app: App, shop: Shop, client: TestClient, role: str
 ) -> None:
     owner_client = TestClient(client.app)
-    sign_in(owner_client, add_staff(app, shop.site_id, "owner"))
-    owner_token = session_csrf(owner_client)
-    sign_in(client, add_staff(app, shop.site_id, role))
+    owner_token = signed_in_as(owner_client, app, shop.site_id, "owner")
+    own_token = signed_in_as(client, app, shop.site_id, role)
     page = client.get("/dashboard/users")
     assert page.status_code == 403
     assert f"Your role ({role})" in page.text
-    # The role check comes first: no token at all, or another session's, gets the same 403.
-    posted = client.post(
-        "/dashboard/users",
-        data={"csrf": owner_token, "email": "x@x.test", "role": "owner", "password": PASSWORD},
-    )
+    assert "does not allow this" in page.text
+    form = {"email": "x@x.test", "role": "owner", "password": PASSWORD}
+    # With the session's own token, only the role check can refuse.
+    posted = client.post("/dashboard/users", data={**form, "csrf": own_token})
+    assert_refused_for_the_role(posted)
+    # The role check comes first: another session's token gets the role's 403,
+    # not the expired-form one.
+    posted = client.post("/dashboard/users", data={**form, "csrf": owner_token})
     assert posted.status_code == 403
+    assert "does not allow this" in posted.text
     with app.connect() as conn:
         count = len(conn.execute(select(tables.console_users.c.id)).all())
     assert count == 2
 
 
 def test_sign_out_ends_the_session_on_the_server(app: App, shop: Shop, client: TestClient) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    token = signed_in_as(client, app, shop.site_id, "owner")
     cookie = client.cookies.get("dunwell_console")
-    token = session_csrf(client)
-    client.post("/dashboard/sign-out", data={"csrf": token})
-    replay = TestClient(client.app, cookies={"dunwell_console": cookie or ""})
+    assert cookie
+    replay = TestClient(client.app, cookies={"dunwell_console": cookie})
+    assert replay.get("/dashboard/users", follow_redirects=False).status_code == 200
+    signed_out = client.post("/dashboard/sign-out", data={"csrf": token}, follow_redirects=False)
+    assert signed_out.status_code == 303
     assert replay.get("/dashboard/users", follow_redirects=False).status_code == 303
 
 
 def test_changing_a_role_signs_that_user_out(app: App, shop: Shop, client: TestClient) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    token = signed_in_as(client, app, shop.site_id, "owner")
     other = TestClient(client.app)
-    sign_in(other, add_staff(app, shop.site_id, "configuration"))
+    signed_in_as(other, app, shop.site_id, "configuration")
     with app.connect() as conn:
         other_id = conn.execute(
             select(tables.console_users.c.id).where(tables.console_users.c.role == "configuration")
         ).scalar_one()
-    client.post(
-        f"/dashboard/users/{other_id}/role", data={"csrf": session_csrf(client), "role": "support"}
+    changed = client.post(
+        f"/dashboard/users/{other_id}/role",
+        data={"csrf": token, "role": "support"},
+        follow_redirects=False,
     )
+    assert changed.status_code == 303
+    assert other.get("/dashboard", follow_redirects=False).status_code == 303
     assert other.get("/dashboard/users", follow_redirects=False).status_code == 303
 
 
 def test_the_last_owner_cannot_be_demoted(app: App, shop: Shop, client: TestClient) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    token = signed_in_as(client, app, shop.site_id, "owner")
     with app.connect() as conn:
         owner_id = conn.execute(select(tables.console_users.c.id)).scalar_one()
     answer = client.post(
-        f"/dashboard/users/{owner_id}/role", data={"csrf": session_csrf(client), "role": "support"}
+        f"/dashboard/users/{owner_id}/role", data={"csrf": token, "role": "support"}
     )
     assert answer.status_code == 422
     assert "at least one owner" in answer.text
@@ -159,6 +176,7 @@ def test_the_last_owner_cannot_be_demoted(app: App, shop: Shop, client: TestClie
 def test_a_session_never_reaches_another_site(app: App, shop: Shop, client: TestClient) -> None:
     other_shop = Shop.create(app, slug="other")
     add_staff(app, other_shop.site_id, "owner", "boss@other.test")
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    signed_in_as(client, app, shop.site_id, "owner")
     page = client.get("/dashboard/users")
+    assert page.status_code == 200 and "owner@site" in page.text
     assert "boss@other.test" not in page.text

@@ -14,7 +14,8 @@ from dunwell.bootstrap import App
 from dunwell.domain.states import Collection
 from dunwell.services import invoice_actions
 from dunwell.store import tables
-from tests.integration.console_support import notice_after, signed_in, text_from
+from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
+from tests.integration.console_support import notice_after, text_from
 from tests.integration.factories import DECLINE_ALWAYS, GOOD, INSUFFICIENT, Shop
 
 ADA = "+14155552671"
@@ -43,7 +44,7 @@ def test_search_finds_customers_by_name_email_or_phone(
 ) -> None:
     ada = shop.customer(GOOD, phone=ADA, first_name="Ada", last_name="Lovelace")
     grace = shop.customer(GOOD, first_name="Grace", last_name="Hopper", email="grace@navy.test")
-    signed_in(client, app, shop.site_id, "support", "/dashboard/customers")
+    signed_in_as(client, app, shop.site_id, "support")
     assert listed(client) == {ada, grace}
     assert listed(client, "ada lovelace") == {ada}
     assert listed(client, "GRACE@NAVY") == {grace}
@@ -57,7 +58,7 @@ def test_the_customer_page_shows_the_whole_file(app: App, shop: Shop, client: Te
     shop.run()  # the first renewal is charged, declined, and dunning starts
     text_from(shop, ADA, "I get paid on friday")
     invoice = shop.all(tables.invoices, customer_id=ada)[0]
-    signed_in(client, app, shop.site_id, "support", "/dashboard/customers")
+    signed_in_as(client, app, shop.site_id, "support")
     page = client.get(f"/dashboard/customers/{ada}")
     assert page.status_code == 200
     text = unescape(page.text)
@@ -75,7 +76,7 @@ def test_the_customer_page_shows_the_whole_file(app: App, shop: Shop, client: Te
 def test_another_sites_customer_is_not_found(app: App, shop: Shop, client: TestClient) -> None:
     ada = shop.customer(GOOD, first_name="Ada", last_name="Lovelace")
     other = Shop.create(app, slug="other")
-    signed_in(client, app, other.site_id, "owner", "/dashboard/customers")
+    signed_in_as(client, app, other.site_id, "owner")
     assert listed(client) == set()
     assert listed(client, "lovelace") == set()
     assert client.get(f"/dashboard/customers/{ada}").status_code == 404
@@ -98,7 +99,7 @@ def test_an_invoice_action_does_exactly_what_the_service_does(
     by_page, by_service = shop.customer(INSUFFICIENT), shop.customer(INSUFFICIENT)
     page_invoice = past_due_invoice(shop, by_page)
     service_invoice = past_due_invoice(shop, by_service)
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/customers")
+    token = signed_in_as(client, app, shop.site_id, "support")
     done = client.post(
         f"/dashboard/invoices/{page_invoice}/{action}",
         data={"csrf": token},
@@ -130,7 +131,7 @@ def test_reopen_opens_a_failed_manual_invoice_again(
     invoice = shop.invoice(customer, collection=Collection.MANUAL, net_terms_days=7)
     shop.act(invoice_actions.stop_collecting, invoice)
     assert shop.one(tables.invoices, id=invoice).status == "failed"
-    token = signed_in(client, app, shop.site_id, "owner", "/dashboard/customers")
+    token = signed_in_as(client, app, shop.site_id, "owner")
     page = client.get(f"/dashboard/customers/{customer}")
     assert f'action="/dashboard/invoices/{invoice}/reopen"' in page.text
     done = client.post(
@@ -148,7 +149,7 @@ def test_an_action_the_invoice_state_forbids_is_refused_and_changes_nothing(
     invoice = shop.invoice(customer)
     shop.run()
     assert shop.one(tables.invoices, id=invoice).status == "paid"
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/customers")
+    token = signed_in_as(client, app, shop.site_id, "support")
     events = shop.event_types(invoice)
     refused = client.post(f"/dashboard/invoices/{invoice}/stop-collecting", data={"csrf": token})
     assert refused.status_code == 409
@@ -162,11 +163,13 @@ def test_an_action_the_invoice_state_forbids_is_refused_and_changes_nothing(
 def test_invoice_actions_need_the_permission(app: App, shop: Shop, client: TestClient) -> None:
     customer = shop.customer(INSUFFICIENT)
     invoice = past_due_invoice(shop, customer)
-    token = signed_in(client, app, shop.site_id, "analytics")
-    assert client.get(f"/dashboard/customers/{customer}").status_code == 403
+    # A real token of the session: the 403s below come from the role check alone.
+    token = signed_in_as(client, app, shop.site_id, "analytics")
+    assert_refused_for_the_role(client.get(f"/dashboard/customers/{customer}"))
     for action in ("stop-collecting", "mark-paid", "collect-now"):
         refused = client.post(f"/dashboard/invoices/{invoice}/{action}", data={"csrf": token})
         assert refused.status_code == 403
+        assert "does not allow this" in refused.text, action
     assert shop.one(tables.invoices, id=invoice).status == "past_due"
     assert len(shop.attempts_of(invoice)) == 1
 
@@ -177,7 +180,7 @@ def test_another_sites_invoice_is_not_found_and_unchanged(
     customer = shop.customer(INSUFFICIENT)
     invoice = past_due_invoice(shop, customer)
     other = Shop.create(app, slug="other")
-    token = signed_in(client, app, other.site_id, "owner", "/dashboard/customers")
+    token = signed_in_as(client, app, other.site_id, "owner")
     for action in ("stop-collecting", "mark-paid", "collect-now", "reopen"):
         refused = client.post(f"/dashboard/invoices/{invoice}/{action}", data={"csrf": token})
         assert refused.status_code == 404, action

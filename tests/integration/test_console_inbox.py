@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from dunwell.bootstrap import App
 from dunwell.store import tables
-from tests.integration.console_support import notice_after, signed_in, text_from
+from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
+from tests.integration.console_support import notice_after, text_from
 from tests.integration.factories import GOOD, Shop
 
 ADA = "+14155552671"
@@ -44,7 +45,7 @@ def listed(client: TestClient, **params: str) -> set[int]:
 def test_search_finds_the_conversation_by_name_email_or_phone(
     app: App, shop: Shop, client: TestClient, talked: dict[str, int]
 ) -> None:
-    signed_in(client, app, shop.site_id, "support", "/dashboard/inbox")
+    signed_in_as(client, app, shop.site_id, "support")
     assert listed(client) == {talked["ada"], talked["grace"]}
     assert listed(client, q="lovelace") == {talked["ada"]}
     assert listed(client, q="GRACE@navy") == {talked["grace"]}
@@ -57,7 +58,7 @@ def test_search_finds_the_conversation_by_name_email_or_phone(
 def test_a_conversation_shows_each_text_with_its_understanding_and_action(
     app: App, shop: Shop, client: TestClient, talked: dict[str, int]
 ) -> None:
-    signed_in(client, app, shop.site_id, "support", "/dashboard/inbox")
+    signed_in_as(client, app, shop.site_id, "support")
     page = client.get(f"/dashboard/inbox/{talked['ada']}")
     assert page.status_code == 200
     text = unescape(page.text)
@@ -75,7 +76,7 @@ def test_a_conversation_shows_each_text_with_its_understanding_and_action(
 def test_a_reply_by_hand_goes_through_the_outbox(
     app: App, shop: Shop, client: TestClient, talked: dict[str, int]
 ) -> None:
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/inbox")
+    token = signed_in_as(client, app, shop.site_id, "support")
     conversation = talked["ada"]
     body = "Hi Ada, this is Sam from the shop."
     sent = client.post(
@@ -103,7 +104,7 @@ def test_a_reply_by_hand_goes_through_the_outbox(
 def test_an_empty_reply_is_refused_naming_the_field_and_nothing_is_queued(
     app: App, shop: Shop, client: TestClient, talked: dict[str, int]
 ) -> None:
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/inbox")
+    token = signed_in_as(client, app, shop.site_id, "support")
     before = len(shop.all(tables.outbox))
     refused = client.post(
         f"/dashboard/inbox/{talked['ada']}/reply", data={"csrf": token, "body": "   "}
@@ -116,7 +117,7 @@ def test_an_empty_reply_is_refused_naming_the_field_and_nothing_is_queued(
 def test_closing_gives_the_number_back_and_a_closed_conversation_takes_no_reply(
     app: App, shop: Shop, client: TestClient, talked: dict[str, int]
 ) -> None:
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/inbox")
+    token = signed_in_as(client, app, shop.site_id, "support")
     conversation = talked["grace"]
     closed = client.post(
         f"/dashboard/inbox/{conversation}/close", data={"csrf": token}, follow_redirects=False
@@ -138,7 +139,7 @@ def test_another_sites_conversation_is_not_found(
     app: App, shop: Shop, client: TestClient, talked: dict[str, int]
 ) -> None:
     other = Shop.create(app, slug="other")
-    token = signed_in(client, app, other.site_id, "owner", "/dashboard/inbox")
+    token = signed_in_as(client, app, other.site_id, "owner")
     assert listed(client) == set()
     assert listed(client, q="lovelace") == set()
     conversation = talked["ada"]
@@ -159,19 +160,22 @@ def test_the_inbox_needs_its_permissions_and_the_form_token(
 ) -> None:
     conversation = talked["ada"]
     # Analytics reads figures, not customers' texts.
-    token = signed_in(client, app, shop.site_id, "analytics")
-    assert client.get("/dashboard/inbox").status_code == 403
-    assert client.get(f"/dashboard/inbox/{conversation}").status_code == 403
+    # A real token of the session: the 403s below come from the role check alone.
+    token = signed_in_as(client, app, shop.site_id, "analytics")
+    assert_refused_for_the_role(client.get("/dashboard/inbox"))
+    assert_refused_for_the_role(client.get(f"/dashboard/inbox/{conversation}"))
     before = len(shop.all(tables.outbox))
     refused = client.post(
         f"/dashboard/inbox/{conversation}/reply", data={"csrf": token, "body": "hello"}
     )
     assert refused.status_code == 403
+    assert "does not allow this" in refused.text
     # A support user without the session's token is refused too.
-    signed_in(client, app, shop.site_id, "support", "/dashboard/inbox")
+    signed_in_as(client, app, shop.site_id, "support")
     forged = client.post(
         f"/dashboard/inbox/{conversation}/reply", data={"csrf": "forged", "body": "hello"}
     )
     assert forged.status_code == 403
+    assert "not sent from your current session" in forged.text
     assert len(shop.all(tables.outbox)) == before
     assert shop.one(tables.conversations, id=conversation).status == "open"

@@ -14,17 +14,16 @@ from fastapi.testclient import TestClient
 from dunwell.bootstrap import App
 from dunwell.services.sms_credits import SANDBOX_STARTING_CREDITS
 from dunwell.store import tables
-from tests.integration.console_helpers import add_staff, sign_in
+from tests.integration.console_helpers import signed_in_as
 from tests.integration.factories import Shop
 from tests.integration.page_figures import stats, table
-from tests.integration.recovery_world import build
+from tests.integration.recovery_world import signed_in_world
 
 
 def test_the_overview_shows_exactly_what_is_at_risk_and_what_came_back(
     app: App, client: TestClient
 ) -> None:
-    world = build(app, client)
-    sign_in(client, add_staff(app, world.shop.site_id, "support"))
+    world = signed_in_world(app, client, "support")
     page = client.get("/dashboard")
     assert page.status_code == 200
     shown = stats(page.text)
@@ -50,8 +49,7 @@ def test_the_overview_shows_exactly_what_is_at_risk_and_what_came_back(
 
 
 def test_the_overview_charts_are_valid_svg_with_a_title(app: App, client: TestClient) -> None:
-    world = build(app, client)
-    sign_in(client, add_staff(app, world.shop.site_id, "analytics"))
+    signed_in_world(app, client, "analytics")
     page = client.get("/dashboard").text
     svgs = [chunk.split("</svg>")[0] + "</svg>" for chunk in page.split("<svg")[1:]]
     titles = []
@@ -70,7 +68,7 @@ def test_the_overview_charts_are_valid_svg_with_a_title(app: App, client: TestCl
 def test_an_empty_shop_shows_zeros_and_says_nothing_is_in_dunning(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "owner"))
+    signed_in_as(client, app, shop.site_id, "owner")
     page = client.get("/dashboard")
     assert page.status_code == 200
     shown = stats(page.text)
@@ -89,9 +87,11 @@ def test_the_overview_needs_a_session(shop: Shop, client: TestClient) -> None:
 def test_every_role_sees_the_overview_but_only_some_are_offered_analytics(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    sign_in(client, add_staff(app, shop.site_id, "support"))
-    assert 'href="/dashboard/analytics"' not in client.get("/dashboard").text
+    signed_in_as(client, app, shop.site_id, "support")
+    support_page = client.get("/dashboard", follow_redirects=False)
+    assert support_page.status_code == 200
+    assert 'href="/dashboard/analytics"' not in support_page.text
     client.cookies.clear()
-    sign_in(client, add_staff(app, shop.site_id, "configuration"))
+    signed_in_as(client, app, shop.site_id, "configuration")
     page = client.get("/dashboard")
     assert page.status_code == 200 and 'href="/dashboard/analytics"' in page.text

@@ -16,7 +16,7 @@ from dunwell.domain.states import Collection
 from dunwell.services.policies import list_versions
 from dunwell.services.policy_figures import version_figures
 from dunwell.store import tables
-from tests.integration.console_helpers import add_staff, session_csrf, sign_in
+from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.factories import DECLINE_ALWAYS, GOOD, LOST, RECOVERS, Shop
 
 EDITOR = "/dashboard/policies/automatic"
@@ -63,11 +63,6 @@ def policy_fields(
     return {**fields, **top}
 
 
-def owner_client(app: App, shop: Shop, client: TestClient, role: str = "owner") -> str:
-    sign_in(client, add_staff(app, shop.site_id, role))
-    return session_csrf(client, "/dashboard/policies" if role != "support" else "/dashboard")
-
-
 def versions(app: App, shop: Shop) -> list[Any]:
     with app.connect() as conn:
         return list_versions(conn, shop.site_id, Collection.AUTOMATIC)
@@ -86,7 +81,7 @@ def failing_invoice(shop: Shop, card: str = DECLINE_ALWAYS, amount: int = 5000) 
 def test_the_editor_shows_the_current_version_prefilled(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    owner_client(app, shop, client)
+    signed_in_as(client, app, shop.site_id, "owner")
     listing = client.get("/dashboard/policies")
     assert listing.status_code == 200
     assert 'href="/dashboard/policies/automatic"' in listing.text
@@ -101,7 +96,7 @@ def test_the_editor_shows_the_current_version_prefilled(
 def test_saving_creates_the_next_version_and_old_invoices_keep_theirs(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     old_invoice = failing_invoice(shop)
     first = versions(app, shop)[0]
     assert shop.cycle_of(old_invoice).policy_version_id == first.id
@@ -130,7 +125,7 @@ def test_saving_creates_the_next_version_and_old_invoices_keep_theirs(
 def test_a_removed_step_is_left_out_of_the_saved_version(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     steps = [dict(step) for step in DEFAULT_STEPS]
     steps[3]["remove"] = True
     assert client.post(EDITOR, data=policy_fields(csrf, steps)).status_code == 200
@@ -140,7 +135,7 @@ def test_a_removed_step_is_left_out_of_the_saved_version(
 def test_a_step_day_past_the_final_day_is_named_and_nothing_is_saved(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     steps = [*DEFAULT_STEPS, {"day": 40, "email": "payment_declined"}]
     answer = client.post(EDITOR, data=policy_fields(csrf, steps))
     assert answer.status_code == 422
@@ -152,7 +147,7 @@ def test_a_step_day_past_the_final_day_is_named_and_nothing_is_saved(
 def test_a_missing_template_is_named_and_nothing_is_saved(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     steps = [*DEFAULT_STEPS, {"day": 5, "sms": "no_such_text"}]
     answer = client.post(EDITOR, data=policy_fields(csrf, steps))
     assert answer.status_code == 422
@@ -163,7 +158,7 @@ def test_a_missing_template_is_named_and_nothing_is_saved(
 def test_a_final_day_that_is_not_a_number_is_named(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     answer = client.post(EDITOR, data=policy_fields(csrf, final_day="soon"))
     assert answer.status_code == 422
     assert "final day: must be a whole number" in answer.text
@@ -173,12 +168,13 @@ def test_a_final_day_that_is_not_a_number_is_named(
 def test_analytics_reads_and_simulates_but_cannot_save(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client, role="analytics")
+    csrf = signed_in_as(client, app, shop.site_id, "analytics")
     page = client.get(EDITOR)
     assert page.status_code == 200
     assert "Save as version" not in page.text
     refused = client.post(EDITOR, data=policy_fields(csrf, final_day="20"))
     assert refused.status_code == 403
+    assert "does not allow this" in refused.text
     assert len(versions(app, shop)) == 1
     simulated = client.post(SIMULATE, data=policy_fields(csrf, final_day="20"))
     assert simulated.status_code == 200
@@ -186,20 +182,20 @@ def test_analytics_reads_and_simulates_but_cannot_save(
 
 
 def test_support_may_not_see_policies(app: App, shop: Shop, client: TestClient) -> None:
-    owner_client(app, shop, client, role="support")
-    assert client.get("/dashboard/policies").status_code == 403
-    assert client.get(EDITOR).status_code == 403
+    signed_in_as(client, app, shop.site_id, "support")
+    assert_refused_for_the_role(client.get("/dashboard/policies"))
+    assert_refused_for_the_role(client.get(EDITOR))
 
 
 def test_an_unknown_kind_is_a_404(app: App, shop: Shop, client: TestClient) -> None:
-    owner_client(app, shop, client)
+    signed_in_as(client, app, shop.site_id, "owner")
     assert client.get("/dashboard/policies/weekly").status_code == 404
 
 
 def test_a_site_sees_only_its_own_versions(app: App, shop: Shop, client: TestClient) -> None:
     other = Shop.create(app, slug="other")
     other.save_policy({"final_day": 9, "note": "x"})
-    owner_client(app, shop, client)
+    signed_in_as(client, app, shop.site_id, "owner")
     page = client.get(EDITOR).text
     assert "<td>version 2" not in page and 'name="final_day" value="15"' in page
 
@@ -214,7 +210,7 @@ def test_the_timeline_shows_send_times_in_the_customers_zone(
     clock.set(datetime(2026, 1, 10, 3, 0, tzinfo=UTC))
     shop = Shop.create(app, slug="zone-shop")
     shop.customer(GOOD, email="nyc@x.test", time_zone="America/New_York", phone="+12125550123")
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     answer = client.post(
         SIMULATE,
         data=policy_fields(csrf, customer="NYC@x.test"),
@@ -236,7 +232,7 @@ def test_the_timeline_shows_send_times_in_the_customers_zone(
 def test_the_simulator_without_javascript_renders_the_whole_page_with_the_draft(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     answer = client.post(SIMULATE, data=policy_fields(csrf, DEFAULT_STEPS[:3], final_day="9"))
     assert answer.status_code == 200
     assert "<html" in answer.text and 'name="final_day" value="9"' in answer.text
@@ -247,7 +243,7 @@ def test_the_simulator_without_javascript_renders_the_whole_page_with_the_draft(
 def test_an_unknown_customer_is_named_in_the_simulation(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     answer = client.post(
         SIMULATE, data=policy_fields(csrf, customer="ghost@x.test"), headers={"X-CSRF-Token": csrf}
     )
@@ -298,7 +294,7 @@ def replay_cells(
 
 def test_the_replay_follows_the_documented_model(app: App, shop: Shop, client: TestClient) -> None:
     history(shop)
-    csrf = owner_client(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     # The current version recovers A (a retry on days 2-8) and B (day 5 < day 15).
     current, draft, amounts = replay_cells(client, csrf)
     assert (current, draft) == ("2", "2")
@@ -344,7 +340,7 @@ def test_version_figures_count_each_invoice_under_its_version(
             select(tables.dunning_cycles.c.policy_version_id).distinct()
         ).scalars()
         assert set(pinned) == {first.version_id}
-    owner_client(app, shop, client)
+    signed_in_as(client, app, shop.site_id, "owner")
     page = client.get(EDITOR).text
     assert "$30.00" in page and "50.0%" in page
 

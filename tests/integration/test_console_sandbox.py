@@ -11,7 +11,8 @@ from dunwell.bootstrap import App
 from dunwell.domain.states import SiteMode
 from dunwell.services.sites import create_site
 from dunwell.store import tables
-from tests.integration.console_support import notice_after, signed_in
+from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
+from tests.integration.console_support import notice_after
 from tests.integration.factories import DECLINE_ALWAYS, GOOD, Shop
 
 ADA = "+14155552671"
@@ -23,7 +24,7 @@ def test_advancing_moves_the_clock_by_exactly_that_and_does_what_became_due(
     customer = shop.customer(DECLINE_ALWAYS, first_name="Ada")
     invoice = shop.invoice(customer)  # due now; no worker has run
     assert shop.one(tables.invoices, id=invoice).status == "open"
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/sandbox")
+    token = signed_in_as(client, app, shop.site_id, "support")
     start = shop.now
     moved = client.post(
         "/dashboard/sandbox/clock", data={"csrf": token, "by": "1h"}, follow_redirects=False
@@ -48,7 +49,7 @@ def test_advancing_moves_the_clock_by_exactly_that_and_does_what_became_due(
 def test_a_bad_duration_names_the_field_and_leaves_the_clock(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    token = signed_in(client, app, shop.site_id, "owner", "/dashboard/sandbox")
+    token = signed_in_as(client, app, shop.site_id, "owner")
     start = shop.now
     for bad in ("soon", "", "-1d"):
         refused = client.post("/dashboard/sandbox/clock", data={"csrf": token, "by": bad})
@@ -60,7 +61,7 @@ def test_a_bad_duration_names_the_field_and_leaves_the_clock(
 def test_a_live_site_has_no_sandbox(app: App, client: TestClient) -> None:
     with app.begin() as conn:
         live = create_site(conn, app.clock, slug="live", name="Live Co", mode=SiteMode.LIVE)
-    token = signed_in(client, app, live, "owner", "/dashboard/customers")
+    token = signed_in_as(client, app, live, "owner")
     page = client.get("/dashboard/sandbox")
     assert page.status_code == 409
     assert "live site" in page.text
@@ -85,7 +86,7 @@ def test_replying_as_the_customer_gets_the_concierges_answer_in_the_phone(
 ) -> None:
     customer = shop.customer(GOOD, phone=ADA, first_name="Ada", last_name="Lovelace")
     shop.subscribe(customer, starts_at=shop.now + timedelta(days=9))
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/sandbox")
+    token = signed_in_as(client, app, shop.site_id, "support")
     sent = client.post(
         "/dashboard/sandbox/phone/reply",
         data={"csrf": token, "from": ADA, "body": "please skip my next order"},
@@ -105,7 +106,7 @@ def test_replying_as_the_customer_gets_the_concierges_answer_in_the_phone(
 def test_an_empty_text_is_refused_naming_the_field(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    token = signed_in(client, app, shop.site_id, "support", "/dashboard/sandbox")
+    token = signed_in_as(client, app, shop.site_id, "support")
     refused = client.post(
         "/dashboard/sandbox/phone/reply", data={"csrf": token, "from": ADA, "body": " "}
     )
@@ -121,7 +122,7 @@ def test_the_mailbox_lists_and_shows_an_email_as_text(
     shop.invoice(customer)
     shop.run()  # the decline sends the first dunning email
     [mail] = shop.all(tables.sandbox_messages, channel="email")
-    signed_in(client, app, shop.site_id, "support", "/dashboard/sandbox")
+    signed_in_as(client, app, shop.site_id, "support")
     listing = client.get("/dashboard/sandbox")
     assert f'href="/dashboard/sandbox/mail/{mail.id}"' in listing.text
     page = client.get(f"/dashboard/sandbox/mail/{mail.id}")
@@ -129,10 +130,10 @@ def test_the_mailbox_lists_and_shows_an_email_as_text(
     text = unescape(page.text)
     assert mail.subject in text and "ada@x.test" in text
     assert mail.body_text.strip().splitlines()[0] in text
-    if mail.body_html:
-        # Shown as source: the email's markup never becomes the page's.
-        assert "&lt;" in page.text
-        assert mail.body_html not in page.text
+    # The dunning email has an HTML part, shown as source: its markup never becomes the page's.
+    assert mail.body_html
+    assert "&lt;" in page.text
+    assert mail.body_html not in page.text
     assert client.get("/dashboard/sandbox/mail/999999").status_code == 404
 
 
@@ -142,15 +143,17 @@ def test_another_sites_mail_is_not_found(app: App, shop: Shop, client: TestClien
     shop.run()
     [mail] = shop.all(tables.sandbox_messages, channel="email")
     other = Shop.create(app, slug="other")
-    signed_in(client, app, other.site_id, "owner", "/dashboard/sandbox")
+    signed_in_as(client, app, other.site_id, "owner")
     assert client.get(f"/dashboard/sandbox/mail/{mail.id}").status_code == 404
     assert f"/dashboard/sandbox/mail/{mail.id}" not in client.get("/dashboard/sandbox").text
 
 
 def test_the_sandbox_needs_its_permission(app: App, shop: Shop, client: TestClient) -> None:
-    token = signed_in(client, app, shop.site_id, "analytics")
+    # A real token of the session: the 403s below come from the role check alone.
+    token = signed_in_as(client, app, shop.site_id, "analytics")
     start = shop.now
-    assert client.get("/dashboard/sandbox").status_code == 403
+    assert_refused_for_the_role(client.get("/dashboard/sandbox"))
     refused = client.post("/dashboard/sandbox/clock", data={"csrf": token, "by": "1d"})
     assert refused.status_code == 403
+    assert "does not allow this" in refused.text
     assert shop.now == start

@@ -15,17 +15,12 @@ from dunwell.services.concierge_settings import load_concierge_settings, load_he
 from dunwell.services.sms_credits import balances
 from dunwell.services.sms_settings import load_sms_settings, settings_to_dict
 from dunwell.store import tables
-from tests.integration.console_helpers import add_staff, session_csrf, sign_in
+from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.factories import Shop
 
 PAGE = "/dashboard/settings"
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "twilio-auth-token-9f8e7d6c"
-
-
-def _signed_in(app: App, shop: Shop, client: TestClient, role: str = "owner") -> str:
-    assert sign_in(client, add_staff(app, shop.site_id, role)).status_code == 303
-    return session_csrf(client, "/dashboard")
 
 
 def _sms_form(csrf: str, **changes: str | None) -> dict[str, str]:
@@ -88,7 +83,7 @@ def _stored(app: App, site_id: int) -> dict[str, Any]:
 def test_twilio_credentials_are_stored_encrypted_and_never_shown_back(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     form = {
         "csrf": csrf,
         "provider": "twilio",
@@ -124,7 +119,7 @@ def test_twilio_credentials_are_stored_encrypted_and_never_shown_back(
 def test_a_bad_twilio_sid_names_the_field_and_saves_nothing(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     form = {"csrf": csrf, "provider": "twilio", "account_sid": "AC123", "auth_token": TOKEN}
     refused = client.post(f"{PAGE}/sms-provider", data={**form, "from_number": "+14155550123"})
     assert refused.status_code == 422
@@ -137,7 +132,7 @@ def test_a_bad_twilio_sid_names_the_field_and_saves_nothing(
 def test_sms_rules_are_saved_and_an_invalid_send_window_is_refused_by_name(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     saved = client.post(
         f"{PAGE}/sms",
         data=_sms_form(
@@ -180,7 +175,7 @@ def test_sms_rules_are_saved_and_an_invalid_send_window_is_refused_by_name(
 def test_top_up_adds_exactly_the_credits_and_writes_a_ledger_row(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     assert client.get(PAGE).status_code == 200  # opens the account (sandbox credits)
     before = _stored(app, shop.site_id)
     answer = client.post(
@@ -210,7 +205,7 @@ def test_top_up_adds_exactly_the_credits_and_writes_a_ledger_row(
 
 
 def test_auto_refill_is_saved(app: App, shop: Shop, client: TestClient) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     form = {
         "csrf": csrf,
         "auto_refill_threshold": "100",
@@ -229,7 +224,7 @@ def test_auto_refill_is_saved(app: App, shop: Shop, client: TestClient) -> None:
 def test_concierge_switches_and_escalation_are_saved_and_the_key_stays_secret(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     key = "helpdesk-key-0000-1111-abcd"
     saved = client.post(
         f"{PAGE}/concierge",
@@ -270,7 +265,7 @@ def test_concierge_switches_and_escalation_are_saved_and_the_key_stays_secret(
 def test_roles_that_may_not_change_settings_are_refused_and_nothing_changes(
     app: App, shop: Shop, client: TestClient, role: str
 ) -> None:
-    csrf = _signed_in(app, shop, client, role)
+    csrf = signed_in_as(client, app, shop.site_id, role)
     with app.begin() as conn:  # open the credit account, as any page view would
         balances(conn, [shop.site_id], shop.now)
     before = _stored(app, shop.site_id)
@@ -301,18 +296,19 @@ def test_roles_that_may_not_change_settings_are_refused_and_nothing_changes(
         assert "may read these settings but not change them" in page.text
         assert "Save SMS rules" not in page.text and "Top up" not in page.text
     else:
-        assert page.status_code == 403
+        assert_refused_for_the_role(page)
 
 
 def test_the_configuration_role_edits_settings_but_does_not_buy_credits(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client, "configuration")
+    csrf = signed_in_as(client, app, shop.site_id, "configuration")
     page = client.get(PAGE)
     assert "Save SMS rules" in page.text and "Top up" not in page.text
     before = _stored(app, shop.site_id)["balance"]
     refused = client.post(f"{PAGE}/credits/top-up", data={"csrf": csrf, "credits": "5"})
     assert refused.status_code == 403
+    assert "does not allow this" in refused.text
     assert _stored(app, shop.site_id)["balance"] == before
     saved = client.post(f"{PAGE}/sms", data=_sms_form(csrf, frequency_cap="4"))
     assert saved.status_code == 200

@@ -14,15 +14,10 @@ from dunwell.messaging.segments import count_segments
 from dunwell.messaging.smart_encoding import smart_encode
 from dunwell.services.sms_settings import update_sms_settings
 from dunwell.store import tables
-from tests.integration.console_helpers import add_staff, session_csrf, sign_in
+from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.factories import Shop
 
 EDITOR = "/dashboard/templates/payment_declined"
-
-
-def _signed_in(app: App, shop: Shop, client: TestClient, role: str = "owner") -> str:
-    assert sign_in(client, add_staff(app, shop.site_id, role)).status_code == 303
-    return session_csrf(client, "/dashboard")
 
 
 def _live_preview(client: TestClient, csrf: str, **fields: str) -> str:
@@ -71,7 +66,7 @@ def test_sms_preview_figures_match_the_segment_counter_on_the_final_text(
 ) -> None:
     with app.begin() as conn:
         update_sms_settings(conn, shop.site_id, {"prices": {"US": 3, "default": 1}}, shop.now)
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     fragment = _live_preview(client, csrf, body_text=body)
 
     # The same final text, built from the pieces: opt-out line, then smart encoding.
@@ -89,7 +84,7 @@ def test_sms_preview_figures_match_the_segment_counter_on_the_final_text(
 def test_characters_forcing_ucs2_are_named_with_what_they_cost(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     quote = _live_preview(client, csrf, body_text="We couldn\u2019t charge your card.")
     assert "\u2019 (U+2019) forces UCS-2; smart encoding will replace it with “&#39;”" in quote
     assert _stat(quote, "encoding") == "GSM-7"
@@ -110,7 +105,7 @@ def test_characters_forcing_ucs2_are_named_with_what_they_cost(
 def test_the_opt_out_line_is_announced_and_its_extra_segment_warned(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     has_own = _live_preview(client, csrf, body_text="Card declined. Text STOP to opt out.")
     assert "No opt-out instruction" not in has_own
     short = _live_preview(client, csrf, body_text="Card declined.")
@@ -128,7 +123,7 @@ def test_preview_with_a_real_customer_uses_their_data_and_their_countrys_price(
     shop.invoice(customer, 1234)
     with app.begin() as conn:
         update_sms_settings(conn, shop.site_id, {"prices": {"FR": 4, "default": 1}}, shop.now)
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     body = "Hi {{ customer.first_name }}, {{ invoice.amount_due | money }} is due."
     by_email = _live_preview(
         client, csrf, body_text=body, source="customer", customer="ZOLTAN@x.test"
@@ -151,7 +146,7 @@ def test_preview_with_a_real_customer_uses_their_data_and_their_countrys_price(
 def test_invalid_liquid_names_line_and_column_and_saves_nothing(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     body = "Hello,\nwe miss you {{ customer.frist_name }}"
     fragment = _live_preview(client, csrf, body_text=body)
     assert (
@@ -172,7 +167,7 @@ def test_invalid_liquid_names_line_and_column_and_saves_nothing(
 def test_saving_creates_then_updates_a_locale_variant(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     first = "Paiement refusé : {{ billing_link }}"
     created = client.post(
         EDITOR,
@@ -225,7 +220,7 @@ def test_saving_creates_then_updates_a_locale_variant(
 def test_list_and_editor_pages_show_variants_and_email_preview(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    csrf = _signed_in(app, shop, client)
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
     listing = client.get("/dashboard/templates")
     assert listing.status_code == 200
     for name in ("payment_declined", "final_notice", "card_expiring"):
@@ -259,7 +254,7 @@ def test_list_and_editor_pages_show_variants_and_email_preview(
 def test_roles_without_edit_templates_are_refused_by_the_server(
     app: App, shop: Shop, client: TestClient, role: str
 ) -> None:
-    csrf = _signed_in(app, shop, client, role)
+    csrf = signed_in_as(client, app, shop.site_id, role)
     refused = client.post(
         EDITOR,
         data={
@@ -281,18 +276,23 @@ def test_roles_without_edit_templates_are_refused_by_the_server(
         assert _stat(_live_preview(client, csrf, body_text="Hello"), "segments") == "1"
     else:
         assert editor.status_code == 403
+        assert "does not allow this" in editor.text
         answer = client.post(
             f"{EDITOR}/preview",
             data={"csrf": csrf, "channel": "sms", "locale": "en", "body_text": "Hello"},
         )
-        assert answer.status_code == 403
+        assert_refused_for_the_role(answer)
 
 
 def test_a_preview_or_save_without_the_session_token_is_refused(
     app: App, shop: Shop, client: TestClient
 ) -> None:
-    _signed_in(app, shop, client)
+    signed_in_as(client, app, shop.site_id, "owner")
     form = {"channel": "sms", "locale": "en", "body_text": "Pay {{ billing_link }}"}
-    assert client.post(EDITOR, data={**form, "csrf": "forged"}).status_code == 403
-    assert client.post(f"{EDITOR}/preview", data=form).status_code == 403
+    for refused in (
+        client.post(EDITOR, data={**form, "csrf": "forged"}),
+        client.post(f"{EDITOR}/preview", data=form),
+    ):
+        assert refused.status_code == 403
+        assert "not sent from your current session" in refused.text
     assert _site_templates(app, shop.site_id) == []

@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.store import tables
-from tests.integration.console_helpers import add_staff, session_csrf, sign_in
+from tests.integration.console_helpers import add_staff, signed_in_as
 from tests.integration.test_tenant_isolation import TwoSites, snapshot, two_sites  # noqa: F401
 
 #: Parameters that name an object of the site by id, and where its ids are.
@@ -88,8 +88,7 @@ def test_site_b_gets_404_for_every_object_of_site_a(
     for name, found in site_a_ids.items():
         assert found, f"the seed gave site A no {name}"
     client = TestClient(create_app(app))
-    sign_in(client, add_staff(app, two_sites.b.site_id, "owner", "owner@site-b.test"))
-    token = session_csrf(client)
+    token = signed_in_as(client, app, two_sites.b.site_id, "owner", "owner@site-b.test")
     calls = dashboard_calls(client.app, site_a_ids)
     assert len(calls) >= 8
     before = snapshot(app)

@@ -18,6 +18,8 @@ from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from tests.integration.local_http import LocalHttpServer
+
 
 @dataclass(frozen=True)
 class Received:
@@ -47,12 +49,11 @@ class Receiver:
         self.status = 200  # the answer once the queued ones are used up
         self._queued: list[tuple[int, float]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._http = LocalHttpServer(_handler(self), ThreadingHTTPServer, join_timeout=5)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._http.port
 
     @property
     def url(self) -> str:
@@ -83,16 +84,8 @@ class Receiver:
 
     @contextmanager
     def running(self) -> Iterator[Receiver]:
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        thread.start()
-        try:
+        with self._http:
             yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join(timeout=5)
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

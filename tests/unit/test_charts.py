@@ -30,12 +30,11 @@ def test_line_points_span_the_box_and_scale_to_a_nice_top() -> None:
     polyline = root.find(f"{SVG}polyline")
     assert polyline is not None
     points = [tuple(map(float, p.split(","))) for p in (polyline.get("points") or "").split()]
-    # 80 rounds up to a top of 100: 0 sits on the bottom edge, 40 and 80 at 40% and 80% up.
-    assert points == [
-        (BOX.left, BOX.bottom),
-        (BOX.left + BOX.width / 2, round(BOX.bottom - 0.4 * BOX.height, 2)),
-        (BOX.right, round(BOX.bottom - 0.8 * BOX.height, 2)),
-    ]
+    # The plot box of a 640 x 220 chart runs from x 64 to 628 and from y 30 to 192
+    # (564 wide, 162 high). 80 rounds up to a top of 100: 0 sits on the bottom edge,
+    # 40 at 192 - 0.4 * 162 = 127.2 and 80 at 192 - 0.8 * 162 = 62.4, spread evenly
+    # across: 64, 64 + 564 / 2 = 346, 628.
+    assert points == [(64.0, 192.0), (346.0, 127.2), (628.0, 62.4)]
     dots = root.findall(f"{SVG}circle")
     assert [d.findtext(f"{SVG}title") for d in dots] == ["a: 0", "b: 40", "c: 80"]
     assert "100" in [t.text for t in root.iter(f"{SVG}text")]
@@ -80,6 +79,10 @@ def test_labels_are_escaped_and_at_most_seven_are_shown() -> None:
     root = parse(bar_chart(points, "t", "many", fmt=lambda v: f"${v:.0f}"))
     labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "x-label"]
     assert labels[0] == "d0&<" and labels[-1] == "d29&<" and len(labels) <= 8
+    # 30 points over 7 labels: every fifth (30 / 7 rounded up), then the last one,
+    # which is 4 points on from d25 and so far enough from it to keep both.
+    assert labels == ["d0&<", "d5&<", "d10&<", "d15&<", "d20&<", "d25&<", "d29&<"]
+    assert len(labels) <= 7
     assert root.findall(f"{SVG}rect")[3].findtext(f"{SVG}title") == "d3&<: $3"
 
 
