@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
+from functools import lru_cache
 
 
 class Keyword(StrEnum):
@@ -114,13 +115,19 @@ def with_opt_out_line(body: str, line: str = "Reply STOP to opt out") -> str:
     ``line`` itself must pass :func:`has_opt_out_instructions` (ValueError otherwise),
     so a custom or translated line can never silently drop the instructions.
     """
-    if not has_opt_out_instructions(line):
+    if not _instructs(line):
         raise ValueError(f"opt-out line {line!r} does not tell how to opt out")
     if has_opt_out_instructions(body):
         return body
     # Trailing blank lines would cost characters, and sometimes a whole extra segment.
     kept = body.rstrip()
     return f"{kept}\n{line}" if kept else line
+
+
+@lru_cache(maxsize=64)
+def _instructs(line: str) -> bool:
+    # The same few configured lines, checked for every text a batch writes.
+    return has_opt_out_instructions(line)
 
 
 def _bare_word(text: str) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from dunwell.domain.intervals import IntervalUnit, first_period_from
 from dunwell.domain.states import REACTIVATABLE_SUBSCRIPTIONS, InvoiceStatus, SubscriptionStatus
 from dunwell.services.events import EventBatch
+from dunwell.store.bulk import bulk_update
 from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import (
     dunning_cycles,
@@ -51,19 +52,7 @@ class PendingWrites:
 
     def write(self, conn: Connection, owner: str) -> None:
         """Write everything collected, one statement per kind of change."""
-        if self.attempts:
-            conn.execute(
-                update(payment_attempts)
-                .where(payment_attempts.c.idempotency_key == bindparam("b_key"))
-                .values(
-                    status=bindparam("status"),
-                    decline_code=bindparam("decline_code"),
-                    decline_class=bindparam("decline_class"),
-                    gateway_reference=bindparam("gateway_reference"),
-                    completed_at=bindparam("completed_at"),
-                ),
-                self.attempts,
-            )
+        bulk_update(conn, payment_attempts, self.attempts, where=("idempotency_key", "b_key"))
         self._flush_invoices(conn)
         self._flush_reactivations(conn)
         self._flush_subscriptions(conn)
@@ -85,26 +74,16 @@ class PendingWrites:
             return
         paid = [r for r in self.invoices if r["paid"]]
         other = [r for r in self.invoices if not r["paid"]]
-        inv = invoices
-        if paid:
-            conn.execute(
-                update(inv)
-                .where(inv.c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("status"),
-                    paid_at=bindparam("paid_at"),
-                    closed_at=bindparam("closed_at"),
-                    amount_paid_minor=inv.c.amount_due_minor,
-                ),
-                paid,
-            )
-        if other:
-            conn.execute(
-                update(inv)
-                .where(inv.c.id == bindparam("b_id"))
-                .values(status=bindparam("status"), closed_at=bindparam("closed_at")),
-                other,
-            )
+        bulk_update(
+            conn,
+            invoices,
+            [_without(r, "paid") for r in paid],
+            where=("id", "b_id"),
+            set_sql={"amount_paid_minor": "amount_due_minor"},
+        )
+        bulk_update(
+            conn, invoices, [_without(r, "paid", "paid_at") for r in other], where=("id", "b_id")
+        )
 
     def _flush_reactivations(self, conn: Connection) -> None:
         """A paid invoice reactivates its subscription unless another is still past due."""
@@ -166,18 +145,13 @@ class PendingWrites:
                     subscription_id=sub_id,
                     reason="dunning",
                 )
-        if rows:
-            conn.execute(
-                update(subscriptions)
-                .where(subscriptions.c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("status"),
-                    canceled_at=func.coalesce(
-                        bindparam("canceled_at"), subscriptions.c.canceled_at
-                    ),
-                ),
-                rows,
-            )
+        bulk_update(
+            conn,
+            subscriptions,
+            rows,
+            where=("id", "b_id"),
+            set_sql={"canceled_at": "COALESCE({value}, canceled_at)"},
+        )
         self._flush_renewal_dates(conn)
 
     def _flush_renewal_dates(self, conn: Connection) -> None:
@@ -232,15 +206,17 @@ class PendingWrites:
 
     def _flush_cycles(self, conn: Connection, owner: str) -> None:
         c = dunning_cycles
-        if self.cycles:
-            values: dict[str, Any] = {k: bindparam(k) for k in self.cycles[0] if k != "b_id"}
-            values["outcome"] = func.coalesce(bindparam("outcome"), c.c.outcome)
-            conn.execute(
-                update(c)
-                .where(c.c.id == bindparam("b_id"))
-                .values(**values, lease_owner=None, lease_until=None),
-                self.cycles,
-            )
+        bulk_update(
+            conn,
+            c,
+            self.cycles,
+            where=("id", "b_id"),
+            set_sql={
+                "outcome": "COALESCE({value}, outcome)",
+                "lease_owner": "NULL",
+                "lease_until": "NULL",
+            },
+        )
         if self.facts:
             conn.execute(
                 update(c)
@@ -255,3 +231,7 @@ class PendingWrites:
                 .where(c.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None)
             )
+
+
+def _without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in keys}

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from dunwell.clock import ensure_utc
+from dunwell.store.bulk import bulk_insert
 from dunwell.store.tables import events, webhook_deliveries, webhook_endpoints
 
 #: The event types sent to webhook endpoints. ``dunning.step_reached`` is
@@ -86,7 +87,7 @@ class EventBatch:
             if deliveries:
                 conn.execute(insert(webhook_deliveries), deliveries)
         else:
-            conn.execute(insert(events), self.rows)
+            bulk_insert(conn, events, self.rows)
         self.rows.clear()
 
 

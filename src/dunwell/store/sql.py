@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Table, bindparam
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from dunwell.store.bulk import bulk_insert
 from dunwell.store.types import UTCDateTime
 
 
@@ -21,10 +20,7 @@ def insert_ignore(
     This is how deterministic keys make reruns harmless: the second insert of
     the same attempt, message or event does nothing.
     """
-    if not rows:
-        return
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(table).on_conflict_do_nothing(index_elements=list(conflict)), rows)
+    bulk_insert(conn, table, rows, ignore_conflicts_on=conflict)
 
 
 def utc_param(name: str, value: datetime) -> BindParameter[datetime]:
