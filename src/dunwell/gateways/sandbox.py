@@ -29,12 +29,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dunwell.domain.states import AttemptStatus
 from dunwell.gateways.base import CardDetails, ChargeRequest, ChargeResponse
 from dunwell.store.db import reproducible_commit, writer
+from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import sandbox_charges
 
 SUCCEED = "ok"
@@ -149,14 +148,7 @@ class SandboxGateway:
                         "created_at": self._now(),
                     }
                 )
-            if rows:
-                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-                conn.execute(
-                    insert(sandbox_charges).on_conflict_do_nothing(
-                        index_elements=["idempotency_key"]
-                    ),
-                    rows,
-                )
+            insert_ignore(conn, sandbox_charges, rows, ["idempotency_key"])
             stored = {
                 row.idempotency_key: row
                 for row in conn.execute(
