@@ -58,15 +58,27 @@ class ContextLoader:
 
     def __init__(self, conn: Connection, subjects: Iterable[MessageSubject]) -> None:
         subjects = list(subjects)
-        self.sites = _by_id(conn, sites, {s.site_id for s in subjects})
-        self.customers = _by_id(conn, customers, {s.customer_id for s in subjects if s.customer_id})
-        self.invoices = _by_id(conn, invoices, {s.invoice_id for s in subjects if s.invoice_id})
+        self.sites = _by_id(conn, _SITE_COLUMNS, {s.site_id for s in subjects})
+        self.customers = _by_id(
+            conn, _CUSTOMER_COLUMNS, {s.customer_id for s in subjects if s.customer_id}
+        )
+        self.invoices = _by_id(
+            conn, _INVOICE_COLUMNS, {s.invoice_id for s in subjects if s.invoice_id}
+        )
         self.cards = _default_cards(conn, set(self.customers))
         sub_ids = {r.subscription_id for r in self.invoices.values() if r.subscription_id}
-        self.subscriptions = _by_id(conn, subscriptions, sub_ids)
+        self.subscriptions = _by_id(conn, _SUBSCRIPTION_COLUMNS, sub_ids)
         self.product_names = _product_names(conn, sub_ids)
+        # A step's email and text go to the same person: one Recipient for both.
+        self._recipients: dict[MessageSubject, Recipient] = {}
 
     def recipient(self, subject: MessageSubject) -> Recipient:
+        found = self._recipients.get(subject)
+        if found is None:
+            found = self._recipients[subject] = self._recipient(subject)
+        return found
+
+    def _recipient(self, subject: MessageSubject) -> Recipient:
         site = self.sites[subject.site_id]
         customer = self.customers.get(subject.customer_id) if subject.customer_id else None
         zone = (customer.time_zone if customer else None) or site.time_zone
@@ -107,10 +119,34 @@ class ContextLoader:
         }
 
 
-def _by_id(conn: Connection, table: Any, ids: set[int]) -> dict[int, Any]:
+# Only what recipients and contexts read: a batch loads hundreds of each.
+_SITE_COLUMNS = [
+    sites.c[name] for name in ("id", "slug", "mode", "name", "support_email", "locale", "time_zone")
+]
+_CUSTOMER_COLUMNS = [
+    customers.c[name]
+    for name in ("id", "first_name", "last_name", "email", "phone", "locale", "time_zone")
+]
+_INVOICE_COLUMNS = [
+    invoices.c[name]
+    for name in (
+        "id",
+        "number",
+        "amount_due_minor",
+        "amount_paid_minor",
+        "currency",
+        "due_at",
+        "subscription_id",
+    )
+]
+_SUBSCRIPTION_COLUMNS = [subscriptions.c.id, subscriptions.c.next_charge_at]
+
+
+def _by_id(conn: Connection, columns: list[Any], ids: set[int]) -> dict[int, Any]:
     if not ids:
         return {}
-    return {row.id: row for row in conn.execute(select(table).where(table.c.id.in_(ids)))}
+    id_column = columns[0]
+    return {row.id: row for row in conn.execute(select(*columns).where(id_column.in_(ids)))}
 
 
 def _default_cards(conn: Connection, customer_ids: set[int]) -> dict[int, Any]:
