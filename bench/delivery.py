@@ -1,6 +1,6 @@
 """Outbox delivery throughput against local servers; prints one JSON object.
 
-    python bench/delivery.py [--messages 2000] [--database-url URL]
+    python bench/delivery.py [--messages 2000] [--database-url URL] [--json]
 
 For each transport (the sandbox mailbox and phone, SMTP to an aiosmtpd
 server on loopback, the real ``twilio`` SDK to a local server speaking
@@ -154,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON only (the default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
