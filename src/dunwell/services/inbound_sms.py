@@ -6,23 +6,40 @@ numbers are redacted before the body is stored; STOP / START / HELP (and
 Twilio's Advanced Opt-Out ``OptOutType``) are handled before anything
 conversational, and an opt-out is recorded per site and number in the same
 transaction, so no text can follow it.
+
+:func:`receive_many` stores a batch of texts in one transaction with a
+fixed number of statements, whatever the batch's size (the webhook's group
+commit, see :mod:`dunwell.services.inbound_writer`); :func:`receive_sms` is
+the same for one text. A batch is taken in arrival order, so it ends as if
+each text had had its own transaction: from one number, a STOP and then a
+question leave the number opted out and the question waiting for the
+concierge; a STOP then a START leave it opted in; a MessageSid seen twice
+is stored once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Column, Connection, Insert, Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from dunwell.clock import Clock
 from dunwell.messaging.keywords import Keyword, match_keyword, twilio_opt_out_type
 from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.messaging.redact import redact_card_numbers
-from dunwell.services.conversations import peek_state
+from dunwell.services.conversations import IDLE
+from dunwell.services.errors import NotFound
 from dunwell.services.events import EventBatch
-from dunwell.services.sms_settings import load_sms_settings
-from dunwell.store.sql import insert_ignore, insert_one
-from dunwell.store.tables import customers, inbound_messages, sites, sms_opt_outs
+from dunwell.services.sms_settings import SmsSettings, load_sms_settings
+from dunwell.store.tables import conversations, customers, inbound_messages, sites, sms_opt_outs
+
+#: A site and a normalized phone number: whose opt-out, customer and conversation.
+Sender = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -49,73 +66,77 @@ class InboundResult:
     waiting_id: int | None = None
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One text as read before anything is written: who sent it and what it is."""
+
+    sms: InboundSms
+    sender: Sender
+    customer_id: int | None
+    keyword: Keyword | None
+    #: The keyword came from Twilio's Advanced Opt-Out (which answers it itself).
+    advanced: bool
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Site:
+    """What a batch needs of each site, read once."""
+
+    now: datetime
+    name: str
+    support_email: str | None
+    settings: SmsSettings
+
+
 def receive_sms(conn: Connection, sms: InboundSms, now: datetime) -> InboundResult:
-    settings = load_sms_settings(conn, [sms.site_id])[sms.site_id]
-    phone = _normalized(sms.from_phone, settings.default_region)
-    customer_id = conn.execute(
-        select(customers.c.id)
-        .where(customers.c.site_id == sms.site_id, customers.c.phone == phone)
-        .order_by(customers.c.id)
-        .limit(1)
-    ).scalar()
+    """Store one text, at ``now`` (see :func:`receive_many`)."""
+    return _receive(conn, [sms], lambda _test_clock: now)[0]
+
+
+def receive_many(
+    conn: Connection, texts: Sequence[InboundSms], clock: Clock
+) -> list[InboundResult]:
+    """Store ``texts`` in arrival order; one result per text.
+
+    Each site's now is its test clock when it has one, else ``clock``'s, as
+    :func:`~dunwell.services.sites.site_now` says. A text for a site that
+    does not exist fails the batch (NotFound).
+    """
+    real_now = clock.now()
+    return _receive(conn, texts, lambda test_clock: test_clock or real_now)
+
+
+def _receive(
+    conn: Connection,
+    texts: Sequence[InboundSms],
+    now_of: Callable[[datetime | None], datetime],
+) -> list[InboundResult]:
+    if not texts:
+        return []
+    sites_by_id = _sites(conn, {sms.site_id for sms in texts}, now_of)
+    senders = [
+        (sms.site_id, _normalized(sms.from_phone, sites_by_id[sms.site_id].settings.default_region))
+        for sms in texts
+    ]
+    customer_ids = _customers_by_phone(conn, senders)
     # While the concierge waits for a yes, a bare YES answers it (not START).
-    awaiting = peek_state(conn, sms.site_id, phone, now).get("awaiting") == "confirmation"
-    keyword = match_keyword(sms.body, awaiting_confirmation=awaiting)
-    advanced = twilio_opt_out_type(sms.opt_out_type)
-    if advanced is not None and not (advanced is Keyword.OPT_IN and awaiting and keyword is None):
-        keyword = advanced
-    else:
-        advanced = None
-    if _already_stored(conn, sms.sid):
-        return InboundResult(True, keyword, None, customer_id, phone)
-    insert_ignore(
-        conn,
-        inbound_messages,
-        [
-            {
-                "site_id": sms.site_id,
-                "provider": sms.provider,
-                "provider_sid": sms.sid,
-                "from_phone": phone,
-                "to_phone": sms.to_phone,
-                "customer_id": customer_id,
-                "body": redact_card_numbers(sms.body),
-                "keyword": keyword.value if keyword else None,
-                "received_at": now,
-                # A keyword is answered here; anything else waits for the concierge.
-                "answered_at": now if keyword else None,
-            }
-        ],
-        ["provider_sid"],
-    )
-    events = EventBatch()
-    reply = None
-    if keyword is Keyword.OPT_OUT:
-        _set_opt_out(conn, sms.site_id, phone, True, "twilio" if advanced else "keyword", now)
-        events.add(sms.site_id, "sms.opted_out", now, customer_id=customer_id, phone=phone)
-        reply = settings.stop_reply
-    elif keyword is Keyword.OPT_IN:
-        _set_opt_out(conn, sms.site_id, phone, False, "twilio" if advanced else "keyword", now)
-        events.add(sms.site_id, "sms.opted_in", now, customer_id=customer_id, phone=phone)
-        reply = settings.start_reply
-    elif keyword is Keyword.HELP:
-        reply = settings.help_reply
-    else:
-        events.add(sms.site_id, "sms.received", now, customer_id=customer_id, phone=phone)
-    events.write(conn)
-    if reply is not None and advanced is not None:
-        reply = None  # with Advanced Opt-Out, Twilio sends its own configured answer
-    if reply is not None:
-        name, support = conn.execute(
-            select(sites.c.name, sites.c.support_email).where(sites.c.id == sms.site_id)
-        ).one()
-        reply = settings.reply(reply, name, settings.help_contact or support or name)
-    waiting_id = None
-    if keyword is None:
-        waiting_id = conn.execute(
-            select(inbound_messages.c.id).where(inbound_messages.c.provider_sid == sms.sid)
-        ).scalar()
-    return InboundResult(False, keyword, reply, customer_id, phone, waiting_id)
+    awaiting = _awaiting_confirmation(conn, senders, sites_by_id)
+    read = [
+        _read(sms, sender, customer_ids.get(sender), sender in awaiting, sites_by_id)
+        for sms, sender in zip(texts, senders, strict=True)
+    ]
+    # A sid seen earlier in the batch is a retried delivery; so is one stored
+    # before, by this process or another: the insert skips it (ON CONFLICT DO
+    # NOTHING / OR IGNORE) and returns no id for it.
+    first: list[bool] = []
+    seen: set[str] = set()
+    for sms in texts:
+        first.append(sms.sid not in seen)
+        seen.add(sms.sid)
+    stored = _insert_texts(conn, [text for text, new in zip(read, first, strict=True) if new])
+    ids = [stored.get(text.sms.sid) if new else None for text, new in zip(read, first, strict=True)]
+    return _apply(conn, read, ids, sites_by_id)
 
 
 def record_opt_out(
@@ -127,7 +148,7 @@ def record_opt_out(
     now: datetime,
 ) -> None:
     """Opt a number out of the site's texts (a request in words, not the keyword)."""
-    _set_opt_out(conn, site_id, phone, True, source, now)
+    _set_opt_outs(conn, {(site_id, phone): (True, source, now)})
     events = EventBatch()
     events.add(site_id, "sms.opted_out", now, customer_id=customer_id, phone=phone)
     events.write(conn)
@@ -142,36 +163,207 @@ def is_opted_out(conn: Connection, site_id: int, phone: str) -> bool:
     )
 
 
-def _already_stored(conn: Connection, sid: str) -> bool:
-    found = conn.execute(
-        select(inbound_messages.c.id).where(inbound_messages.c.provider_sid == sid)
-    ).first()
-    return found is not None
+def _read(
+    sms: InboundSms,
+    sender: Sender,
+    customer_id: int | None,
+    awaiting: bool,
+    sites_by_id: Mapping[int, _Site],
+) -> _Read:
+    now = sites_by_id[sms.site_id].now
+    keyword = match_keyword(sms.body, awaiting_confirmation=awaiting)
+    advanced = twilio_opt_out_type(sms.opt_out_type)
+    if advanced is not None and not (advanced is Keyword.OPT_IN and awaiting and keyword is None):
+        return _Read(sms, sender, customer_id, advanced, True, now)
+    return _Read(sms, sender, customer_id, keyword, False, now)
 
 
+def _sites(
+    conn: Connection, site_ids: set[int], now_of: Callable[[datetime | None], datetime]
+) -> dict[int, _Site]:
+    settings = load_sms_settings(conn, site_ids)
+    rows = conn.execute(
+        select(sites.c.id, sites.c.clock_now, sites.c.name, sites.c.support_email).where(
+            sites.c.id.in_(site_ids)
+        )
+    )
+    found = {
+        row.id: _Site(now_of(row.clock_now), row.name, row.support_email, settings[row.id])
+        for row in rows
+    }
+    missing = site_ids - found.keys()
+    if missing:
+        raise NotFound(f"no site with id {min(missing)}")
+    return found
+
+
+def _apply(
+    conn: Connection,
+    read: Sequence[_Read],
+    ids: Sequence[int | None],
+    sites_by_id: Mapping[int, _Site],
+) -> list[InboundResult]:
+    """The opt-outs, events and answers of the texts just stored (``ids``; None: a repeat)."""
+    events = EventBatch()
+    # Per number, the last keyword of the batch wins, as it would one text at a time.
+    opt_outs: dict[Sender, tuple[bool, str, datetime]] = {}
+    results = []
+    for text, inbound_id in zip(read, ids, strict=True):
+        site_id, phone = text.sender
+        at, customer_id, keyword = text.now, text.customer_id, text.keyword
+        if inbound_id is None:
+            results.append(InboundResult(True, keyword, None, customer_id, phone))
+            continue
+        site = sites_by_id[site_id]
+        template = None
+        source = "twilio" if text.advanced else "keyword"
+        if keyword is Keyword.OPT_OUT:
+            opt_outs[text.sender] = (True, source, at)
+            events.add(site_id, "sms.opted_out", at, customer_id=customer_id, phone=phone)
+            template = site.settings.stop_reply
+        elif keyword is Keyword.OPT_IN:
+            opt_outs[text.sender] = (False, source, at)
+            events.add(site_id, "sms.opted_in", at, customer_id=customer_id, phone=phone)
+            template = site.settings.start_reply
+        elif keyword is Keyword.HELP:
+            template = site.settings.help_reply
+        else:
+            events.add(site_id, "sms.received", at, customer_id=customer_id, phone=phone)
+        reply = None
+        # With Advanced Opt-Out, Twilio sends its own configured answer.
+        if template is not None and not text.advanced:
+            help_contact = site.settings.help_contact or site.support_email or site.name
+            reply = site.settings.reply(template, site.name, help_contact)
+        waiting_id = inbound_id if keyword is None else None
+        results.append(InboundResult(False, keyword, reply, customer_id, phone, waiting_id))
+    _set_opt_outs(conn, opt_outs)
+    events.write(conn)
+    return results
+
+
+def _customers_by_phone(conn: Connection, senders: Iterable[Sender]) -> dict[Sender, int]:
+    """Each sender's customer: the site's oldest with that phone number."""
+    wanted = set(senders)
+    c = customers
+    rows = conn.execute(
+        select(c.c.site_id, c.c.phone, func.min(c.c.id).label("id"))
+        .where(
+            c.c.site_id.in_({site_id for site_id, _ in wanted}),
+            c.c.phone.in_({phone for _, phone in wanted}),
+        )
+        .group_by(c.c.site_id, c.c.phone)
+    )
+    return {(row.site_id, row.phone): row.id for row in rows if (row.site_id, row.phone) in wanted}
+
+
+def _awaiting_confirmation(
+    conn: Connection, senders: Iterable[Sender], sites_by_id: Mapping[int, _Site]
+) -> set[Sender]:
+    """The senders whose live conversation waits for a yes.
+
+    The batch form of :func:`dunwell.services.conversations.peek_state`: the
+    newest open conversation counts, unless it went idle.
+    """
+    wanted = set(senders)
+    c = conversations
+    rows = conn.execute(
+        select(c.c.site_id, c.c.phone, c.c.state, c.c.last_message_at)
+        .where(
+            c.c.site_id.in_({site_id for site_id, _ in wanted}),
+            c.c.phone.in_({phone for _, phone in wanted}),
+            c.c.status == "open",
+        )
+        .order_by(c.c.id.desc())
+    )
+    newest: dict[Sender, Any] = {}
+    for row in rows:
+        newest.setdefault((row.site_id, row.phone), row)
+    return {
+        sender
+        for sender, row in newest.items()
+        if sender in wanted
+        and sites_by_id[sender[0]].now - row.last_message_at <= IDLE
+        and (row.state or {}).get("awaiting") == "confirmation"
+    }
+
+
+def _insert_texts(conn: Connection, texts: Sequence[_Read]) -> dict[str, int]:
+    """Insert the texts in arrival order; MessageSid -> id of those really inserted."""
+    if not texts:
+        return {}
+    rows = [
+        {
+            "site_id": text.sms.site_id,
+            "provider": text.sms.provider,
+            "provider_sid": text.sms.sid,
+            "from_phone": text.sender[1],
+            "to_phone": text.sms.to_phone,
+            "customer_id": text.customer_id,
+            "body": redact_card_numbers(text.sms.body),
+            "keyword": text.keyword.value if text.keyword else None,
+            "received_at": text.now,
+            # A keyword is answered here; anything else waits for the concierge.
+            "answered_at": text.now if text.keyword else None,
+        }
+        for text in texts
+    ]
+    t = inbound_messages
+    statement = _insert_ignoring(conn, t, t.c.provider_sid).returning(t.c.id, t.c.provider_sid)
+    return {row.provider_sid: row.id for row in conn.execute(statement, rows)}
+
+
+@lru_cache(maxsize=4096)
 def _normalized(raw: str, region: str) -> str:
+    # Cached: a conversation is many texts from one number, and parsing one
+    # is the costliest step of storing a text.
     try:
         return normalize_phone(raw, region)
     except PhoneError:
         return raw.strip()  # kept as given: an opt-out must be honoured whatever the number
 
 
-def _set_opt_out(
-    conn: Connection, site_id: int, phone: str, opted_out: bool, source: str, now: datetime
-) -> None:
+def _set_opt_outs(conn: Connection, changes: Mapping[Sender, tuple[bool, str, datetime]]) -> None:
+    """Record each number's consent (opted out or not, why, when).
+
+    A row is created where none exists, then every row is set: in that
+    order, when two server processes (PostgreSQL) record a number's first
+    STOP and START at once, the one committed last wins and none is lost.
+    """
+    if not changes:
+        return
     t = sms_opt_outs
-    changed = conn.execute(
+    rows = [
+        {"site_id": site_id, "phone": phone, "opted_out": out, "source": source, "updated_at": at}
+        for (site_id, phone), (out, source, at) in changes.items()
+    ]
+    conn.execute(_insert_ignoring(conn, t, t.c.site_id, t.c.phone), rows)
+    conn.execute(
         update(t)
-        .where(t.c.site_id == site_id, t.c.phone == phone)
-        .values(opted_out=opted_out, source=source, updated_at=now)
-    ).rowcount
-    if not changed:
-        insert_one(
-            conn,
-            t,
-            site_id=site_id,
-            phone=phone,
-            opted_out=opted_out,
-            source=source,
-            updated_at=now,
-        )
+        .where(t.c.site_id == bindparam("site"), t.c.phone == bindparam("number"))
+        .values(opted_out=bindparam("out"), source=bindparam("why"), updated_at=bindparam("at")),
+        [
+            {
+                "site": r["site_id"],
+                "number": r["phone"],
+                "out": r["opted_out"],
+                "why": r["source"],
+                "at": r["updated_at"],
+            }
+            for r in rows
+        ],
+    )
+
+
+def _insert_ignoring(conn: Connection, table: Table, *unique: Column[Any]) -> Insert:
+    """An INSERT that skips rows colliding on ``unique``.
+
+    On SQLite ``INSERT OR IGNORE``, a plain INSERT with a prefix, which
+    SQLAlchemy compiles once and caches; its ``ON CONFLICT`` constructs are
+    compiled again on every execution, which cost more than the statement.
+    ``OR IGNORE`` would also skip a row breaking NOT NULL, so the callers
+    fill every required column themselves. PostgreSQL needs the ``ON
+    CONFLICT`` form.
+    """
+    if conn.dialect.name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return insert(table).prefix_with("OR IGNORE")

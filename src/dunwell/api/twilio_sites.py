@@ -1,0 +1,104 @@
+"""Which site a Twilio webhook is for, with the validator of its signature, cached briefly.
+
+Checking a webhook's signature needs the site's Twilio auth token, which is
+stored encrypted. Reading and decrypting it for every text cost a database
+read and a decryption per request, before the text itself was even looked
+at; so each server process keeps, per slug, the site's id and a
+``RequestValidator`` built with its token for :data:`CACHE_TTL` (10 s).
+
+Time is the app's injected clock, like every other "now" in Dunwell: a
+test moves its fixed clock past the TTL to see a new token taken up. A
+clock that goes backwards counts as expiry too. Consequences to know:
+
+* a changed auth token is used within 10 s; until then Twilio's requests
+  signed with the new one get 403, and Twilio reports them;
+* a slug with no site, or a site without Twilio set up, is remembered as
+  such for the same 10 s, and gets the same 403 as a bad signature;
+* a few hundred bytes per slug; the cache is emptied if it ever holds
+  :data:`MAX_SLUGS` (the slugs in URLs are the caller's choice).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from twilio.request_validator import RequestValidator
+
+from dunwell.bootstrap import App
+from dunwell.services.channel_config import load_channel_configs
+from dunwell.store.tables import sites
+
+CACHE_TTL = timedelta(seconds=10)
+MAX_SLUGS = 10_000
+
+
+@dataclass(frozen=True)
+class TwilioSite:
+    site_id: int
+    validator: RequestValidator
+
+    def signed(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+        """Whether Twilio signed these parameters for this URL with the site's token.
+
+        The SDK's ``validate`` always computes two signatures, for the URL
+        with and without its port, and the URL as configured is one of
+        them; so it is tried alone first, and only a mismatch goes on to
+        ``validate``. Whatever ``validate`` accepts is accepted; the only
+        addition would be a signature of the URL exactly as configured
+        where ``validate`` normalizes it first (an upper-case scheme), which
+        proves the token just as well.
+        """
+        expected = self.validator.compute_signature(url, params)
+        if hmac.compare_digest(expected.encode(), signature.encode()):
+            return True
+        return bool(self.validator.validate(url, params, signature))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    site: TwilioSite | None
+    loaded_at: datetime
+
+
+class TwilioSites:
+    """slug -> the site's id and signature validator, read at most once per TTL per process."""
+
+    def __init__(self, app: App, ttl: timedelta = CACHE_TTL) -> None:
+        self._app = app
+        self._ttl = ttl
+        self._entries: dict[str, _Entry] = {}
+
+    async def find(self, slug: str) -> TwilioSite | None:
+        """The site whose webhooks use Twilio at this slug, or None."""
+        entry = self._entries.get(slug)
+        if entry is None or not self._fresh(entry):
+            # The database read and the decryption stay off the event loop.
+            entry = await run_in_threadpool(self._load, slug)
+        return entry.site
+
+    def _fresh(self, entry: _Entry) -> bool:
+        return entry.loaded_at <= self._app.clock.now() < entry.loaded_at + self._ttl
+
+    def _load(self, slug: str) -> _Entry:
+        loaded_at = self._app.clock.now()
+        entry = _Entry(self._read(slug), loaded_at)
+        if len(self._entries) >= MAX_SLUGS:
+            self._entries.clear()
+        self._entries[slug] = entry
+        return entry
+
+    def _read(self, slug: str) -> TwilioSite | None:
+        with self._app.connect() as conn:
+            site_id = conn.execute(select(sites.c.id).where(sites.c.slug == slug)).scalar()
+            if site_id is None:
+                return None
+            box = self._app.secret_box_or_none()
+            config = load_channel_configs(conn, [site_id], box).get((site_id, "sms"))
+        if config is None or config.provider != "twilio" or not config.secret:
+            return None
+        return TwilioSite(int(site_id), RequestValidator(config.secret))

@@ -1,0 +1,179 @@
+"""Group commit for inbound texts: one thread stores every waiting text in one transaction.
+
+The webhook hands each verified text to this process's :class:`InboundWriter`
+and waits for its future. The writer's thread takes every text waiting in
+its queue (up to :data:`MAX_BATCH`), stores them with
+:func:`~dunwell.services.inbound_sms.receive_many` in one transaction and
+commits once; only then does it resolve each text's future, so the webhook
+answers Twilio's request once its text is durable. Under load a commit
+serves many texts, and the webhook never holds the event loop for the
+database.
+
+A batch costs about ten statements whatever its size, and storing a batch
+of one would hand the writer the process's time (Python runs one thread at
+a time) just when the event loop needs it. So once texts arrive faster
+than one commit each, the writer lingers :data:`LINGER` before it starts
+the next batch, to gather the texts the event loop is handing over. While
+texts trickle in it never waits.
+
+One bad text must not cost the others their answer: when a batch fails it
+is stored again text by text, each in its own transaction, and only the
+text that fails again gets the error.
+
+Each server process has its own writer. On PostgreSQL several processes
+write at once, and the unique MessageSid keeps a text delivered to two of
+them stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from dunwell.bootstrap import App
+from dunwell.services.inbound_sms import InboundResult, InboundSms, receive_many
+
+log = logging.getLogger(__name__)
+
+#: The most texts one transaction stores. A batch only grows this large when
+#: texts arrive faster than the database commits, and then larger batches
+#: make each statement longer without saving many more commits.
+MAX_BATCH = 500
+#: Seconds a busy writer waits to gather more texts into its next batch.
+LINGER = 0.005
+
+
+class WriterClosed(RuntimeError):
+    """The writer is stopping (the server shuts down) and takes no more texts."""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the writer has in hand: texts queued, and texts in the batch being stored."""
+
+    queued: int
+    storing: int
+
+
+@dataclass(frozen=True)
+class _Pending:
+    sms: InboundSms
+    future: Future[InboundResult]
+
+
+class InboundWriter:
+    """This process's single writer of inbound texts; its thread starts with the first text."""
+
+    def __init__(self, app: App, max_batch: int = MAX_BATCH, linger: float = LINGER) -> None:
+        self._app = app
+        self._max_batch = max_batch
+        self._linger = linger
+        self._queue: deque[_Pending] = deque()
+        self._changed = threading.Condition()
+        self._storing = 0
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def submit(self, sms: InboundSms) -> Future[InboundResult]:
+        """Queue a text; the future has its result once it is committed, or its error."""
+        future: Future[InboundResult] = Future()
+        with self._changed:
+            if self._closing:
+                raise WriterClosed("the server is shutting down")
+            self._queue.append(_Pending(sms, future))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="dunwell-inbound-writer", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+        return future
+
+    def backlog(self) -> Backlog:
+        with self._changed:
+            return Backlog(len(self._queue), self._storing)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new texts, store every queued one, then stop the thread."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("inbound writer still storing texts after %s s", timeout)
+
+    def _run(self) -> None:
+        busy = False
+        while True:
+            with self._changed:
+                while not self._queue and not self._closing:
+                    self._changed.wait()
+                if busy:
+                    # Texts came faster than one commit each: wait a moment
+                    # for those the event loop is handing over, since a text
+                    # more in a commit costs far less than a commit.
+                    self._changed.wait_for(self._batch_full, self._linger)
+                if not self._queue:
+                    return  # closing, and everything queued is stored
+                count = min(len(self._queue), self._max_batch)
+                taken = [self._queue.popleft() for _ in range(count)]
+                self._storing = count
+            # A text whose request was abandoned (its future cancelled) is not
+            # stored: no 200 went out for it, so Twilio delivers it again.
+            batch = [p for p in taken if p.future.set_running_or_notify_cancel()]
+            if batch:
+                self._store(batch)
+            with self._changed:
+                self._storing = 0
+                busy = count > 1 or bool(self._queue)
+
+    def _batch_full(self) -> bool:
+        return self._closing or len(self._queue) >= self._max_batch
+
+    def _store(self, batch: list[_Pending]) -> None:
+        outcomes: list[InboundResult | BaseException]
+        try:
+            outcomes = list(store_texts(self._app, [pending.sms for pending in batch]))
+        except BaseException as error:  # the thread must outlive anything a batch raises
+            log.exception("inbound writer failed on a batch of %d texts", len(batch))
+            outcomes = [error] * len(batch)
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+
+def store_texts(app: App, texts: Sequence[InboundSms]) -> list[InboundResult | Exception]:
+    """Store ``texts`` in one transaction; if that fails, each alone, so only a bad one fails."""
+    try:
+        return list(_store_together(app, texts))
+    except Exception as error:
+        if len(texts) == 1:
+            log.exception("inbound text %s could not be stored", texts[0].sid)
+            return [error]
+        log.warning(
+            "a batch of %d inbound texts failed; storing them one by one",
+            len(texts),
+            exc_info=True,
+        )
+    return [_store_alone(app, sms) for sms in texts]
+
+
+def _store_together(app: App, texts: Sequence[InboundSms]) -> list[InboundResult]:
+    with app.begin() as conn:
+        return receive_many(conn, texts, app.clock)
+
+
+def _store_alone(app: App, sms: InboundSms) -> InboundResult | Exception:
+    try:
+        return _store_together(app, [sms])[0]
+    except Exception as error:
+        log.exception("inbound text %s could not be stored", sms.sid)
+        return error
