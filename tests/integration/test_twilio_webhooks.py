@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -227,7 +228,11 @@ def _post_together(
                 await _until(lambda: backlog() == waiting)
             return [await blocker, *await asyncio.gather(*rest)]
 
-    return asyncio.run(scenario())
+    # In a thread of its own: an earlier test may leave an event loop running
+    # in the main thread (Playwright's sync API does), and asyncio.run refuses
+    # to start under a running loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
 
 
 def _from(number: int, sid: int, body: str) -> dict[str, str]:
@@ -261,9 +266,10 @@ def test_texts_posted_together_are_each_stored_once_with_their_own_answer(shop: 
     assert all(m.answered_at is not None for m in shop.all(tables.inbound_messages))
 
 
+# PostgreSQL only: it refuses a NUL character in text, which is the failure
+# this needs; SQLite stores one.
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_text_that_cannot_be_stored_gets_a_500_and_its_batch_is_stored(shop: Shop) -> None:
-    if shop.app.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite stores a NUL character; PostgreSQL refuses it, which is the failure")
     good = [_from(1000 + n, n, "where is my order") for n in range(3)]
     bad = _from(2000, 99, "nul \x00 inside")
 
