@@ -34,17 +34,7 @@ CUSTOMER = "+14155552671"
 def shop(app: App) -> Shop:
     app.settings = replace(app.settings, public_url=PUBLIC)
     shop = Shop.create(app)
-    with app.begin() as conn:
-        save_channel_config(
-            conn,
-            shop.site_id,
-            "sms",
-            "twilio",
-            {"account_sid": "AC" + "a" * 32, "from_number": "+14155550000"},
-            TOKEN,
-            app.secret_box(),
-            shop.now,
-        )
+    _save_token(shop, TOKEN)
     shop.customer(None, phone=CUSTOMER)
     return shop
 
