@@ -258,6 +258,7 @@ def test_texts_posted_together_are_each_stored_once_with_their_own_answer(shop: 
 
 # PostgreSQL only: it refuses a NUL character in text, which is the failure
 # this needs; SQLite stores one.
+@pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_text_that_cannot_be_stored_gets_a_500_and_its_batch_is_stored(shop: Shop) -> None:
     good = [_from(1000 + n, n, "where is my order") for n in range(3)]
