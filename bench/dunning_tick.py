@@ -282,9 +282,9 @@ def _written_by_invoice(conn: Any, site: int) -> dict[int, dict[str, Any]]:
             "events": [],
             "outbox": [],
         }
+    invoice_of = {r["outcome"]["b_key"]: invoice_id for invoice_id, r in found.items()}
     for row in conn.execute(select(t.sandbox_charges)):
-        invoice_id = int(row.idempotency_key.split("-")[2])
-        found[invoice_id]["charge"] = _values(row, t.sandbox_charges)
+        found[invoice_of[row.idempotency_key]]["charge"] = _values(row, t.sandbox_charges)
     for row in conn.execute(select(t.events).where(t.events.c.site_id == site)):
         found[row.invoice_id]["events"].append(_values(row, t.events))
     for row in conn.execute(select(t.outbox).where(t.outbox.c.site_id == site)):

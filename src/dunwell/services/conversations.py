@@ -13,6 +13,7 @@ through every compliance check; :func:`queue_text` is the only writer.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -132,16 +133,38 @@ def note_topic(
 
 def peek_state(conn: Connection, site_id: int, phone: str, now: datetime) -> dict[str, Any]:
     """The live conversation's state without creating or locking anything (for reading)."""
-    c = conversations
-    row = conn.execute(
-        select(c.c.state, c.c.status, c.c.last_message_at)
-        .where(c.c.site_id == site_id, c.c.phone == phone, c.c.status == "open")
-        .order_by(c.c.id.desc())
-        .limit(1)
-    ).first()
-    if row is None or now - row.last_message_at > IDLE:
+    return live_states(conn, {(site_id, phone)}, {site_id: now}).get((site_id, phone), {})
+
+
+def live_states(
+    conn: Connection, senders: Iterable[tuple[int, str]], now_by_site: Mapping[int, datetime]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """Each (site, phone)'s live conversation state, in one query; absent: none live.
+
+    The newest open conversation counts, unless it has been idle for longer
+    than :data:`IDLE` at its site's now.
+    """
+    wanted = set(senders)
+    if not wanted:
         return {}
-    return dict(row.state or {})
+    c = conversations
+    rows = conn.execute(
+        select(c.c.site_id, c.c.phone, c.c.state, c.c.last_message_at)
+        .where(
+            c.c.site_id.in_({site_id for site_id, _ in wanted}),
+            c.c.phone.in_({phone for _, phone in wanted}),
+            c.c.status == "open",
+        )
+        .order_by(c.c.id.desc())
+    )
+    newest: dict[tuple[int, str], Any] = {}
+    for row in rows:
+        newest.setdefault((row.site_id, row.phone), row)
+    return {
+        sender: dict(row.state or {})
+        for sender, row in newest.items()
+        if sender in wanted and now_by_site[sender[0]] - row.last_message_at <= IDLE
+    }
 
 
 def annotate_last_inbound(

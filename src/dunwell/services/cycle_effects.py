@@ -167,16 +167,12 @@ class EffectWriter(PendingWrites):
         )
 
     def _invoice(self, invoice_id: int, status: InvoiceStatus, now: datetime) -> None:
-        paid = status is InvoiceStatus.PAID
-        self.invoices.append(
-            {
-                "b_id": invoice_id,
-                "status": status.value,
-                "paid_at": now if paid else None,
-                "closed_at": now if status.is_closed else None,
-                "paid": paid,
-            }
-        )
+        closed_at = now if status.is_closed else None
+        change = {"b_id": invoice_id, "status": status.value, "closed_at": closed_at}
+        if status is InvoiceStatus.PAID:
+            self.paid_invoices.append({**change, "paid_at": now})
+        else:
+            self.invoices.append(change)
 
     def _paid(self, item: CycleWork, now: datetime, ids: dict[str, Any]) -> None:
         self._invoice(item.invoice_id, InvoiceStatus.PAID, now)

@@ -39,6 +39,8 @@ class PendingWrites:
         self.attempts: list[dict[str, Any]] = []
         self.cycles: list[dict[str, Any]] = []
         self.facts: list[dict[str, Any]] = []
+        # Paid invoices also get amount_paid_minor: a statement of their own.
+        self.paid_invoices: list[dict[str, Any]] = []
         self.invoices: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.versions_used: dict[int, datetime] = {}
@@ -70,20 +72,14 @@ class PendingWrites:
         self._flush_cycles(conn, owner)
 
     def _flush_invoices(self, conn: Connection) -> None:
-        if not self.invoices:
-            return
-        paid = [r for r in self.invoices if r["paid"]]
-        other = [r for r in self.invoices if not r["paid"]]
         bulk_update(
             conn,
             invoices,
-            [_without(r, "paid") for r in paid],
+            self.paid_invoices,
             where=("id", "b_id"),
             set_sql={"amount_paid_minor": "amount_due_minor"},
         )
-        bulk_update(
-            conn, invoices, [_without(r, "paid", "paid_at") for r in other], where=("id", "b_id")
-        )
+        bulk_update(conn, invoices, self.invoices, where=("id", "b_id"))
 
     def _flush_reactivations(self, conn: Connection) -> None:
         """A paid invoice reactivates its subscription unless another is still past due."""
@@ -231,7 +227,3 @@ class PendingWrites:
                 .where(c.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None)
             )
-
-
-def _without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in keys}

@@ -32,11 +32,12 @@ from dunwell.clock import Clock
 from dunwell.messaging.keywords import Keyword, match_keyword, twilio_opt_out_type
 from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.messaging.redact import redact_card_numbers
-from dunwell.services.conversations import IDLE
+from dunwell.services.conversations import live_states
 from dunwell.services.errors import NotFound
 from dunwell.services.events import EventBatch
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings
-from dunwell.store.tables import conversations, customers, inbound_messages, sites, sms_opt_outs
+from dunwell.store.sql import insert_ignore
+from dunwell.store.tables import customers, inbound_messages, sites, sms_opt_outs
 
 #: A site and a normalized phone number: whose opt-out, customer and conversation.
 Sender = tuple[int, str]
@@ -259,32 +260,10 @@ def _customers_by_phone(conn: Connection, senders: Iterable[Sender]) -> dict[Sen
 def _awaiting_confirmation(
     conn: Connection, senders: Iterable[Sender], sites_by_id: Mapping[int, _Site]
 ) -> set[Sender]:
-    """The senders whose live conversation waits for a yes.
-
-    The batch form of :func:`dunwell.services.conversations.peek_state`: the
-    newest open conversation counts, unless it went idle.
-    """
-    wanted = set(senders)
-    c = conversations
-    rows = conn.execute(
-        select(c.c.site_id, c.c.phone, c.c.state, c.c.last_message_at)
-        .where(
-            c.c.site_id.in_({site_id for site_id, _ in wanted}),
-            c.c.phone.in_({phone for _, phone in wanted}),
-            c.c.status == "open",
-        )
-        .order_by(c.c.id.desc())
-    )
-    newest: dict[Sender, Any] = {}
-    for row in rows:
-        newest.setdefault((row.site_id, row.phone), row)
-    return {
-        sender
-        for sender, row in newest.items()
-        if sender in wanted
-        and sites_by_id[sender[0]].now - row.last_message_at <= IDLE
-        and (row.state or {}).get("awaiting") == "confirmation"
-    }
+    """The senders whose live conversation waits for a yes."""
+    now_by_site = {site_id: site.now for site_id, site in sites_by_id.items()}
+    states = live_states(conn, senders, now_by_site)
+    return {sender for sender, state in states.items() if state.get("awaiting") == "confirmation"}
 
 
 def _insert_texts(conn: Connection, texts: Sequence[_Read]) -> dict[str, int]:
@@ -336,7 +315,7 @@ def _set_opt_outs(conn: Connection, changes: Mapping[Sender, tuple[bool, str, da
         {"site_id": site_id, "phone": phone, "opted_out": out, "source": source, "updated_at": at}
         for (site_id, phone), (out, source, at) in changes.items()
     ]
-    conn.execute(_insert_ignoring(conn, t, t.c.site_id, t.c.phone), rows)
+    insert_ignore(conn, t, rows, ["site_id", "phone"])
     conn.execute(
         update(t)
         .where(t.c.site_id == bindparam("site"), t.c.phone == bindparam("number"))
@@ -355,13 +334,14 @@ def _set_opt_outs(conn: Connection, changes: Mapping[Sender, tuple[bool, str, da
 
 
 def _insert_ignoring(conn: Connection, table: Table, *unique: Column[Any]) -> Insert:
-    """An INSERT that skips rows colliding on ``unique``.
+    """An INSERT that skips rows colliding on ``unique``, for use with RETURNING.
 
-    On SQLite ``INSERT OR IGNORE``, a plain INSERT with a prefix, which
+    (Without RETURNING, :func:`~dunwell.store.sql.insert_ignore` is the one
+    to call.) On SQLite ``INSERT OR IGNORE``, a plain INSERT with a prefix, which
     SQLAlchemy compiles once and caches; its ``ON CONFLICT`` constructs are
     compiled again on every execution, which cost more than the statement.
-    ``OR IGNORE`` would also skip a row breaking NOT NULL, so the callers
-    fill every required column themselves. PostgreSQL needs the ``ON
+    ``OR IGNORE`` would also skip a row breaking NOT NULL, so the caller
+    fills every required column itself. PostgreSQL needs the ``ON
     CONFLICT`` form.
     """
     if conn.dialect.name == "postgresql":
