@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -238,6 +240,49 @@ def test_a_cancelled_request_s_text_is_not_stored(app: App) -> None:
         _text(shop, 0).sid,
         _text(shop, 2).sid,
     ]
+
+
+def test_texts_awaited_on_an_event_loop_share_a_commit_and_each_get_their_outcome(
+    app: App,
+) -> None:
+    """The webhook's way in: :meth:`InboundWriter.store` from the server's event loop."""
+    shop = _site(app, "shop")
+    writer = InboundWriter(app)
+    queued, outcomes = threading.Event(), {}
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(writer.store(_text(shop, 0)))
+        await asyncio.to_thread(wait_for, lambda: writer.backlog().storing == 1)
+        lost = asyncio.ensure_future(writer.store(replace(_text(shop, 9), site_id=0)))
+        abandoned = asyncio.ensure_future(writer.store(_text(shop, 1)))
+        kept = [
+            asyncio.ensure_future(writer.store(_text(shop, 2, "STOP"))),
+            asyncio.ensure_future(writer.store(_text(shop, 3))),
+        ]
+        await asyncio.to_thread(wait_for, lambda: writer.backlog() == Backlog(4, 1))
+        abandoned.cancel()  # the request went away before its text was stored
+        queued.set()
+        outcomes["first"] = await first
+        outcomes["kept"] = await asyncio.gather(*kept)
+        outcomes["lost"] = await asyncio.gather(lost, return_exceptions=True)
+        outcomes["abandoned"] = abandoned.cancelled()
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with writes_held(app):
+                running = pool.submit(asyncio.run, scenario())
+                assert queued.wait(30)
+            running.result(timeout=30)
+    finally:
+        writer.close()
+    assert outcomes["first"].waiting_id is not None
+    stop, question = outcomes["kept"]
+    assert stop.keyword is Keyword.OPT_OUT and stop.reply and "unsubscribed" in stop.reply
+    assert question.keyword is None and question.waiting_id is not None
+    assert isinstance(outcomes["lost"][0], NotFound)
+    assert outcomes["abandoned"] is True
+    stored = [m.provider_sid for m in shop.all(tables.inbound_messages)]
+    assert stored == [_text(shop, n).sid for n in (0, 2, 3)]
 
 
 # -- the server's own concierge --------------------------------------------------------

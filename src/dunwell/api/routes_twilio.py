@@ -20,7 +20,6 @@ offered to the process's answerer, or left to the worker when it is busy
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from urllib.parse import parse_qsl
 
@@ -59,7 +58,7 @@ async def inbound_sms(slug: str, request: Request) -> Response:
         opt_out_type=params.get("OptOutType"),
     )
     try:
-        result = await asyncio.wrap_future(inbound.writer.submit(sms))
+        result = await inbound.writer.store(sms)
     except WriterClosed:
         raise HTTPException(503, "The server is shutting down; send the text again") from None
     except Exception:  # logged by the writer, with the text's sid

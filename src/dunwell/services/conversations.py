@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from dunwell.services.sms_settings import load_sms_settings
 from dunwell.services.sms_text import finish_sms
@@ -136,6 +136,23 @@ def peek_state(conn: Connection, site_id: int, phone: str, now: datetime) -> dic
     return live_states(conn, {(site_id, phone)}, {site_id: now}).get((site_id, phone), {})
 
 
+#: Built once: each inbound batch runs it (see :func:`live_states`).
+_OPEN_CONVERSATIONS = (
+    select(
+        conversations.c.site_id,
+        conversations.c.phone,
+        conversations.c.state,
+        conversations.c.last_message_at,
+    )
+    .where(
+        conversations.c.site_id.in_(bindparam("sites", expanding=True)),
+        conversations.c.phone.in_(bindparam("phones", expanding=True)),
+        conversations.c.status == "open",
+    )
+    .order_by(conversations.c.id.desc())
+)
+
+
 def live_states(
     conn: Connection, senders: Iterable[tuple[int, str]], now_by_site: Mapping[int, datetime]
 ) -> dict[tuple[int, str], dict[str, Any]]:
@@ -147,15 +164,12 @@ def live_states(
     wanted = set(senders)
     if not wanted:
         return {}
-    c = conversations
     rows = conn.execute(
-        select(c.c.site_id, c.c.phone, c.c.state, c.c.last_message_at)
-        .where(
-            c.c.site_id.in_({site_id for site_id, _ in wanted}),
-            c.c.phone.in_({phone for _, phone in wanted}),
-            c.c.status == "open",
-        )
-        .order_by(c.c.id.desc())
+        _OPEN_CONVERSATIONS,
+        {
+            "sites": list({site_id for site_id, _ in wanted}),
+            "phones": list({phone for _, phone in wanted}),
+        },
     )
     newest: dict[tuple[int, str], Any] = {}
     for row in rows:

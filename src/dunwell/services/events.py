@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from dunwell.clock import ensure_utc
 from dunwell.store.bulk import bulk_insert
@@ -119,17 +119,22 @@ def iso(at: datetime) -> str:
     return ensure_utc(at).isoformat().replace("+00:00", "Z")
 
 
+_ENABLED_ENDPOINTS = (
+    select(webhook_endpoints.c.id, webhook_endpoints.c.site_id, webhook_endpoints.c.events)
+    .where(
+        webhook_endpoints.c.site_id.in_(bindparam("sites", expanding=True)),
+        webhook_endpoints.c.enabled.is_(True),
+    )
+    .order_by(webhook_endpoints.c.id)
+)
+
+
 def _enabled_endpoints(
     conn: Connection, site_ids: Iterable[int]
 ) -> dict[int, list[tuple[int, frozenset[str]]]]:
     """site -> [(endpoint id, event types it takes; empty means all)]."""
-    e = webhook_endpoints
     found: dict[int, list[tuple[int, frozenset[str]]]] = {}
-    rows = conn.execute(
-        select(e.c.id, e.c.site_id, e.c.events)
-        .where(e.c.site_id.in_(set(site_ids)), e.c.enabled.is_(True))
-        .order_by(e.c.id)
-    )
+    rows = conn.execute(_ENABLED_ENDPOINTS, {"sites": list(set(site_ids))})
     for row in rows:
         found.setdefault(row.site_id, []).append((row.id, frozenset(row.events or ())))
     return found

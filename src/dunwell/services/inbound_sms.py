@@ -183,11 +183,7 @@ def _sites(
     conn: Connection, site_ids: set[int], now_of: Callable[[datetime | None], datetime]
 ) -> dict[int, _Site]:
     settings = load_sms_settings(conn, site_ids)
-    rows = conn.execute(
-        select(sites.c.id, sites.c.clock_now, sites.c.name, sites.c.support_email).where(
-            sites.c.id.in_(site_ids)
-        )
-    )
+    rows = conn.execute(_SITES, {"ids": list(site_ids)})
     found = {
         row.id: _Site(now_of(row.clock_now), row.name, row.support_email, settings[row.id])
         for row in rows
@@ -245,14 +241,12 @@ def _apply(
 def _customers_by_phone(conn: Connection, senders: Iterable[Sender]) -> dict[Sender, int]:
     """Each sender's customer: the site's oldest with that phone number."""
     wanted = set(senders)
-    c = customers
     rows = conn.execute(
-        select(c.c.site_id, c.c.phone, func.min(c.c.id).label("id"))
-        .where(
-            c.c.site_id.in_({site_id for site_id, _ in wanted}),
-            c.c.phone.in_({phone for _, phone in wanted}),
-        )
-        .group_by(c.c.site_id, c.c.phone)
+        _CUSTOMERS_BY_PHONE,
+        {
+            "sites": list({site_id for site_id, _ in wanted}),
+            "phones": list({phone for _, phone in wanted}),
+        },
     )
     return {(row.site_id, row.phone): row.id for row in rows if (row.site_id, row.phone) in wanted}
 
@@ -286,8 +280,7 @@ def _insert_texts(conn: Connection, texts: Sequence[_Read]) -> dict[str, int]:
         }
         for text in texts
     ]
-    t = inbound_messages
-    statement = _insert_ignoring(conn, t, t.c.provider_sid).returning(t.c.id, t.c.provider_sid)
+    statement = _INSERT_TEXTS[conn.dialect.name == "postgresql"]
     return {row.provider_sid: row.id for row in conn.execute(statement, rows)}
 
 
@@ -317,9 +310,7 @@ def _set_opt_outs(conn: Connection, changes: Mapping[Sender, tuple[bool, str, da
     ]
     insert_ignore(conn, t, rows, ["site_id", "phone"])
     conn.execute(
-        update(t)
-        .where(t.c.site_id == bindparam("site"), t.c.phone == bindparam("number"))
-        .values(opted_out=bindparam("out"), source=bindparam("why"), updated_at=bindparam("at")),
+        _SET_OPT_OUT,
         [
             {
                 "site": r["site_id"],
@@ -333,17 +324,49 @@ def _set_opt_outs(conn: Connection, changes: Mapping[Sender, tuple[bool, str, da
     )
 
 
-def _insert_ignoring(conn: Connection, table: Table, *unique: Column[Any]) -> Insert:
+# The batch's statements, built once: building a statement (its expressions
+# and cache key) cost several times what running it does, and the webhook's
+# writer runs each of these once per batch.
+
+_SITES = select(sites.c.id, sites.c.clock_now, sites.c.name, sites.c.support_email).where(
+    sites.c.id.in_(bindparam("ids", expanding=True))
+)
+
+_CUSTOMERS_BY_PHONE = (
+    select(customers.c.site_id, customers.c.phone, func.min(customers.c.id).label("id"))
+    .where(
+        customers.c.site_id.in_(bindparam("sites", expanding=True)),
+        customers.c.phone.in_(bindparam("phones", expanding=True)),
+    )
+    .group_by(customers.c.site_id, customers.c.phone)
+)
+
+_SET_OPT_OUT = (
+    update(sms_opt_outs)
+    .where(sms_opt_outs.c.site_id == bindparam("site"), sms_opt_outs.c.phone == bindparam("number"))
+    .values(opted_out=bindparam("out"), source=bindparam("why"), updated_at=bindparam("at"))
+)
+
+
+def _insert_ignoring(table: Table, postgresql: bool, *unique: Column[Any]) -> Insert:
     """An INSERT that skips rows colliding on ``unique``, for use with RETURNING.
 
     (Without RETURNING, :func:`~dunwell.store.sql.insert_ignore` is the one
-    to call.) On SQLite ``INSERT OR IGNORE``, a plain INSERT with a prefix, which
-    SQLAlchemy compiles once and caches; its ``ON CONFLICT`` constructs are
-    compiled again on every execution, which cost more than the statement.
-    ``OR IGNORE`` would also skip a row breaking NOT NULL, so the caller
-    fills every required column itself. PostgreSQL needs the ``ON
-    CONFLICT`` form.
+    to call.) On SQLite ``INSERT OR IGNORE``, a plain INSERT with a prefix;
+    its ``ON CONFLICT`` constructs are compiled again on every execution,
+    which cost more than the statement. ``OR IGNORE`` would also skip a row
+    breaking NOT NULL, so the caller fills every required column itself.
+    PostgreSQL needs the ``ON CONFLICT`` form.
     """
-    if conn.dialect.name == "postgresql":
+    if postgresql:
         return pg_insert(table).on_conflict_do_nothing(index_elements=list(unique))
     return insert(table).prefix_with("OR IGNORE")
+
+
+#: By dialect (``True``: PostgreSQL): insert texts, skipping MessageSids already stored.
+_INSERT_TEXTS = {
+    postgresql: _insert_ignoring(
+        inbound_messages, postgresql, inbound_messages.c.provider_sid
+    ).returning(inbound_messages.c.id, inbound_messages.c.provider_sid)
+    for postgresql in (False, True)
+}

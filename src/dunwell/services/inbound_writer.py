@@ -27,9 +27,10 @@ them stored once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -59,10 +60,24 @@ class Backlog:
     storing: int
 
 
+#: What a waiting text's outcome goes to: a thread's future or an event loop's.
+Waiter = Future[InboundResult] | asyncio.Future[InboundResult]
+Outcome = InboundResult | BaseException
+
+
 @dataclass(frozen=True)
 class _Pending:
     sms: InboundSms
-    future: Future[InboundResult]
+    future: Waiter
+
+    def wanted(self) -> bool:
+        """Whether the text is still to be stored: its request was not abandoned."""
+        if isinstance(self.future, Future):
+            return self.future.set_running_or_notify_cancel()
+        # Read from the writer's thread: a cancelled asyncio future stays
+        # cancelled, and one cancelled just after this is stored as if the
+        # request had waited, which is harmless.
+        return not self.future.cancelled()
 
 
 class InboundWriter:
@@ -74,6 +89,9 @@ class InboundWriter:
         self._linger = linger
         self._queue: deque[_Pending] = deque()
         self._changed = threading.Condition()
+        # Whether the thread waits for a first text (not lingering, not storing):
+        # only then, or when a batch fills, does a new text need to wake it.
+        self._idle = False
         self._storing = 0
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -81,17 +99,34 @@ class InboundWriter:
     def submit(self, sms: InboundSms) -> Future[InboundResult]:
         """Queue a text; the future has its result once it is committed, or its error."""
         future: Future[InboundResult] = Future()
+        self._enqueue(_Pending(sms, future))
+        return future
+
+    async def store(self, sms: InboundSms) -> InboundResult:
+        """Queue a text from the event loop and wait for its commit (see :meth:`submit`).
+
+        Unlike awaiting :meth:`submit`'s future, which costs a wake-up of the
+        loop per text, the writer hands a whole batch's outcomes to the loop
+        in one call; under load that is the difference between one wake-up
+        per commit and one per text, each taking the interpreter from the
+        thread still settling the batch.
+        """
+        future: asyncio.Future[InboundResult] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending(sms, future))
+        return await future
+
+    def _enqueue(self, pending: _Pending) -> None:
         with self._changed:
             if self._closing:
                 raise WriterClosed("the server is shutting down")
-            self._queue.append(_Pending(sms, future))
+            self._queue.append(pending)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="dunwell-inbound-writer", daemon=True
                 )
                 self._thread.start()
-            self._changed.notify()
-        return future
+            if self._idle or self._batch_full():
+                self._changed.notify()
 
     def backlog(self) -> Backlog:
         with self._changed:
@@ -112,8 +147,10 @@ class InboundWriter:
         busy = False
         while True:
             with self._changed:
+                self._idle = True
                 while not self._queue and not self._closing:
                     self._changed.wait()
+                self._idle = False
                 if busy:
                     # Texts came faster than one commit each: wait a moment
                     # for those the event loop is handing over, since a text
@@ -126,7 +163,7 @@ class InboundWriter:
                 self._storing = count
             # A text whose request was abandoned (its future cancelled) is not
             # stored: no 200 went out for it, so Twilio delivers it again.
-            batch = [p for p in taken if p.future.set_running_or_notify_cancel()]
+            batch = [p for p in taken if p.wanted()]
             if batch:
                 self._store(batch)
             with self._changed:
@@ -137,17 +174,38 @@ class InboundWriter:
         return self._closing or len(self._queue) >= self._max_batch
 
     def _store(self, batch: list[_Pending]) -> None:
-        outcomes: list[InboundResult | BaseException]
+        outcomes: list[Outcome]
         try:
             outcomes = list(store_texts(self._app, [pending.sms for pending in batch]))
         except BaseException as error:  # the thread must outlive anything a batch raises
             log.exception("inbound writer failed on a batch of %d texts", len(batch))
             outcomes = [error] * len(batch)
+        by_loop: defaultdict[asyncio.AbstractEventLoop, list[tuple[Waiter, Outcome]]]
+        by_loop = defaultdict(list)
         for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                pending.future.set_exception(outcome)
+            if isinstance(pending.future, Future):
+                _settle(pending.future, outcome)
             else:
-                pending.future.set_result(outcome)
+                by_loop[pending.future.get_loop()].append((pending.future, outcome))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, settled)
+            except RuntimeError:  # the loop has closed: nobody waits for these any more
+                log.warning("%d stored texts had nobody waiting for them", len(settled))
+
+
+def _settle_all(settled: list[tuple[Waiter, Outcome]]) -> None:
+    for future, outcome in settled:
+        _settle(future, outcome)
+
+
+def _settle(future: Waiter, outcome: Outcome) -> None:
+    if future.done():  # an asyncio future whose request was cancelled meanwhile
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def store_texts(app: App, texts: Sequence[InboundSms]) -> list[InboundResult | Exception]:

@@ -13,7 +13,7 @@ from datetime import datetime, time
 from typing import Any
 
 from phonenumbers import SUPPORTED_REGIONS
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from dunwell.domain.compliance import SendWindow
 from dunwell.messaging.keywords import has_opt_out_instructions
@@ -64,11 +64,18 @@ class SmsSettings:
         return template.replace("{company}", company).replace("{help_contact}", help_contact)
 
 
+#: Built once: every inbound batch and every tick reads settings, and building
+#: a statement costs several times what running this one does.
+_SETTINGS_OF_SITES = select(sms_settings.c.site_id, sms_settings.c.settings).where(
+    sms_settings.c.site_id.in_(bindparam("sites", expanding=True))
+)
+
+
 def load_sms_settings(conn: Connection, site_ids: Iterable[int]) -> dict[int, SmsSettings]:
     ids = set(site_ids)
     found = {
         row.site_id: _from_dict(row.settings)
-        for row in conn.execute(select(sms_settings).where(sms_settings.c.site_id.in_(ids)))
+        for row in conn.execute(_SETTINGS_OF_SITES, {"sites": list(ids)})
     }
     return {site_id: found.get(site_id, SmsSettings()) for site_id in ids}
 

@@ -95,6 +95,9 @@ customers = Table(
     Column("marketing_sms_opt_in_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("site_id", "external_id", name="uq_customers_site_external"),
+    # An inbound text finds its sender by number: without this every text
+    # (every webhook batch) would read all of the site's customers.
+    Index("ix_customers_phone", "site_id", "phone"),
 )
 
 payment_methods = Table(
