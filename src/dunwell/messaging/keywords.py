@@ -98,6 +98,11 @@ _OPT_OUT_INSTRUCTIONS = re.compile(
     ),
     re.IGNORECASE,
 )
+#: Every wording above contains the word STOP, so a body without it needs no
+#: further look. Most texts are such bodies (the opt-out line is added after
+#: this check), and the full pattern costs ~20 times as much to fail on them.
+#: The same flag as the full pattern, so the two agree on case (a long s, U+017F, too).
+_STOP_ANYWHERE = re.compile("stop", re.IGNORECASE)
 
 
 def has_opt_out_instructions(body: str) -> bool:
@@ -106,7 +111,10 @@ def has_opt_out_instructions(body: str) -> bool:
     It must instruct, not merely mention: "Reply STOP to opt out" or "STOP to cancel"
     count, "we will stop retrying your card" does not.
     """
-    return _OPT_OUT_INSTRUCTIONS.search(unicodedata.normalize("NFC", body)) is not None
+    text = unicodedata.normalize("NFC", body)
+    return (
+        _STOP_ANYWHERE.search(text) is not None and _OPT_OUT_INSTRUCTIONS.search(text) is not None
+    )
 
 
 def with_opt_out_line(body: str, line: str = "Reply STOP to opt out") -> str:

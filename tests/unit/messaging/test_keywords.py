@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dunwell.messaging import keywords
 from dunwell.messaging.keywords import (
     KEYWORDS,
     Keyword,
@@ -175,6 +178,8 @@ def test_twilio_opt_out_types_map_to_keywords(value: str | None, expected: Keywo
         "Antworte STOP",
         "Antworten Sie mit STOP",
         "STOP zum Abmelden",
+        "REPLY sToP TO OPT OUT",
+        "Reply \u017fTOP to opt out",  # a long s is an s when case is ignored
     ],
 )
 def test_a_body_that_says_how_to_opt_out_is_recognized(body: str) -> None:
@@ -197,6 +202,39 @@ def test_a_body_that_says_how_to_opt_out_is_recognized(body: str) -> None:
 )
 def test_a_body_that_does_not_say_how_to_opt_out_is_not_mistaken_for_one(body: str) -> None:
     assert not has_opt_out_instructions(body)
+
+
+_WORDINGS = st.sampled_from(
+    [
+        "reply",
+        "text",
+        "répondez",
+        "antworten sie mit",
+        "opt out:",
+        "stop",
+        "STOP",
+        "Stop",
+        "\u017ftop",
+        "sms au 3",
+        "to opt out",
+        "pour",
+        "para cancelar",
+        "zum abmelden",
+        '"',
+        " ",
+        ",",
+        "your card",
+        "\n",
+    ]
+)
+
+
+@given(st.lists(_WORDINGS | st.text(max_size=5), max_size=8).map(" ".join))
+def test_the_quick_check_for_stop_never_changes_the_answer(body: str) -> None:
+    # The word STOP is looked for first and the full pattern only runs when
+    # it is there: that must decide exactly as the full pattern alone would.
+    full = keywords._OPT_OUT_INSTRUCTIONS.search(unicodedata.normalize("NFC", body))
+    assert has_opt_out_instructions(body) is (full is not None)
 
 
 # --- with_opt_out_line ------------------------------------------------------------
