@@ -33,6 +33,7 @@ class SandboxMailbox:
 
     def __init__(self, engine: Engine, site_id: int, now: Callable[[], datetime]) -> None:
         self._engine = engine
+        self._writes = writer(engine)  # made once: see App.begin
         self._site_id = site_id
         self._now = now
 
@@ -54,7 +55,7 @@ class SandboxMailbox:
             "message_id": message.message_id,
             "created_at": self._now(),
         }
-        with writer(self._engine).begin() as conn:
+        with self._writes.begin() as conn:
             insert_ignore(conn, sandbox_messages, [row], ["message_id"])
         return SendResult(provider_id=message.message_id, status="delivered")
 
@@ -64,6 +65,7 @@ class SandboxPhone:
 
     def __init__(self, engine: Engine, site_id: int, now: Callable[[], datetime]) -> None:
         self._engine = engine
+        self._writes = writer(engine)  # made once: see App.begin
         self._site_id = site_id
         self._now = now
 
@@ -83,7 +85,7 @@ class SandboxPhone:
             "message_id": sid,
             "created_at": at,
         }
-        with writer(self._engine).begin() as conn:
+        with self._writes.begin() as conn:
             insert_ignore(conn, sandbox_messages, [row], ["message_id"])
         return SendResult(provider_id=sid, status="delivered")
 

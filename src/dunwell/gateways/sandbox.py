@@ -116,13 +116,14 @@ class SandboxGateway:
 
     def __init__(self, engine: Engine, now: Callable[[], datetime]) -> None:
         self._engine = engine
+        self._writes = writer(engine)  # made once: see App.begin
         self._now = now
 
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResponse]:
         if not requests:
             return []
         keys = [r.idempotency_key for r in requests]
-        with writer(self._engine).begin() as conn:
+        with self._writes.begin() as conn:
             # The charges live in Dunwell's own database: a crash that loses
             # them loses the attempts that would record them too.
             reproducible_commit(conn)
