@@ -32,7 +32,6 @@ class SandboxMailbox:
     """An :class:`~dunwell.channels.base.EmailTransport` that stores mail."""
 
     def __init__(self, engine: Engine, site_id: int, now: Callable[[], datetime]) -> None:
-        self._engine = engine
         self._writes = writer(engine)  # made once: see App.begin
         self._site_id = site_id
         self._now = now

@@ -115,7 +115,6 @@ class SandboxGateway:
     name = "sandbox"
 
     def __init__(self, engine: Engine, now: Callable[[], datetime]) -> None:
-        self._engine = engine
         self._writes = writer(engine)  # made once: see App.begin
         self._now = now
 
