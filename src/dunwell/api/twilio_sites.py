@@ -20,9 +20,11 @@ clock that goes backwards counts as expiry too. Consequences to know:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -41,6 +43,13 @@ MAX_SLUGS = 10_000
 class TwilioSite:
     site_id: int
     validator: RequestValidator
+    #: HMAC-SHA1 already keyed with the auth token; each request copies it.
+    keyed: hmac.HMAC = field(repr=False, compare=False)
+
+    @classmethod
+    def with_token(cls, site_id: int, auth_token: str) -> TwilioSite:
+        keyed = hmac.new(auth_token.encode("utf-8"), digestmod=hashlib.sha1)
+        return cls(site_id, RequestValidator(auth_token), keyed)
 
     def signed(self, url: str, params: Mapping[str, str], signature: str) -> bool:
         """Whether Twilio signed these parameters for this URL with the site's token.
@@ -53,10 +62,21 @@ class TwilioSite:
         where ``validate`` normalizes it first (an upper-case scheme), which
         proves the token just as well.
         """
-        expected = self.validator.compute_signature(url, params)
-        if hmac.compare_digest(expected.encode(), signature.encode()):
+        if hmac.compare_digest(self.signature(url, params).encode(), signature.encode()):
             return True
         return bool(self.validator.validate(url, params, signature))
+
+    def signature(self, url: str, params: Mapping[str, str]) -> str:
+        """Twilio's signature of a form post, as the SDK's ``compute_signature`` makes it.
+
+        The same string is signed (the URL, then each name and its value in
+        the order of the names), but from an HMAC keyed once per site
+        instead of once per request, which was a fifth of checking a text.
+        """
+        signed = url + "".join([name + params[name] for name in sorted(params)])
+        mac = self.keyed.copy()
+        mac.update(signed.encode("utf-8"))
+        return base64.b64encode(mac.digest()).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -101,4 +121,4 @@ class TwilioSites:
             config = load_channel_configs(conn, [site_id], box).get((site_id, "sms"))
         if config is None or config.provider != "twilio" or not config.secret:
             return None
-        return TwilioSite(int(site_id), RequestValidator(config.secret))
+        return TwilioSite.with_token(int(site_id), config.secret)
