@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from dunwell.store.db import writer
+from dunwell.store.planner_stats import seed_sqlite_statistics
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,3 +27,5 @@ def upgrade(engine: Engine) -> None:
     with writer(engine).begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        # After every upgrade, so indexes a migration adds get figures too.
+        seed_sqlite_statistics(conn)

@@ -305,6 +305,8 @@ events = Table(
     Column("invoice_id", Id, index=True),
     Column("data", JSON, nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
+    # A customer's timeline on the dashboard.
+    Index("ix_events_site_customer", "site_id", "customer_id"),
 )
 
 outbox = Table(
@@ -516,6 +518,8 @@ inbound_messages = Table(
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
     Index("ix_inbound_messages_unanswered", "answered_at", "received_at"),
+    # Who replied, for the recovery figures.
+    Index("ix_inbound_messages_site_customer", "site_id", "customer_id"),
 )
 
 
@@ -658,6 +662,8 @@ conversations = Table(
     CheckConstraint("status IN ('open', 'escalated', 'closed')", name="status"),
     Index("ix_conversations_phone", "site_id", "phone", "status"),
     Index("ix_conversations_nudge", "nudge_at"),
+    # A customer's conversations on the dashboard.
+    Index("ix_conversations_site_customer", "site_id", "customer_id"),
 )
 
 conversation_turns = Table(

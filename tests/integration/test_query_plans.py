@@ -1,0 +1,168 @@
+"""SQLite's planner never reads a whole site when a narrower index answers the query.
+
+These check plans, not timings: without statistics SQLite once answered a
+customer's invoices, the SMS frequency cap and other reads by key with the
+``site_id`` index, reading every row the site has. The statistics written at
+migration (``dunwell.store.planner_stats``) say a site is the whole table.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event
+
+from dunwell.bootstrap import App
+from dunwell.services.customer_records import customer_events, customer_invoices
+from dunwell.services.message_claims import claim_due_messages
+from dunwell.services.sms_gate import SmsGate
+from dunwell.store.migrate import upgrade
+from dunwell.store.planner_stats import FEW_VALUED_COLUMNS, seed_sqlite_statistics
+from tests.integration.factories import Shop
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+# A search that narrows by the site and nothing else.
+SITE_ONLY = re.compile(r"USING (?:COVERING )?INDEX \w+ \(site_id=\?\)")
+
+
+def _plan(conn: Connection, sql: str, args: Any = ()) -> str:
+    rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", args)
+    return " | ".join(str(row[-1]) for row in rows)
+
+
+def _indexes(conn: Connection) -> list[tuple[str, str, list[str]]]:
+    """(table, index, columns) of every index on a table that has a site column."""
+    found = []
+    tables = [
+        row[0]
+        for row in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+        )
+    ]
+    for table in tables:
+        columns = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
+        if "site_id" not in columns:
+            continue
+        for row in conn.exec_driver_sql(f'PRAGMA index_list("{table}")'):
+            index = row[1]
+            keys = [r[2] for r in conn.exec_driver_sql(f'PRAGMA index_info("{index}")')]
+            found.append((table, index, keys))
+    return found
+
+
+def test_every_key_under_a_site_is_searched_by_that_key(app: App) -> None:
+    """For each index, the site plus the index's columns up to its first narrow one.
+
+    Columns with only a few values (a channel) are no narrower than the site,
+    so the prefix runs on to the first column that is.
+    """
+    checked = []
+    with app.engine.connect() as conn:
+        for table, index, keys in _indexes(conn):
+            prefix: list[str] = []
+            for column in keys:
+                if column is None:  # an expression: the planner cannot be asked plainly
+                    prefix = []
+                    break
+                if column != "site_id":
+                    prefix.append(column)
+                if column not in FEW_VALUED_COLUMNS:
+                    break
+            if not prefix or prefix[-1] in FEW_VALUED_COLUMNS:
+                continue
+            where = " AND ".join(["site_id = ?", *(f'"{c}" = ?' for c in prefix)])
+            plan = _plan(conn, f'SELECT * FROM "{table}" WHERE {where}', (1,) * (len(prefix) + 1))
+            checked.append((table, prefix[-1]))
+            assert not SITE_ONLY.search(plan), f"{table} {prefix} ({index}): {plan}"
+    # The schema has dozens of such keys; an empty loop would prove nothing.
+    assert len(checked) > 30
+    assert ("invoices", "customer_id") in checked
+    assert ("outbox", "recipient") in checked
+    assert ("outbox", "created_at") in checked
+
+
+def test_without_the_statistics_the_site_index_was_taken(app: App) -> None:
+    """The check above can fail: with the figures gone, the old plans return."""
+    with app.engine.connect() as conn:
+        conn.exec_driver_sql("DELETE FROM sqlite_stat1")
+        conn.exec_driver_sql("ANALYZE sqlite_schema")
+        plan = _plan(conn, "SELECT * FROM invoices WHERE site_id = ? AND customer_id = ?", (1, 1))
+        conn.rollback()
+    assert SITE_ONLY.search(plan), plan
+
+
+def test_measured_statistics_are_never_replaced(app: App) -> None:
+    with app.engine.connect() as conn:
+        conn.exec_driver_sql(
+            "UPDATE sqlite_stat1 SET stat = '40 2' WHERE idx = 'ix_invoices_site_id'"
+        )
+        assert seed_sqlite_statistics(conn) == 0
+        stat = conn.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_invoices_site_id'"
+        ).scalar_one()
+        conn.commit()
+    assert stat == "40 2"
+    upgrade(app.engine)  # a later migration run leaves them too
+    with app.engine.connect() as conn:
+        stat = conn.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_invoices_site_id'"
+        ).scalar_one()
+    assert stat == "40 2"
+
+
+def _captured(app: App, run: Any, kind: str = "SELECT") -> list[tuple[str, Any]]:
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().startswith(kind):
+            statements.append((statement, parameters))
+
+    event.listen(app.engine, "before_cursor_execute", keep)
+    try:
+        run()
+    finally:
+        event.remove(app.engine, "before_cursor_execute", keep)
+    return statements
+
+
+def test_the_customer_page_and_the_frequency_cap_read_by_key(app: App) -> None:
+    """The real statements: a customer's invoices and timeline, and texts sent to a number."""
+    shop = Shop.create(app)
+    customer = shop.customer(email="ada@example.com", phone="+14155550101")
+    gate_now = shop.now - timedelta(minutes=5)
+
+    def read() -> None:
+        with app.engine.connect() as conn:
+            customer_invoices(conn, shop.site_id, customer)
+            customer_events(conn, shop.site_id, customer)
+            SmsGate(conn, gate_now)._recent_sends({(shop.site_id, "+14155550101")}, gate_now)
+
+    statements = _captured(app, read)
+    assert len(statements) == 3
+    with app.engine.connect() as conn:
+        plans = [_plan(conn, sql, args) for sql, args in statements]
+    assert not any(SITE_ONLY.search(plan) for plan in plans), plans
+    assert "ix_invoices_customer_id" in plans[0] or "ix_invoices_site_customer" in plans[0]
+    assert "ix_events_site_customer" in plans[1]
+    assert "ix_outbox_recipient" in plans[2]
+
+
+def test_the_delivery_claim_looks_up_due_messages_by_status(app: App) -> None:
+    """It once read every email and text ever queued, by channel, to find the pending few."""
+    shop = Shop.create(app)
+
+    def claim() -> None:
+        with app.begin() as conn:
+            claim_due_messages(conn, "plans", shop.now, shop.now + timedelta(minutes=1), 50)
+
+    statements = [
+        (sql, args) for sql, args in _captured(app, claim, kind="UPDATE") if "outbox" in sql
+    ]
+    assert statements
+    with app.engine.connect() as conn:
+        plans = [_plan(conn, sql, args) for sql, args in statements]
+    assert all("ix_outbox_pending (status=?" in plan for plan in plans), plans
