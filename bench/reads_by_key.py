@@ -5,8 +5,9 @@
 Loads one SQLite site with ``--rows`` invoices, events and outbox texts
 spread over 20,000 customers (plain batched inserts), then times the real
 reads that look up one customer or one number: the dashboard's invoices and
-timeline for a customer, the hosted billing page's card on file, and the SMS
-frequency cap's recent texts to a batch of numbers. Each is timed with the
+timeline for a customer, the hosted billing page's card on file, the SMS
+frequency cap's recent texts to a batch of numbers, and the delivery
+worker's claim of due messages (none are due: the outbox holds sent texts). Each is timed with the
 ``sqlite_stat1`` figures written at migration, and again with them removed
 (the planner's defaults, as before they were written). Prints one JSON
 object: the median milliseconds per read in each case and the plan used.
@@ -28,6 +29,7 @@ from sqlalchemy import Connection, Engine, event, insert, select
 
 from dunwell.clock import FixedClock
 from dunwell.services.customer_records import customer_events, customer_invoices
+from dunwell.services.message_claims import claim_due_messages
 from dunwell.services.sites import create_site
 from dunwell.services.sms_gate import SmsGate
 from dunwell.store import tables
@@ -156,15 +158,19 @@ def reads(site_id: int, first: int, now: datetime) -> dict[str, Callable[[Connec
             )
         ).all(),
         "frequency_cap_50_numbers": lambda conn: SmsGate(conn, now)._recent_sends(numbers, now),
+        # Nothing is pending, so the claim takes nothing: what is timed is finding that out.
+        "delivery_claim": lambda conn: claim_due_messages(
+            conn, "bench", now, now + timedelta(minutes=1), 50
+        ),
     }
 
 
 def _first_plan(engine: Engine, conn: Connection, read: Callable[[Connection], Any]) -> str:
-    """The plan SQLite chose for the read's first statement (each read has one)."""
+    """The plan SQLite chose for the read's first query (each read has one)."""
     plans: list[str] = []
 
     def keep(raw: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if not plans:
+        if not plans and statement.lstrip().startswith(("SELECT", "UPDATE")):
             rows = raw.connection.dbapi_connection.execute(
                 f"EXPLAIN QUERY PLAN {statement}", parameters
             )
