@@ -4,13 +4,14 @@
 
 Loads one SQLite site with ``--rows`` invoices, events and outbox texts
 spread over 20,000 customers (plain batched inserts), then times the real
-reads that look up one customer or one number: the dashboard's invoices and
-timeline for a customer, the hosted billing page's card on file, the SMS
-frequency cap's recent texts to a batch of numbers, and the delivery
-worker's claim of due messages (none are due: the outbox holds sent texts). Each is timed with the
-``sqlite_stat1`` figures written at migration, and again with them removed
-(the planner's defaults, as before they were written). Prints one JSON
-object: the median milliseconds per read in each case and the plan used.
+reads that look up one customer or one number: the dashboard's invoices,
+timeline and latest messages for a customer, the hosted billing page's card
+on file, the SMS frequency cap's recent texts to a batch of numbers, and the
+delivery worker's claim of due messages (none are due: the outbox holds sent
+texts). Each is timed with the ``sqlite_stat1`` figures written at
+migration, and again with them removed (the planner's defaults, as before
+they were written). Prints one JSON object: the median milliseconds per
+read in each case and the plan used.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import Connection, Engine, event, insert, select
 from dunwell.clock import FixedClock
 from dunwell.services.customer_records import customer_events, customer_invoices
 from dunwell.services.message_claims import claim_due_messages
+from dunwell.services.messages import list_messages
 from dunwell.services.sites import create_site
 from dunwell.services.sms_gate import SmsGate
 from dunwell.store import tables
@@ -152,6 +154,9 @@ def reads(site_id: int, first: int, now: datetime) -> dict[str, Callable[[Connec
     return {
         "customer_invoices": lambda conn: customer_invoices(conn, site_id, customer),
         "customer_timeline": lambda conn: customer_events(conn, site_id, customer),
+        "customer_messages": lambda conn: list_messages(
+            conn, site_id, customer_id=customer, limit=20, newest_first=True
+        ),
         "card_on_file": lambda conn: conn.execute(
             select(pm.c.brand, pm.c.last4).where(
                 pm.c.site_id == site_id, pm.c.customer_id == customer, pm.c.is_default.is_(True)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, event
 from dunwell.bootstrap import App
 from dunwell.services.customer_records import customer_events, customer_invoices
 from dunwell.services.message_claims import claim_due_messages
+from dunwell.services.messages import list_messages
 from dunwell.services.sms_gate import SmsGate
 from dunwell.store.migrate import upgrade
 from dunwell.store.planner_stats import FEW_VALUED_COLUMNS, seed_sqlite_statistics
@@ -130,7 +131,7 @@ def _captured(app: App, run: Any, kind: str = "SELECT") -> list[tuple[str, Any]]
 
 
 def test_the_customer_page_and_the_frequency_cap_read_by_key(app: App) -> None:
-    """The real statements: a customer's invoices and timeline, and texts sent to a number."""
+    """The real statements: a customer's invoices, timeline and messages, and texts to a number."""
     shop = Shop.create(app)
     customer = shop.customer(email="ada@example.com", phone="+14155550101")
     gate_now = shop.now - timedelta(minutes=5)
@@ -139,16 +140,18 @@ def test_the_customer_page_and_the_frequency_cap_read_by_key(app: App) -> None:
         with app.engine.connect() as conn:
             customer_invoices(conn, shop.site_id, customer)
             customer_events(conn, shop.site_id, customer)
+            list_messages(conn, shop.site_id, customer_id=customer, limit=20, newest_first=True)
             SmsGate(conn, gate_now)._recent_sends({(shop.site_id, "+14155550101")}, gate_now)
 
     statements = _captured(app, read)
-    assert len(statements) == 3
+    assert len(statements) == 4
     with app.engine.connect() as conn:
         plans = [_plan(conn, sql, args) for sql, args in statements]
     assert not any(SITE_ONLY.search(plan) for plan in plans), plans
     assert "ix_invoices_customer_id" in plans[0] or "ix_invoices_site_customer" in plans[0]
     assert "ix_events_site_customer" in plans[1]
-    assert "ix_outbox_recipient" in plans[2]
+    assert "ix_outbox_site_customer" in plans[2]
+    assert "ix_outbox_recipient" in plans[3]
 
 
 def test_the_delivery_claim_looks_up_due_messages_by_status(app: App) -> None:

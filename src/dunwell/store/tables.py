@@ -357,6 +357,8 @@ outbox = Table(
     Index("ix_outbox_recipient", "recipient", "channel"),
     # The concierge's failed-payment scan reads recent dunning emails.
     Index("ix_outbox_channel_created", "channel", "created_at"),
+    # A customer's latest messages on the dashboard.
+    Index("ix_outbox_site_customer", "site_id", "customer_id"),
 )
 
 message_attempts = Table(

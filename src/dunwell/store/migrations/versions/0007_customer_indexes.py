@@ -1,7 +1,7 @@
-"""events, inbound_messages, conversations: index on (site_id, customer_id)
+"""events, outbox, inbound_messages, conversations: index on (site_id, customer_id)
 
-A customer's timeline, texts and conversations were found by reading every
-row of the site: these tables had no index on the customer.
+A customer's timeline, messages, texts and conversations were found by
+reading every row of the site: these tables had no index on the customer.
 
 Revision ID: 0007
 Revises: 0006
@@ -19,6 +19,7 @@ depends_on = None
 
 INDEXES = {
     "ix_events_site_customer": "events",
+    "ix_outbox_site_customer": "outbox",
     "ix_inbound_messages_site_customer": "inbound_messages",
     "ix_conversations_site_customer": "conversations",
 }
