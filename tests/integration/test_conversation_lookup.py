@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, insert
+from sqlalchemy import Connection, insert
 
 from dunwell.bootstrap import App
 from dunwell.services.conversations import current_conversation, live_states, save_state
 from dunwell.store import tables
 from tests.integration.factories import Shop
+from tests.integration.query_plans import captured, plan_of
 
 NUMBER, OTHER = "+14155550101", "+14155550102"
 
@@ -65,25 +65,18 @@ def test_the_newest_unclosed_conversation_is_the_live_one(app: App) -> None:
 def test_on_sqlite_both_lookups_use_the_phone_index(app: App) -> None:
     """Their plans, not timings: an ORDER BY id once made SQLite walk every conversation."""
     shop = Shop.create(app)
-    lookups: list[tuple[str, Any]] = []
-
-    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "FROM conversations" in statement:
-            lookups.append((statement, parameters))
-
     with app.begin() as conn:
         _history(conn, shop, 200)
-        event.listen(app.engine, "before_cursor_execute", keep)
-        try:
+
+        def look_up() -> None:
             current_conversation(conn, shop.site_id, NUMBER, None, shop.now)
             live_states(conn, {(shop.site_id, NUMBER)}, {shop.site_id: shop.now})
-        finally:
-            event.remove(app.engine, "before_cursor_execute", keep)
-        plans = [
-            " ".join(
-                str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", args)
-            )
-            for sql, args in lookups
+
+        lookups = [
+            (sql, args)
+            for sql, args in captured(app.engine, look_up)
+            if "FROM conversations" in sql
         ]
+        plans = [plan_of(conn, sql, args) for sql, args in lookups]
     assert len(plans) == 2
     assert all("USING INDEX ix_conversations_phone" in plan for plan in plans), plans

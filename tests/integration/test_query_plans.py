@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection
 
 from dunwell.bootstrap import App
 from dunwell.services.customer_records import customer_events, customer_invoices
@@ -23,16 +22,12 @@ from dunwell.services.sms_gate import SmsGate
 from dunwell.store.migrate import upgrade
 from dunwell.store.planner_stats import FEW_VALUED_COLUMNS, seed_sqlite_statistics
 from tests.integration.factories import Shop
+from tests.integration.query_plans import captured, plan_of
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 # A search that narrows by the site and nothing else.
 SITE_ONLY = re.compile(r"USING (?:COVERING )?INDEX \w+ \(site_id=\?\)")
-
-
-def _plan(conn: Connection, sql: str, args: Any = ()) -> str:
-    rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", args)
-    return " | ".join(str(row[-1]) for row in rows)
 
 
 def _indexes(conn: Connection) -> list[tuple[str, str, list[str]]]:
@@ -76,7 +71,7 @@ def test_every_key_under_a_site_is_searched_by_that_key(app: App) -> None:
             if not prefix or prefix[-1] in FEW_VALUED_COLUMNS:
                 continue
             where = " AND ".join(["site_id = ?", *(f'"{c}" = ?' for c in prefix)])
-            plan = _plan(conn, f'SELECT * FROM "{table}" WHERE {where}', (1,) * (len(prefix) + 1))
+            plan = plan_of(conn, f'SELECT * FROM "{table}" WHERE {where}', (1,) * (len(prefix) + 1))
             checked.append((table, prefix[-1]))
             assert not SITE_ONLY.search(plan), f"{table} {prefix} ({index}): {plan}"
     # The schema has dozens of such keys; an empty loop would prove nothing.
@@ -91,7 +86,7 @@ def test_without_the_statistics_the_site_index_was_taken(app: App) -> None:
     with app.engine.connect() as conn:
         conn.exec_driver_sql("DELETE FROM sqlite_stat1")
         conn.exec_driver_sql("ANALYZE sqlite_schema")
-        plan = _plan(conn, "SELECT * FROM invoices WHERE site_id = ? AND customer_id = ?", (1, 1))
+        plan = plan_of(conn, "SELECT * FROM invoices WHERE site_id = ? AND customer_id = ?", (1, 1))
         conn.rollback()
     assert SITE_ONLY.search(plan), plan
 
@@ -115,21 +110,6 @@ def test_measured_statistics_are_never_replaced(app: App) -> None:
     assert stat == "40 2"
 
 
-def _captured(app: App, run: Any, kind: str = "SELECT") -> list[tuple[str, Any]]:
-    statements: list[tuple[str, Any]] = []
-
-    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith(kind):
-            statements.append((statement, parameters))
-
-    event.listen(app.engine, "before_cursor_execute", keep)
-    try:
-        run()
-    finally:
-        event.remove(app.engine, "before_cursor_execute", keep)
-    return statements
-
-
 def test_the_customer_page_and_the_frequency_cap_read_by_key(app: App) -> None:
     """The real statements: a customer's invoices, timeline and messages, and texts to a number."""
     shop = Shop.create(app)
@@ -143,10 +123,10 @@ def test_the_customer_page_and_the_frequency_cap_read_by_key(app: App) -> None:
             list_messages(conn, shop.site_id, customer_id=customer, limit=20, newest_first=True)
             SmsGate(conn, gate_now)._recent_sends({(shop.site_id, "+14155550101")}, gate_now)
 
-    statements = _captured(app, read)
+    statements = captured(app.engine, read)
     assert len(statements) == 4
     with app.engine.connect() as conn:
-        plans = [_plan(conn, sql, args) for sql, args in statements]
+        plans = [plan_of(conn, sql, args) for sql, args in statements]
     assert not any(SITE_ONLY.search(plan) for plan in plans), plans
     assert "ix_invoices_customer_id" in plans[0] or "ix_invoices_site_customer" in plans[0]
     assert "ix_events_site_customer" in plans[1]
@@ -163,9 +143,9 @@ def test_the_delivery_claim_looks_up_due_messages_by_status(app: App) -> None:
             claim_due_messages(conn, "plans", shop.now, shop.now + timedelta(minutes=1), 50)
 
     statements = [
-        (sql, args) for sql, args in _captured(app, claim, kind="UPDATE") if "outbox" in sql
+        (sql, args) for sql, args in captured(app.engine, claim, kind="UPDATE") if "outbox" in sql
     ]
     assert statements
     with app.engine.connect() as conn:
-        plans = [_plan(conn, sql, args) for sql, args in statements]
+        plans = [plan_of(conn, sql, args) for sql, args in statements]
     assert all("ix_outbox_pending (status=?" in plan for plan in plans), plans
