@@ -42,8 +42,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +51,7 @@ from dunwell.api.problems import PROBLEM, problem
 from dunwell.bootstrap import App
 from dunwell.services.api_keys import authenticate
 from dunwell.services.housekeeping import delete_expired_idempotency_keys
+from dunwell.store.sql import insert_skipping_conflicts
 from dunwell.store.tables import idempotency_keys
 
 HEADER = "Idempotency-Key"
@@ -184,11 +183,9 @@ def claim_key(app: App, incoming: Incoming) -> Claim | Response:
     now = app.clock.now()
     table = idempotency_keys
     with app.begin() as conn:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         row_id = conn.execute(
-            insert(table)
+            insert_skipping_conflicts(conn, table, ["site_id", "key"])
             .values(**incoming.__dict__, created_at=now)
-            .on_conflict_do_nothing(index_elements=["site_id", "key"])
             .returning(table.c.id)
         ).scalar()
         if row_id is not None:

@@ -22,8 +22,8 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from dunwell.services.sms_settings import load_sms_settings
 from dunwell.services.sms_text import finish_sms
-from dunwell.store.sql import insert_one
-from dunwell.store.tables import conversation_turns, conversations, outbox
+from dunwell.store.sql import insert_one, insert_skipping_conflicts
+from dunwell.store.tables import LIVE_CONVERSATION, conversation_turns, conversations, outbox
 
 #: How long a conversation waits for the customer before it is over.
 IDLE = timedelta(hours=24)
@@ -50,32 +50,43 @@ def current_conversation(
     conn: Connection, site_id: int, phone: str, customer_id: int | None, now: datetime
 ) -> Conversation:
     """The number's live conversation, or a new one when the last went idle or closed."""
-    c = conversations
-    # The number's few unclosed ones, found on ix_conversations_phone; the
-    # newest is picked here. ORDER BY id DESC LIMIT 1 led SQLite to walk the
-    # site's conversations newest first instead, all of them for a number
-    # with none open.
-    query = select(c).where(c.c.site_id == site_id, c.c.phone == phone, c.c.status.in_(UNCLOSED))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = max(conn.execute(query).all(), key=lambda r: int(r.id), default=None)
+    row = _live_conversation(conn, site_id, phone)
     if row is not None:
         idle = ESCALATION_IDLE if row.status == "escalated" else IDLE
         if now - row.last_message_at <= idle:
             return _conversation(conn, row)
         close_conversation(conn, row.id, "abandoned", now)
-    new_id = insert_one(
-        conn,
-        c,
-        site_id=site_id,
-        customer_id=customer_id,
-        phone=phone,
-        status="open",
-        state={},
-        started_at=now,
-        last_message_at=now,
-    )
-    return Conversation(new_id, site_id, customer_id, phone, "open", {}, now, True)
+    c = conversations
+    new_id = conn.execute(
+        insert_skipping_conflicts(conn, c, ["site_id", "phone"], where=LIVE_CONVERSATION)
+        .values(
+            site_id=site_id,
+            customer_id=customer_id,
+            phone=phone,
+            status="open",
+            state={},
+            started_at=now,
+            last_message_at=now,
+        )
+        .returning(c.c.id)
+    ).scalar()
+    if new_id is None:
+        # Another transaction opened one for the number between the read and
+        # the insert (PostgreSQL, two workers with texts from one sender);
+        # the insert waited for it to commit, so it is there to read now.
+        row = _live_conversation(conn, site_id, phone)
+        assert row is not None, "a live conversation collided but cannot be read"
+        return _conversation(conn, row)
+    return Conversation(int(new_id), site_id, customer_id, phone, "open", {}, now, True)
+
+
+def _live_conversation(conn: Connection, site_id: int, phone: str) -> Any:
+    """The number's one unclosed conversation (``uq_conversations_live_phone``), locked."""
+    c = conversations
+    query = select(c).where(c.c.site_id == site_id, c.c.phone == phone, c.c.status.in_(UNCLOSED))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).first()
 
 
 def load_conversation(conn: Connection, site_id: int, conversation_id: int) -> Conversation | None:
@@ -141,10 +152,10 @@ def peek_state(conn: Connection, site_id: int, phone: str, now: datetime) -> dic
 #: ORDER BY: with one, SQLite's planner walked the site's whole history of
 #: conversations in id order instead of looking the numbers up on
 #: ``ix_conversations_phone``, so every batch of texts slowed as the site
-#: aged (9,400 conversations: 40 % of storing a batch). The newest is picked
-#: here from the few open ones.
+#: aged (9,400 conversations: 40 % of storing a batch). A number has at most
+#: one unclosed conversation (``uq_conversations_live_phone``), so there is
+#: no newest to pick.
 _OPEN_CONVERSATIONS = select(
-    conversations.c.id,
     conversations.c.site_id,
     conversations.c.phone,
     conversations.c.state,
@@ -161,8 +172,8 @@ def live_states(
 ) -> dict[tuple[int, str], dict[str, Any]]:
     """Each (site, phone)'s live conversation state, in one query; absent: none live.
 
-    The newest open conversation counts, unless it has been idle for longer
-    than :data:`IDLE` at its site's now.
+    The number's open conversation counts, unless it has been idle for
+    longer than :data:`IDLE` at its site's now.
     """
     wanted = set(senders)
     if not wanted:
@@ -174,16 +185,11 @@ def live_states(
             "phones": list({phone for _, phone in wanted}),
         },
     )
-    newest: dict[tuple[int, str], Any] = {}
-    for row in rows:
-        sender = (row.site_id, row.phone)
-        kept = newest.get(sender)
-        if kept is None or row.id > kept.id:
-            newest[sender] = row
     return {
-        sender: dict(row.state or {})
-        for sender, row in newest.items()
-        if sender in wanted and now_by_site[sender[0]] - row.last_message_at <= IDLE
+        (row.site_id, row.phone): dict(row.state or {})
+        for row in rows
+        if (row.site_id, row.phone) in wanted
+        and now_by_site[row.site_id] - row.last_message_at <= IDLE
     }
 
 

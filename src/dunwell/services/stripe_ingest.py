@@ -35,8 +35,6 @@ from typing import Any
 
 import stripe
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dunwell.bootstrap import App
 from dunwell.domain.states import InvoiceStatus, SubscriptionStatus
@@ -56,7 +54,7 @@ from dunwell.services.stripe_payloads import (
     parse_event,
     subscription_facts,
 )
-from dunwell.store.sql import insert_ignore
+from dunwell.store.sql import insert_ignore, insert_skipping_conflicts
 from dunwell.store.tables import site_preferences, sites, stripe_events
 
 #: Seconds a signature stays valid: Stripe's own default, against replays.
@@ -202,10 +200,9 @@ def _claim(conn: Connection, site_id: int, event: StripeEvent, now: datetime) ->
     moment cannot both pass: on PostgreSQL the second waits for the first to
     commit, then finds its row.
     """
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     t = stripe_events
     new_id = conn.execute(
-        insert(t)
+        insert_skipping_conflicts(conn, t, ["site_id", "stripe_event_id"])
         .values(
             site_id=site_id,
             stripe_event_id=event.id,
@@ -215,7 +212,6 @@ def _claim(conn: Connection, site_id: int, event: StripeEvent, now: datetime) ->
             received_at=now,
             outcome=Outcome.FAILED.value,  # replaced before the transaction ends
         )
-        .on_conflict_do_nothing(index_elements=["site_id", "stripe_event_id"])
         .returning(t.c.id)
     ).scalar()
     if new_id is not None:

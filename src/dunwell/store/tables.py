@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from dunwell.store.types import Id, UTCDateTime
@@ -642,6 +643,9 @@ concierge_settings = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+#: The predicate of a conversation that is not closed (``uq_conversations_live_phone``).
+LIVE_CONVERSATION = text("status IN ('open', 'escalated')")
+
 conversations = Table(
     "conversations",
     metadata,
@@ -663,6 +667,16 @@ conversations = Table(
     Column("closed_at", UTCDateTime),
     CheckConstraint("status IN ('open', 'escalated', 'closed')", name="status"),
     Index("ix_conversations_phone", "site_id", "phone", "status"),
+    # At most one live conversation per number: two workers answering the
+    # same sender's texts at once must not each open one.
+    Index(
+        "uq_conversations_live_phone",
+        "site_id",
+        "phone",
+        unique=True,
+        sqlite_where=LIVE_CONVERSATION,
+        postgresql_where=LIVE_CONVERSATION,
+    ),
     Index("ix_conversations_nudge", "nudge_at"),
     # A customer's conversations on the dashboard.
     Index("ix_conversations_site_customer", "site_id", "customer_id"),
