@@ -9,9 +9,11 @@
 Gorgias's error body otherwise) and the body's required parts (customer
 email, at least one message with ``channel``, ``via``, ``from_agent`` and
 a sender; 400 otherwise), then answers 201 with the ticket and its ``id``.
+``GET /api/tickets?external_id=X&limit=N`` answers 200 with Gorgias's
+list, ``{"object": "list", "data": [...], "meta": {...}}``, newest first.
 Every request is recorded, answered or not. ``answer(*statuses, delay=)``
-scripts the next answers (an error status, or 201 after ``delay``
-seconds for a slow help desk).
+scripts the next creates (an error status, or 201 after ``delay`` seconds
+for a slow help desk); ``answer_lookups(*statuses)`` the next listings.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.integration.local_http import LocalHttpServer
 
@@ -47,6 +50,7 @@ class FakeHelpdesk:
     tickets: list[dict[str, Any]] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     upcoming: deque[tuple[int, float]] = field(default_factory=deque)
+    upcoming_lookups: deque[int] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(
@@ -57,18 +61,38 @@ class FakeHelpdesk:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        url = urlsplit(path)
         with self.lock:
             self.requests.append(RecordedRequest(method, path, headers, body))
-            status, delay = self.upcoming.popleft() if self.upcoming else (201, 0.0)
+            if method == "GET":
+                status, delay = (
+                    (self.upcoming_lookups.popleft(), 0.0) if self.upcoming_lookups else (200, 0.0)
+                )
+            else:
+                status, delay = self.upcoming.popleft() if self.upcoming else (201, 0.0)
         if delay:
             time.sleep(delay)
-        if path.rstrip("/") != TICKETS_PATH or method != "POST":
+        if url.path.rstrip("/") != TICKETS_PATH or method not in ("POST", "GET"):
             return 404, _error("Not found")
         if not self._authorized(headers.get("authorization")):
             return 401, _error("Unauthorized: bad username or API key")
-        if status != 201:
+        if status not in (200, 201):
             return status, _error(f"scripted failure {status}")
+        if method == "GET":
+            return self._list(parse_qs(url.query))
         return self._create(body)
+
+    def _list(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        wanted = query.get("external_id", [None])[0]
+        limit = int(query.get("limit", ["30"])[0])
+        with self.lock:
+            found = [
+                t
+                for t in reversed(self.tickets)
+                if wanted is None or t.get("external_id") == wanted
+            ]
+        meta = {"next_cursor": None, "prev_cursor": None}
+        return 200, {"object": "list", "uri": TICKETS_PATH, "data": found[:limit], "meta": meta}
 
     def _authorized(self, authorization: str | None) -> bool:
         token = base64.b64encode(f"{self.username}:{self.api_key}".encode()).decode()
@@ -162,9 +186,19 @@ class FakeHelpdeskServer:
             return list(self.fake.requests)
 
     def answer(self, *statuses: int, delay: float = 0.0) -> None:
-        """Answer the next requests with these statuses (201 creates), after ``delay`` s."""
+        """Answer the next creates with these statuses (201 creates), after ``delay`` s."""
         with self.fake.lock:
             self.fake.upcoming.extend((status, delay) for status in statuses)
+
+    def answer_lookups(self, *statuses: int) -> None:
+        """Answer the next listings with these statuses (200 lists)."""
+        with self.fake.lock:
+            self.fake.upcoming_lookups.extend(statuses)
+
+    @property
+    def methods(self) -> list[str]:
+        """The method of every request so far, in order."""
+        return [r.method for r in self.requests]
 
     def __enter__(self) -> FakeHelpdeskServer:
         self._http.start()

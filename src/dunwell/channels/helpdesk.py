@@ -13,6 +13,12 @@
 The help desk answers 201 with the ticket, whose ``id`` is all we keep.
 ``base_url`` is the API root, such as ``https://shop.gorgias.com/api``.
 
+``find_ticket`` is ``GET {base_url}/tickets?external_id=...&limit=1``, which
+answers 200 with ``{"object": "list", "data": [ticket, ...], ...}``: before
+trying a ticket again, the caller asks whether an earlier try made it after
+all (an answer lost to a timeout, or a worker that died before recording
+it), so a customer never gets two tickets.
+
 Errors
 ======
 
@@ -131,8 +137,21 @@ class HelpdeskClient:
         to: the request goes there rather than to a second DNS answer that
         could differ, with the name kept for Host and TLS.
         """
+        response = self._call("POST", address, json=ticket_payload(ticket))
+        return _ticket_id(response)
+
+    def find_ticket(self, external_id: str, *, address: str | None = None) -> str | None:
+        """The id of a ticket already opened with ``external_id``, or None.
+
+        Raises :class:`TransportError` like :meth:`create_ticket`.
+        """
+        response = self._call("GET", address, params={"external_id": external_id, "limit": 1})
+        return _found_ticket_id(response)
+
+    def _call(self, method: str, address: str | None, **content: Any) -> httpx.Response:
+        """One request to ``{base_url}/tickets``; a failure to get an answer is raised."""
         try:
-            response = self._post(ticket_payload(ticket), address)
+            return self._send(method, address, content)
         except httpx.TimeoutException:
             raise TransportError(
                 f"the help desk did not answer within {self.config.timeout:g} s",
@@ -147,9 +166,8 @@ class HelpdeskClient:
                 permanent=False,
                 code="helpdesk-unreachable",
             ) from None
-        return _ticket_id(response)
 
-    def _post(self, payload: dict[str, Any], address: str | None) -> httpx.Response:
+    def _send(self, method: str, address: str | None, content: dict[str, Any]) -> httpx.Response:
         url = httpx.URL(self.config.base_url.rstrip("/") + "/tickets")
         headers = {"accept": "application/json", "user-agent": USER_AGENT}
         extensions: dict[str, Any] = {}
@@ -167,13 +185,60 @@ class HelpdeskClient:
             follow_redirects=False,
         ) as client:
             request = client.build_request(
-                "POST", url, json=payload, headers=headers, extensions=extensions
+                method, url, headers=headers, extensions=extensions, **content
             )
             auth = httpx.BasicAuth(self.config.username, self.config.api_key)
             return client.send(request, auth=auth)
 
 
 def _ticket_id(response: httpx.Response) -> str:
+    _raise_for_status(response)
+    try:
+        ticket_id = _id_of(response.json())
+    except ValueError:
+        ticket_id = None
+    if ticket_id is None:
+        raise TransportError(
+            f"the help desk answered HTTP {response.status_code} without a ticket id",
+            permanent=True,
+            code="helpdesk-bad-answer",
+        )
+    return ticket_id
+
+
+def _found_ticket_id(response: httpx.Response) -> str | None:
+    """The first listed ticket's id; None for an empty list."""
+    _raise_for_status(response)
+    try:
+        listed = response.json().get("data")
+    except (ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        raise TransportError(
+            f"the help desk answered HTTP {response.status_code} without a list of tickets",
+            permanent=True,
+            code="helpdesk-bad-answer",
+        )
+    if not listed:
+        return None
+    found = _id_of(listed[0])
+    if found is None:
+        raise TransportError(
+            f"the help desk listed a ticket without an id (HTTP {response.status_code})",
+            permanent=True,
+            code="helpdesk-bad-answer",
+        )
+    return found
+
+
+def _id_of(ticket: Any) -> str | None:
+    ticket_id = ticket.get("id") if isinstance(ticket, dict) else None
+    if ticket_id is None or isinstance(ticket_id, bool | dict | list):
+        return None
+    return str(ticket_id)
+
+
+def _raise_for_status(response: httpx.Response) -> None:
     status = response.status_code
     if 300 <= status < 400:
         raise TransportError(
@@ -187,17 +252,6 @@ def _ticket_id(response: httpx.Response) -> str:
             permanent=is_permanent_status(status),
             code=f"http-{status}",
         )
-    try:
-        ticket_id = response.json().get("id")
-    except (ValueError, AttributeError):
-        ticket_id = None
-    if ticket_id is None or isinstance(ticket_id, bool | dict | list):
-        raise TransportError(
-            f"the help desk answered HTTP {status} without a ticket id",
-            permanent=True,
-            code="helpdesk-bad-answer",
-        )
-    return str(ticket_id)
 
 
 def _excerpt(response: httpx.Response) -> str:

@@ -17,10 +17,14 @@ to the concierge's escalation address, else the site's support address,
 and the status ``emailed``; with neither address the escalation
 ``failed``. ``last_error`` keeps the latest failure, whatever happens after.
 
-A worker that dies between the help desk's answer and the commit leaves
-the escalation leased; when the lease expires it is tried again, so a
-ticket may (rarely) be opened twice. Each carries the escalation's
-``external_id`` so the two are easy to spot.
+Every ticket carries the escalation's ``external_id``. A try after the
+first asks the help desk for a ticket with it before opening one, because
+an earlier try may have made it: its answer lost to a timeout, or its
+worker dead between the answer and the commit (the lease then expires and
+another worker tries again). Found, it is the escalation's ticket. A help
+desk that refuses the question (no such listing, or a key that may only
+create) gets the ticket opened again, as before this check, and the
+refusal is logged.
 """
 
 from __future__ import annotations
@@ -255,7 +259,12 @@ def _create_ticket(job: _Job) -> _Answer:
         # As for webhooks: a live site's help desk must be at a public
         # address, and the request goes to the address that was checked.
         address = target_addresses(job.config.base_url, job.row.site_mode)[0]
-        return _Answer(HelpdeskClient(job.config).create_ticket(ticket, address=address), None)
+        client = HelpdeskClient(job.config)
+        if job.attempt > 1:
+            made = _made_by_an_earlier_try(client, job, ticket, address)
+            if made is not None:
+                return _Answer(made, None)
+        return _Answer(client.create_ticket(ticket, address=address), None)
     except TargetRefused as error:
         # Transient: an unresolvable host is often a passing DNS failure,
         # and the tries are few and short before the email goes anyway.
@@ -266,6 +275,30 @@ def _create_ticket(job: _Job) -> _Answer:
     except Exception as error:  # a bug here must not lose the escalation
         log.exception("help-desk try %s of escalation %s raised", job.attempt, job.row.id)
         return _Answer(None, TransportError(type(error).__name__, permanent=False))
+
+
+def _made_by_an_earlier_try(
+    client: HelpdeskClient, job: _Job, ticket: NewTicket, address: str
+) -> str | None:
+    """The ticket an earlier try opened, if the help desk has one with its external id.
+
+    A transient failure to ask is raised (this try failed); a permanent
+    one is logged and answered None, so the ticket is opened after all.
+    """
+    assert ticket.external_id is not None
+    try:
+        return client.find_ticket(ticket.external_id, address=address)
+    except TransportError as error:
+        if not error.permanent:
+            raise
+        log.warning(
+            "help desk cannot be asked for ticket %s before try %s of escalation %s: %s",
+            ticket.external_id,
+            job.attempt,
+            job.row.id,
+            error.message,
+        )
+        return None
 
 
 # -- recording -------------------------------------------------------------------------
