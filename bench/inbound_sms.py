@@ -48,7 +48,8 @@ The bound, ``bound_max_rate``, is the same ramp against
 ``bench/_bare_twiml_app.py``: the same uvicorn and FastAPI in one process,
 one route at the same path returning fixed TwiML. The load generator shares
 the machine with the server (``client_cpu`` and ``server_cpu`` per step are
-in cores), so on a small machine the bound includes the client's own cost.
+in cores, and ``store_cpu`` is the server's child process that commits the
+texts), so on a small machine the bound includes the client's own cost.
 The load average at the start is recorded: other work on the machine shows
 in every figure.
 """
@@ -307,6 +308,8 @@ class Step:
     sent: int
     client_cpu: float
     server_cpu: float | None  # the server process's user + system time (Linux only)
+    #: Its child processes' (the inbound store that commits the texts), in cores.
+    store_cpu: float | None = None
     #: From the step's last response until no text waited for the concierge (real server).
     drain_s: float | None = None
     #: Texts the server left to the worker: waiting when the step's last response came.
@@ -331,6 +334,23 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds(pid: int) -> float | None:
+    """CPU time of ``pid``'s child processes, alive now (Linux; None elsewhere)."""
+    try:
+        entries = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    total = 0.0
+    for entry in entries:
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def own_cpu_seconds() -> float:
@@ -402,9 +422,10 @@ async def ramp(
 
 async def measure(client: Connections, requests: list[bytes], rate: int, server_pid: int) -> Step:
     client_before, server_before = own_cpu_seconds(), cpu_seconds(server_pid)
+    store_before = children_cpu_seconds(server_pid)
     with collector_paused():
         latencies, errors, elapsed = await send_at_rate(client, requests, rate)
-    server_after = cpu_seconds(server_pid)
+    server_after, store_after = cpu_seconds(server_pid), children_cpu_seconds(server_pid)
     step = Step(
         target=rate,
         achieved=round(len(latencies) / elapsed, 1),
@@ -417,6 +438,9 @@ async def measure(client: Connections, requests: list[bytes], rate: int, server_
         server_cpu=None
         if server_before is None or server_after is None
         else round((server_after - server_before) / elapsed, 2),
+        store_cpu=None
+        if store_before is None or store_after is None
+        else round((store_after - store_before) / elapsed, 2),
     )
     step.held = (
         step.errors == 0
@@ -636,7 +660,16 @@ def print_human(result: dict[str, Any]) -> None:
         f"database {result['database']}, steps of {result['step_seconds']} s,"
         f" load average at start {result['load_average_at_start']}"
     )
-    columns = ("target", "achieved", "p50_ms", "p99_ms", "errors", "client_cpu", "server_cpu")
+    columns = (
+        "target",
+        "achieved",
+        "p50_ms",
+        "p99_ms",
+        "errors",
+        "client_cpu",
+        "server_cpu",
+        "store_cpu",
+    )
     after = ("drain_s", "left_for_worker")
     for name, steps in result["steps"].items():
         print(f"\n{name}:\n " + "".join(f"{c:>16}" for c in (*columns, *after)))

@@ -52,6 +52,10 @@ class Settings:
     llm_api_key: str = ""
     # When set, GET /metrics asks for "Authorization: Bearer <token>".
     metrics_token: str = ""
+    # Where the server commits inbound texts: "process", a child process of
+    # its own (so the database work does not share the interpreter with the
+    # event loop), or "thread", the server's own writer thread.
+    inbound_writer: str = "process"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

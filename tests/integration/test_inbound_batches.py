@@ -17,7 +17,8 @@ from dunwell.services.concierge_answerer import ConciergeAnswerer
 from dunwell.services.conversations import current_conversation, save_state
 from dunwell.services.errors import NotFound
 from dunwell.services.inbound_sms import InboundResult, InboundSms, receive_many, receive_sms
-from dunwell.services.inbound_writer import Backlog, InboundWriter, WriterClosed, store_texts
+from dunwell.services.inbound_store import store_texts
+from dunwell.services.inbound_writer import Backlog, InboundWriter, WriterClosed
 from dunwell.services.sites import site_now
 from dunwell.store import tables
 from tests.integration.factories import Shop

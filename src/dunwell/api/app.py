@@ -22,7 +22,7 @@ from dunwell.api.routes_status import router as status_router
 from dunwell.api.routes_stripe import router as stripe_router
 from dunwell.api.routes_twilio import router as twilio_router
 from dunwell.api.routes_webhooks import router as webhooks_router
-from dunwell.api.twilio_inbound import close_twilio_inbound
+from dunwell.api.twilio_inbound import close_twilio_inbound, open_twilio_inbound
 from dunwell.bootstrap import App
 from dunwell.web.console import desk as console_desk
 from dunwell.web.console.routes import router as console_router
@@ -60,6 +60,7 @@ _tuned = False
 @asynccontextmanager
 async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
     _tune_collector()
+    open_twilio_inbound(api.state)
     yield
     # After the last request: every text Twilio was sent a 200 for is
     # stored by then; joining the threads must not block the loop.

@@ -2,9 +2,10 @@
 
 The webhook hands each verified text to this process's :class:`InboundWriter`
 and waits for its future. The writer's thread takes every text waiting in
-its queue (up to :data:`MAX_BATCH`), stores them with
-:func:`~dunwell.services.inbound_sms.receive_many` in one transaction and
-commits once; only then does it resolve each text's future, so the webhook
+its queue (up to :data:`MAX_BATCH`) and hands them to its store
+(:mod:`dunwell.services.inbound_store`), which commits them in one
+transaction, in this thread or in a child process; only once they are
+committed does it resolve each text's future, so the webhook
 answers Twilio's request once its text is durable. Under load a commit
 serves many texts, and the webhook never holds the event loop for the
 database.
@@ -12,9 +13,9 @@ database.
 A batch costs about ten statements whatever its size, and storing a batch
 of one would hand the writer the process's time (Python runs one thread at
 a time) just when the event loop needs it. So once texts arrive faster
-than one commit each, the writer lingers :data:`LINGER` before it starts
-the next batch, to gather the texts the event loop is handing over. While
-texts trickle in it never waits.
+than one commit each, the writer lingers (its store's ``linger``) before
+it starts the next batch, to gather the texts the event loop is handing
+over. While texts trickle in it never waits.
 
 One bad text must not cost the others their answer: when a batch fails it
 is stored again text by text, each in its own transaction, and only the
@@ -31,12 +32,12 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict, deque
-from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from dunwell.bootstrap import App
-from dunwell.services.inbound_sms import InboundResult, InboundSms, receive_many
+from dunwell.services.inbound_sms import InboundResult, InboundSms
+from dunwell.services.inbound_store import InboundStore, ThreadStore
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 #: texts arrive faster than the database commits, and then larger batches
 #: make each statement longer without saving many more commits.
 MAX_BATCH = 500
-#: Seconds a busy writer waits to gather more texts into its next batch.
-LINGER = 0.005
 
 
 class WriterClosed(RuntimeError):
@@ -83,10 +82,17 @@ class _Pending:
 class InboundWriter:
     """This process's single writer of inbound texts; its thread starts with the first text."""
 
-    def __init__(self, app: App, max_batch: int = MAX_BATCH, linger: float = LINGER) -> None:
-        self._app = app
+    def __init__(
+        self,
+        app: App,
+        max_batch: int = MAX_BATCH,
+        linger: float | None = None,
+        store: InboundStore | None = None,
+    ) -> None:
+        self._store_batch = store or ThreadStore(app)
+        # Seconds a busy writer waits to gather more texts into its next batch.
+        self._linger = self._store_batch.linger if linger is None else linger
         self._max_batch = max_batch
-        self._linger = linger
         self._queue: deque[_Pending] = deque()
         self._changed = threading.Condition()
         # Whether the thread waits for a first text (not lingering, not storing):
@@ -142,6 +148,8 @@ class InboundWriter:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("inbound writer still storing texts after %s s", timeout)
+                return  # its store is still in use
+        self._store_batch.close(timeout)
 
     def _run(self) -> None:
         busy = False
@@ -176,7 +184,7 @@ class InboundWriter:
     def _store(self, batch: list[_Pending]) -> None:
         outcomes: list[Outcome]
         try:
-            outcomes = list(store_texts(self._app, [pending.sms for pending in batch]))
+            outcomes = list(self._store_batch.store([pending.sms for pending in batch]))
         except BaseException as error:  # the thread must outlive anything a batch raises
             log.exception("inbound writer failed on a batch of %d texts", len(batch))
             outcomes = [error] * len(batch)
@@ -206,32 +214,3 @@ def _settle(future: Waiter, outcome: Outcome) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
-
-
-def store_texts(app: App, texts: Sequence[InboundSms]) -> list[InboundResult | Exception]:
-    """Store ``texts`` in one transaction; if that fails, each alone, so only a bad one fails."""
-    try:
-        return list(_store_together(app, texts))
-    except Exception as error:
-        if len(texts) == 1:
-            log.exception("inbound text %s could not be stored", texts[0].sid)
-            return [error]
-        log.warning(
-            "a batch of %d inbound texts failed; storing them one by one",
-            len(texts),
-            exc_info=True,
-        )
-    return [_store_alone(app, sms) for sms in texts]
-
-
-def _store_together(app: App, texts: Sequence[InboundSms]) -> list[InboundResult]:
-    with app.begin() as conn:
-        return receive_many(conn, texts, app.clock)
-
-
-def _store_alone(app: App, sms: InboundSms) -> InboundResult | Exception:
-    try:
-        return _store_together(app, [sms])[0]
-    except Exception as error:
-        log.exception("inbound text %s could not be stored", sms.sid)
-        return error
