@@ -163,14 +163,20 @@ def test_escalating_a_conversation_again_returns_the_escalation_it_already_has(
     assert _event_types(shop) == ["concierge.escalated"]
 
 
-def test_a_help_desk_error_is_tried_again_a_minute_later_and_then_makes_the_ticket(
-    app: App, helpdesk: FakeHelpdeskServer
-) -> None:
+def _first_try_failed(app: App, helpdesk: FakeHelpdeskServer) -> tuple[Shop, int]:
+    """A configured shop whose escalation's first ticket try got HTTP 500 just now."""
     shop = Shop.create(app)
     _configure(shop, helpdesk)
     escalation_id = _escalation(shop, _customer_with_account(shop))
     helpdesk.answer(500)
     _deliver(shop)
+    return shop, escalation_id
+
+
+def test_a_help_desk_error_is_tried_again_a_minute_later_and_then_makes_the_ticket(
+    app: App, helpdesk: FakeHelpdeskServer
+) -> None:
+    shop, escalation_id = _first_try_failed(app, helpdesk)
     row = _row(shop, escalation_id)
     assert (row.status, row.attempts) == ("pending", 1)
     assert "HTTP 500" in row.last_error and "scripted failure" in row.last_error
@@ -296,11 +302,7 @@ def test_a_worker_that_died_before_recording_its_ticket_leaves_no_second_one(
 def test_a_help_desk_that_cannot_list_tickets_gets_the_ticket_made_again_and_a_warning(
     app: App, helpdesk: FakeHelpdeskServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    shop = Shop.create(app)
-    _configure(shop, helpdesk)
-    escalation_id = _escalation(shop, _customer_with_account(shop))
-    helpdesk.answer(503)
-    _deliver(shop)
+    shop, escalation_id = _first_try_failed(app, helpdesk)
     _advance(shop, 1)
     helpdesk.answer_lookups(403)  # a key that may create tickets but not read them
     with caplog.at_level(logging.WARNING, logger="dunwell.escalation"):
@@ -315,11 +317,7 @@ def test_a_help_desk_that_cannot_list_tickets_gets_the_ticket_made_again_and_a_w
 def test_a_lookup_that_fails_for_now_is_a_failed_try(
     app: App, helpdesk: FakeHelpdeskServer
 ) -> None:
-    shop = Shop.create(app)
-    _configure(shop, helpdesk)
-    escalation_id = _escalation(shop, _customer_with_account(shop))
-    helpdesk.answer(500)
-    _deliver(shop)
+    shop, escalation_id = _first_try_failed(app, helpdesk)
     _advance(shop, 1)
     helpdesk.answer_lookups(502)
     _deliver(shop)
