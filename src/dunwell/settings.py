@@ -54,8 +54,9 @@ class Settings:
     metrics_token: str = ""
     # Where the server commits inbound texts: "process", a child process of
     # its own (so the database work does not share the interpreter with the
-    # event loop), or "thread", the server's own writer thread.
-    inbound_writer: str = "process"
+    # event loop), "thread", the server's own writer thread, or "auto": the
+    # child on SQLite, the thread on PostgreSQL.
+    inbound_writer: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -28,6 +28,8 @@ from dunwell.store import tables
 from tests.integration.factories import Shop
 
 PHONE = "+14155550123"
+#: Never connected to: the store is chosen by the URL's dialect.
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture
@@ -170,7 +172,11 @@ def test_the_store_follows_the_setting_and_the_clock(
     assert isinstance(store_for(threaded), ThreadStore)
     threaded.close()
     assert isinstance(store_for(app), ThreadStore)  # a fixed clock stays in this process
+    # "auto" (the default) keeps PostgreSQL's commits in the thread.
+    on_postgres = bootstrap(Settings(database_url=POSTGRES_URL, secret_key="k"))
+    assert isinstance(store_for(on_postgres), ThreadStore)
+    on_postgres.close()
     wrong = bootstrap(Settings(database_url=sqlite_url, secret_key="k", inbound_writer="fork"))
-    with pytest.raises(ValueError, match="inbound_writer must be one of process, thread"):
+    with pytest.raises(ValueError, match="inbound_writer must be one of auto, process, thread"):
         store_for(wrong)
     wrong.close()
