@@ -54,9 +54,11 @@ class Settings:
     metrics_token: str = ""
     # Where the server commits inbound texts: "process", a child process of
     # its own (so the database work does not share the interpreter with the
-    # event loop), "thread", the server's own writer thread, or "auto": the
-    # child on SQLite, the thread on PostgreSQL.
-    inbound_writer: str = "auto"
+    # event loop), or "thread", the server's own writer thread.
+    inbound_writer: str = "process"
+    # Seconds between reads of each Twilio site's received texts, to store
+    # the ones whose webhook never got through (0: never read).
+    inbound_catch_up_seconds: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

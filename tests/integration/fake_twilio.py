@@ -13,10 +13,16 @@ Twilio's Message resource, list pages, and legacy error bodies
         server.post_status(message.sid, "delivered")
 
 Endpoints: ``POST``/``GET /2010-04-01/Accounts/{sid}/Messages.json`` (with
-``To``/``From`` filters and ``PageSize``/``Page`` paging) and ``GET
+``To``/``From``/``DateSent>``/``DateSent<`` filters and ``PageSize``/``Page``
+paging) and ``GET
 .../Messages/{MessageSid}.json``. As with Twilio's test credentials, the
 ``MAGIC_NUMBERS`` always fail; ``fail_for(number, status=, code=)`` fails
-every message to a number, ``fail_next(n, status=, code=)`` the next n sends.
+every message to a number, ``fail_next(n, status=, code=)`` the next n sends,
+``fail_next_list(n, status=)`` the next n listings.
+
+``receive(from_, body)`` adds a text a customer sent to the account, as
+Twilio lists it (``direction`` ``inbound``, status ``received``) without
+posting any webhook: a text whose webhook never got through.
 
 Delivery reports go out only when a test calls ``post_status(sid, status,
 error_code=None)``: posted to the message's ``StatusCallback``, signed with
@@ -114,6 +120,7 @@ class FakeMessage:
     date_updated: datetime
     date_sent: datetime | None = None
     error_code: int | None = None
+    direction: str = "outbound-api"
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         """The Message resource JSON, field for field as Twilio sends it."""
@@ -125,7 +132,7 @@ class FakeMessage:
             "date_created": format_datetime(self.date_created),  # RFC 2822, +0000
             "date_sent": format_datetime(self.date_sent) if self.date_sent else None,
             "date_updated": format_datetime(self.date_updated),
-            "direction": "outbound-api",
+            "direction": self.direction,
             "error_code": self.error_code,
             "error_message": None if self.error_code is None else "Delivery failed",
             "from": self.from_,
@@ -178,6 +185,7 @@ class FakeTwilio:
     requests: list[RecordedRequest] = field(default_factory=list)
     rules: dict[str, Failure] = field(default_factory=lambda: dict(MAGIC_NUMBERS))
     upcoming: deque[Failure] = field(default_factory=deque)
+    upcoming_lists: deque[Failure] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: Seconds to wait after accepting a message before answering: widens the
     #: window in which a killed client has sent but not heard back.
@@ -215,7 +223,12 @@ class FakeTwilio:
             }
         if one:
             return self._fetch(one["sid"], path)
-        return self._create(form) if method == "POST" else self._list(path, query)
+        if method == "POST":
+            return self._create(form)
+        if self.upcoming_lists:
+            failure = self.upcoming_lists.popleft()
+            return failure.status, failure.body()
+        return self._list(path, query)
 
     def _authorized(self, account: str, authorization: str | None) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
@@ -253,15 +266,19 @@ class FakeTwilio:
     def _list(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         size = min(int(query.get("PageSize", "50")), 1000)
         page = int(query.get("Page", "0"))
+        after, before = _instant(query.get("DateSent>")), _instant(query.get("DateSent<"))
         wanted = [
             m
             for m in self.messages
-            if query.get("To", m.to) == m.to and query.get("From", m.from_) == m.from_
+            if query.get("To", m.to) == m.to
+            and query.get("From", m.from_) == m.from_
+            and (after is None or (m.date_sent is not None and m.date_sent >= after))
+            and (before is None or (m.date_sent is not None and m.date_sent <= before))
         ]
         # Newest first, as Twilio lists them; ties keep the newest insertion first.
         wanted = sorted(reversed(wanted), key=lambda m: m.date_created, reverse=True)
         chunk = wanted[page * size : (page + 1) * size]
-        filters = {k: query[k] for k in ("To", "From") if k in query}
+        filters = {k: query[k] for k in ("To", "From", "DateSent>", "DateSent<") if k in query}
 
         def uri(number: int, **extra: str) -> str:
             params = {**filters, "PageSize": str(size), "Page": str(number), **extra}
@@ -280,6 +297,13 @@ class FakeTwilio:
             "start": page * size,
             "uri": uri(page),
         }
+
+
+def _instant(value: str | None) -> datetime | None:
+    """A ``DateSent`` bound as the SDK sends it (``2026-11-23T09:00:00Z``)."""
+    if value is None:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _not_found(path: str) -> dict[str, Any]:
@@ -367,6 +391,39 @@ class FakeTwilioServer:
         """Answer the next ``times`` requests to send with this error."""
         with self.fake.lock:
             self.fake.upcoming.extend([_failure(status, code, message)] * times)
+
+    def fail_next_list(self, times: int = 1, *, status: int = 503) -> None:
+        """Answer the next ``times`` listings of messages with this error."""
+        with self.fake.lock:
+            self.fake.upcoming_lists.extend([_failure(status, None, "")] * times)
+
+    def receive(
+        self,
+        from_: str,
+        body: str,
+        *,
+        to: str = FROM_NUMBER,
+        at: datetime | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> FakeMessage:
+        """A text a customer sent to the account, listed by Twilio but never posted."""
+        with self.fake.lock:
+            when = (at or self.fake.now()).replace(microsecond=0)  # Twilio keeps seconds
+            message = FakeMessage(
+                sid="SM" + secrets.token_hex(16),
+                to=to,
+                from_=from_,
+                messaging_service_sid=messaging_service_sid,
+                body=body,
+                status_callback=None,
+                date_created=when,
+                status="received",
+                date_updated=when,
+                date_sent=when,
+                direction="inbound",
+            )
+            self.fake.messages.append(message)
+            return message
 
     def post_status(self, sid: str, status: str, error_code: int | None = None) -> int:
         """Move a message to ``status`` and report it to its StatusCallback,

@@ -17,6 +17,7 @@ import pytest
 from dunwell.bootstrap import App, bootstrap
 from dunwell.services.inbound_sms import InboundResult, InboundSms
 from dunwell.services.inbound_store import (
+    InboundStore,
     ProcessStore,
     StoreFailed,
     ThreadStore,
@@ -28,8 +29,6 @@ from dunwell.store import tables
 from tests.integration.factories import Shop
 
 PHONE = "+14155550123"
-#: Never connected to: the store is chosen by the URL's dialect.
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture
@@ -72,13 +71,25 @@ def _wait_until(condition: object, seconds: float = 15.0) -> None:
         time.sleep(0.02)
 
 
-def test_a_batch_is_committed_by_the_child_process(real_time_app: App, store: ProcessStore) -> None:
+def test_a_batch_is_committed_by_the_child_process_on_either_database(db_url: str) -> None:
+    app = bootstrap(Settings(database_url=db_url, secret_key="test-secret-key"))
+    store = store_for(app)  # the default setting
+    try:
+        _stored_by_the_child(app, store)
+    finally:
+        store.close()
+        app.close()
+
+
+def _stored_by_the_child(real_time_app: App, store: InboundStore) -> None:
+    assert isinstance(store, ProcessStore)
     shop = Shop.create(real_time_app)
     outcomes = store.store(_texts(shop.site_id, 1))
     assert store.pid is not None and store.pid != os.getpid()
     assert all(isinstance(o, InboundResult) and o.waiting_id for o in outcomes)
     stored = shop.all(tables.inbound_messages, site_id=shop.site_id)
-    assert sorted(r.id for r in stored) == sorted(o.waiting_id for o in outcomes)  # type: ignore[union-attr]
+    waiting = [o.waiting_id for o in outcomes if isinstance(o, InboundResult) and o.waiting_id]
+    assert sorted(r.id for r in stored) == sorted(waiting)
     # The same texts again are recognised by their MessageSid, across processes.
     again = store.store(_texts(shop.site_id, 1))
     assert all(isinstance(o, InboundResult) and o.duplicate for o in again)
@@ -172,11 +183,7 @@ def test_the_store_follows_the_setting_and_the_clock(
     assert isinstance(store_for(threaded), ThreadStore)
     threaded.close()
     assert isinstance(store_for(app), ThreadStore)  # a fixed clock stays in this process
-    # "auto" (the default) keeps PostgreSQL's commits in the thread.
-    on_postgres = bootstrap(Settings(database_url=POSTGRES_URL, secret_key="k"))
-    assert isinstance(store_for(on_postgres), ThreadStore)
-    on_postgres.close()
     wrong = bootstrap(Settings(database_url=sqlite_url, secret_key="k", inbound_writer="fork"))
-    with pytest.raises(ValueError, match="inbound_writer must be one of auto, process, thread"):
+    with pytest.raises(ValueError, match="inbound_writer must be one of process, thread"):
         store_for(wrong)
     wrong.close()

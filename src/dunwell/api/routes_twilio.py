@@ -12,8 +12,10 @@ Nothing here blocks the event loop on the database. An inbound text goes to
 the process's writer (:mod:`dunwell.services.inbound_writer`), which stores
 it with the others waiting in one transaction; the route awaits that commit
 and only then answers 200, so a text Twilio got a 200 for is stored. If it
-could not be stored the answer is 500 and Twilio may deliver it again; a
-MessageSid already stored changes nothing. A text for the concierge is then
+could not be stored the answer is 500. Twilio does not post it again by
+itself; the worker finds it in Twilio's message log later
+(:mod:`dunwell.services.inbound_catch_up`), and a MessageSid already
+stored changes nothing. A text for the concierge is then
 offered to the process's answerer, or left to the worker when it is busy
 (:mod:`dunwell.services.concierge_answerer`).
 """

@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -132,5 +132,33 @@ class SmsTransport(Protocol):
 
         Used after a crash so that a message is never sent twice; raises
         :class:`TransportError` when the provider cannot be asked.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class ReceivedSms:
+    """A text the provider received for the site, as its API lists it."""
+
+    sid: str
+    from_phone: str
+    to_phone: str
+    body: str
+    received_at: datetime
+
+
+@runtime_checkable
+class SmsInbox(Protocol):
+    """A provider that can list the texts it received (Twilio; not the sandbox).
+
+    The webhook is how texts normally arrive; this is how the ones whose
+    webhook never got through are found afterwards.
+    """
+
+    def received(self, since: datetime, until: datetime, limit: int) -> list[ReceivedSms]:
+        """Texts received at or after ``since`` and before ``until``, oldest first.
+
+        At most ``limit``, the oldest ones, so a reader that stops at the
+        limit can go on from the last one. Raises :class:`TransportError`.
         """
         ...

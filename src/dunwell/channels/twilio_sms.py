@@ -15,6 +15,11 @@ undelivered message.
 Twilio has no idempotency key for messages, so a crash between the API
 call and the commit leaves the outcome unknown; :meth:`find_sent` looks
 the message up before it is sent again.
+
+Twilio calls the inbound webhook once: an error or a timeout is not tried
+again unless the number's URL asks for it. :meth:`received` lists the texts
+Twilio received, so the worker can store the ones whose webhook never got
+through (:mod:`dunwell.services.inbound_catch_up`).
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from dunwell.channels.base import SendResult, SmsMessage, TransportError
+from dunwell.channels.base import ReceivedSms, SendResult, SmsMessage, TransportError
 from dunwell.clock import ensure_utc
 
 TWILIO_API = "https://api.twilio.com"
 #: How many of the newest messages to a number ``find_sent`` looks through:
 #: a customer gets a few texts per dunning cycle, so this reaches far back.
 FIND_SENT_LIMIT = 50
+#: Messages per page when listing: Twilio's largest page.
+PAGE_SIZE = 1000
 
 #: Error codes that may succeed later, whatever their HTTP status.
 TRANSIENT_CODES = frozenset(
@@ -204,6 +211,39 @@ class TwilioSmsTransport:
             if self._ours(record):
                 return SendResult(provider_id=record.sid, status=record.status or "queued")
         return None
+
+    def received(self, since: datetime, until: datetime, limit: int) -> list[ReceivedSms]:
+        """Texts this config's sender received at or after ``since`` and before
+        ``until``, oldest first; see :class:`~dunwell.channels.base.SmsInbox`.
+
+        From a number: the account's messages to that number. Through a
+        Messaging Service: the account's messages in the window, keeping
+        the inbound ones the service handled. Twilio pages newest first, so
+        the whole window is read and the oldest ``limit`` are kept.
+        """
+        start, end = ensure_utc(since), ensure_utc(until)
+        filters: dict[str, Any] = {"date_sent_after": start, "date_sent_before": end}
+        if self.config.from_number:
+            filters["to"] = self.config.from_number
+        try:
+            records = list(self._client.messages.stream(page_size=PAGE_SIZE, **filters))
+        except (TwilioException, OSError) as exc:
+            raise _transport_error(exc) from exc
+        found = [
+            ReceivedSms(r.sid, r.from_, r.to, r.body or "", r.date_sent)
+            for r in records
+            if r.direction == "inbound"
+            and r.date_sent is not None
+            and start <= r.date_sent < end
+            and self._received_by_us(r)
+        ]
+        found.sort(key=lambda text: (text.received_at, text.sid))
+        return found[:limit]
+
+    def _received_by_us(self, record: Any) -> bool:
+        if self.config.messaging_service_sid:
+            return bool(record.messaging_service_sid == self.config.messaging_service_sid)
+        return bool(record.to == self.config.from_number)
 
     def _ours(self, record: Any) -> bool:
         """Whether a listed message came from this config's sender."""

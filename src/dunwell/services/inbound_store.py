@@ -18,9 +18,10 @@ a fresh interpreter, nothing inherited from the server's threads). It
 ignores Ctrl+C, which reaches the whole process group, so a batch is never
 cut in half by it; it stops when the store is closed or when the pipe
 closes because the server died. If the child dies, the batch in hand gets
-an error (its requests get a 500 and Twilio sends the texts again; a text
-already committed is recognised by its MessageSid) and the next batch
-starts a new child.
+an error (its requests get a 500; Twilio does not post them again, and the
+worker reads them back from Twilio's API later, see
+:mod:`dunwell.services.inbound_catch_up`; a text already committed is
+recognised by its MessageSid) and the next batch starts a new child.
 
 The child makes its own ``App`` from the server's settings with the
 system clock, so only a server on the system clock uses it (tests that set
@@ -47,9 +48,8 @@ from dunwell.settings import Settings
 log = logging.getLogger(__name__)
 
 Outcomes = list[InboundResult | Exception]
-#: ``inbound_writer`` settings: where batches are committed ("auto": a child
-#: process on SQLite, the thread on PostgreSQL, where the child measured worse).
-MODES = ("auto", "process", "thread")
+#: ``inbound_writer`` settings: where batches are committed.
+MODES = ("process", "thread")
 #: How long closing waits for the child to finish its batch and exit.
 STOP_SECONDS = 10.0
 
@@ -74,8 +74,6 @@ def store_for(app: App) -> InboundStore:
     mode = app.settings.inbound_writer
     if mode not in MODES:
         raise ValueError(f"inbound_writer must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "auto":
-        mode = "process" if app.engine.dialect.name == "sqlite" else "thread"
     if mode == "process" and isinstance(app.clock, SystemClock):
         return ProcessStore(app.settings)
     return ThreadStore(app)

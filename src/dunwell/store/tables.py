@@ -525,6 +525,21 @@ inbound_messages = Table(
     Index("ix_inbound_messages_site_customer", "site_id", "customer_id"),
 )
 
+#: How far each site's Twilio inbox has been read back (services/inbound_catch_up.py):
+#: texts whose webhook never reached Dunwell are fetched from Twilio's API.
+inbound_catch_up = Table(
+    "inbound_catch_up",
+    metadata,
+    _id(),
+    Column("site_id", Id, ForeignKey("sites.id"), nullable=False, unique=True),
+    # Every text Twilio received before this moment has been stored.
+    Column("synced_until", UTCDateTime, nullable=False),
+    # When the next read is due; a worker takes it by moving this forward.
+    Column("next_check_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 
 webhook_endpoints = Table(
     "webhook_endpoints",

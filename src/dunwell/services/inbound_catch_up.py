@@ -1,0 +1,224 @@
+"""Texts whose webhook never got through, read back from Twilio and stored.
+
+Twilio posts an inbound text to the site's webhook once. If Dunwell is
+down, restarting, or answers 500 because its database is, Twilio logs the
+error and does nothing more (unless the number's webhook URL asks for
+retries). Without this, a STOP sent during a deploy would be lost, and the
+number would keep getting texts it refused.
+
+So each worker pass checks, for every site that sends through Twilio,
+whether the site's inbox is due for a read (every ``inbound_catch_up_seconds``).
+One worker takes a due site by moving its ``next_check_at`` forward in a
+conditional update, so several workers do not read the same inbox. It then
+lists, through Twilio's API, the texts received since the site's
+``synced_until`` and stores them exactly as the webhook does
+(:func:`~dunwell.services.inbound_store.store_texts`): a MessageSid already
+stored changes nothing, STOP / START / HELP are applied, and a text for the
+concierge waits for the worker's concierge stage, which answers it by SMS.
+
+Only the TwiML reply is lost with the webhook: the answer to a HELP, or the
+confirmation of a STOP or START, which Twilio's own opt-out handling sends
+for the standard keywords anyway. Late keywords are recorded, not answered.
+
+Texts younger than :data:`GRACE` are left for the next read: their webhook
+may still be on its way, and it is the webhook that can reply. A site is
+first read from the moment it is first seen; what Twilio received before
+is not imported, nor is anything more than :data:`MAX_BACKLOG` old. A
+read covers at most :data:`SLICE` of time and :data:`MAX_TEXTS` texts; a
+site still behind after one is due again at once, so a long outage is
+caught up slice by slice, pass after pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, or_, select, update
+
+from dunwell.bootstrap import App
+from dunwell.channels.base import ReceivedSms, SmsInbox, TransportError
+from dunwell.channels.config import ChannelConfig
+from dunwell.services.channel_config import load_channel_configs
+from dunwell.services.inbound_sms import InboundResult, InboundSms
+from dunwell.services.inbound_store import store_texts
+from dunwell.store.sql import insert_ignore
+from dunwell.store.tables import inbound_catch_up, site_channels
+
+log = logging.getLogger(__name__)
+
+#: A text this recent may still have its webhook in flight (Twilio waits up
+#: to 15 s for an answer, more with retries configured); the webhook can
+#: reply, a read cannot.
+GRACE = timedelta(minutes=2)
+#: The most time one read covers: a long outage is caught up in slices.
+SLICE = timedelta(hours=1)
+#: The most texts stored from one read. A slice with more goes on from the
+#: last one stored at the next read (MessageSids already stored are skipped).
+MAX_TEXTS = 2000
+#: The furthest back a read goes. A site whose reading stopped longer ago
+#: (Twilio switched off for a while, workers stopped for days) starts again
+#: here: older texts would be answered too late to help, and are skipped.
+MAX_BACKLOG = timedelta(days=1)
+#: Sites read per worker pass.
+SITES_PER_PASS = 20
+
+
+@dataclass(frozen=True)
+class _Read:
+    site_id: int
+    since: datetime
+    config: ChannelConfig
+
+
+def catch_up_inbound(app: App, limit: int = SITES_PER_PASS) -> int:
+    """Read every due site's Twilio inbox; return how many texts were newly stored."""
+    every = app.settings.inbound_catch_up_seconds
+    if every <= 0:
+        return 0
+    now = app.clock.now()
+    with app.connect() as conn:  # most passes find nothing due: no write transaction
+        due = conn.execute(_due_sites(now).limit(limit)).all()
+    if not due:
+        return 0
+    with app.begin() as conn:
+        reads = _claim(app, conn, due, now, timedelta(seconds=every))
+    return sum(_read_site(app, read, now) for read in reads)
+
+
+def _due_sites(now: datetime) -> Select[tuple[int, datetime | None]]:
+    """Sites that send through Twilio, with their reading point (None: never read)."""
+    t, sc = inbound_catch_up, site_channels
+    return (
+        select(sc.c.site_id, t.c.synced_until)
+        .outerjoin(t, t.c.site_id == sc.c.site_id)
+        .where(sc.c.channel == "sms", sc.c.provider == "twilio")
+        .where(or_(t.c.id.is_(None), t.c.next_check_at <= now))
+        .order_by(t.c.next_check_at.is_not(None), t.c.next_check_at)
+    )
+
+
+def _claim(
+    app: App, conn: Connection, due: Sequence[Row[Any]], now: datetime, every: timedelta
+) -> list[_Read]:
+    """Take each due site by moving its next check ``every`` ahead.
+
+    Only one worker's update finds a row still due, so only one reads it. A
+    site seen for the first time gets a row that starts its reading now
+    (nothing to read yet).
+    """
+    t = inbound_catch_up
+    new = [
+        {"site_id": row.site_id, "synced_until": now - GRACE, "next_check_at": now + every}
+        for row in due
+        if row.synced_until is None
+    ]
+    if new:
+        insert_ignore(conn, t, [{**row, "updated_at": now} for row in new], ["site_id"])
+    taken = []
+    for row in due:
+        if row.synced_until is None:
+            continue
+        claimed = conn.execute(
+            update(t)
+            .where(t.c.site_id == row.site_id, t.c.next_check_at <= now)
+            .values(next_check_at=now + every, updated_at=now)
+        ).rowcount
+        if claimed:
+            taken.append((row.site_id, row.synced_until))
+    if not taken:
+        return []
+    configs = load_channel_configs(conn, {s for s, _ in taken}, app.secret_box_or_none())
+    return [_Read(s, since, configs[(s, "sms")]) for s, since in taken]
+
+
+def _read_site(app: App, read: _Read, now: datetime) -> int:
+    oldest = now - MAX_BACKLOG
+    if read.since < oldest:
+        log.warning(
+            "site %s: Twilio's inbox was last read at %s; texts before %s are skipped",
+            read.site_id,
+            read.since.isoformat(),
+            oldest.isoformat(),
+        )
+        read = replace(read, since=oldest)
+    until = min(now - GRACE, read.since + SLICE)
+    if until <= read.since:
+        return 0
+    try:
+        texts = _list(app, read, until)
+    except TransportError as error:
+        log.warning(
+            "site %s: Twilio's inbox could not be read (%s); tried again at the next check",
+            read.site_id,
+            error.message,
+        )
+        _note(app, read.site_id, read.since, f"Twilio: {error.message}", now)
+        return 0
+    outcomes = store_texts(app, [_inbound(read.site_id, text) for text in texts]) if texts else []
+    failed = [o for o in outcomes if isinstance(o, Exception)]
+    if failed:
+        # The cursor stays: the read is repeated, and what was stored is skipped.
+        _note(app, read.site_id, read.since, f"{len(failed)} texts could not be stored", now)
+        return 0
+    new = sum(1 for o in outcomes if isinstance(o, InboundResult) and not o.duplicate)
+    if new:
+        log.warning(
+            "site %s: %d texts Twilio received never reached the webhook; stored them now",
+            read.site_id,
+            new,
+        )
+    # Capped: go on from the last text stored (its second may hold more).
+    synced = texts[-1].received_at if len(texts) >= MAX_TEXTS else until
+    # Behind after an outage: the next pass reads on, not the next check.
+    _note(app, read.site_id, synced, None, now, due_again=synced < now - GRACE)
+    return new
+
+
+def _list(app: App, read: _Read, until: datetime) -> list[ReceivedSms]:
+    if not read.config.secret:
+        raise TransportError(
+            "the auth token cannot be read (was the server key changed?)", permanent=True
+        )
+    transport = app.channels.sms(read.site_id, read.config)
+    try:
+        if not isinstance(transport, SmsInbox):
+            return []
+        return transport.received(read.since, until, MAX_TEXTS)
+    finally:
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
+
+
+def _inbound(site_id: int, text: ReceivedSms) -> InboundSms:
+    return InboundSms(
+        site_id=site_id,
+        provider="twilio",
+        sid=text.sid,
+        from_phone=text.from_phone,
+        to_phone=text.to_phone,
+        body=text.body,
+    )
+
+
+def _note(
+    app: App,
+    site_id: int,
+    synced_until: datetime,
+    error: str | None,
+    now: datetime,
+    *,
+    due_again: bool = False,
+) -> None:
+    t = inbound_catch_up
+    values: dict[str, Any] = {"synced_until": synced_until, "last_error": error, "updated_at": now}
+    if due_again:
+        values["next_check_at"] = now
+    with app.begin() as conn:
+        conn.execute(
+            update(t).where(t.c.site_id == site_id, t.c.synced_until <= synced_until).values(values)
+        )

@@ -1,0 +1,332 @@
+"""Texts whose webhook never reached Dunwell, read back through Twilio's API (real SDK, local fake).
+
+Twilio posts an inbound text once; these texts exist only in Twilio's
+message log, as the fake's ``receive`` leaves them. The worker's catch-up
+stage must find them, store each once, and apply keywords as the webhook
+would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from dunwell.api.app import create_app
+from dunwell.bootstrap import App
+from dunwell.channels.registry import ChannelRegistry, TransportOptions
+from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
+from dunwell.clock import FixedClock
+from dunwell.services import inbound_catch_up
+from dunwell.services.channel_config import save_channel_config
+from dunwell.services.inbound_catch_up import GRACE, MAX_BACKLOG, SLICE, catch_up_inbound
+from dunwell.store import tables
+from tests.integration.factories import Shop
+from tests.integration.fake_twilio import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM_NUMBER,
+    MESSAGING_SERVICE_SID,
+    FakeTwilioServer,
+)
+from tests.integration.test_metrics import scrape, value
+
+CUSTOMER = "+447400123456"
+STRANGER = "+447400999888"
+EVERY = timedelta(seconds=300)
+PUBLIC_URL = "http://dunwell.test"
+
+
+@pytest.fixture
+def twilio(app: App) -> Iterator[tuple[Shop, FakeTwilioServer]]:
+    app.settings = replace(app.settings, public_url=PUBLIC_URL, inbound_catch_up_seconds=300)
+    with FakeTwilioServer(now=app.clock.now) as server:
+        app.channels = ChannelRegistry(
+            app.engine, app.clock.now, TransportOptions(twilio_api_base=server.url)
+        )
+        shop = Shop.create(app)
+        _save_twilio(shop, {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER})
+        yield shop, server
+
+
+def _save_twilio(shop: Shop, config: dict[str, str]) -> None:
+    with shop.app.begin() as conn:
+        save_channel_config(
+            conn,
+            shop.site_id,
+            "sms",
+            "twilio",
+            config,
+            AUTH_TOKEN,
+            shop.app.secret_box(),
+            shop.now,
+        )
+
+
+def _later(app: App, by: timedelta) -> None:
+    clock = app.clock
+    assert isinstance(clock, FixedClock)
+    clock.set(clock.now() + by)
+
+
+def _stored(shop: Shop) -> dict[str, str]:
+    return {row.provider_sid: row.body for row in shop.all(tables.inbound_messages)}
+
+
+def _reading(shop: Shop) -> Any:
+    (row,) = shop.all(tables.inbound_catch_up, site_id=shop.site_id)
+    return row
+
+
+def _failing_sites(shop: Shop) -> float:
+    """``dunwell_inbound_catch_up_failing`` as ``GET /metrics`` reports it."""
+    with TestClient(create_app(shop.app)) as client:
+        return value(scrape(client), "dunwell_inbound_catch_up_failing")
+
+
+def _listings(server: FakeTwilioServer) -> int:
+    return sum(1 for r in server.fake.requests if r.method == "GET")
+
+
+def test_a_site_is_first_read_from_the_moment_it_is_seen(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    before = shop.app.clock.now() - GRACE - timedelta(seconds=1)
+    server.receive(CUSTOMER, "texted before Dunwell knew the site", at=before)
+    assert catch_up_inbound(shop.app) == 0
+    assert _reading(shop).synced_until == shop.app.clock.now() - GRACE
+    assert _listings(server) == 0
+    _later(shop.app, EVERY)
+    # The old text is before the reading point: history is not imported.
+    assert catch_up_inbound(shop.app) == 0
+    assert _stored(shop) == {}
+
+
+def test_texts_twilio_received_but_never_posted_are_stored_once_and_keywords_applied(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    customer = shop.customer(phone=CUSTOMER)
+    catch_up_inbound(shop.app)  # first sight
+    _later(shop.app, timedelta(seconds=30))
+    stop = server.receive(STRANGER, "STOP")
+    question = server.receive(CUSTOMER, "can I pay on friday?")
+    server.receive(STRANGER, "sent from Dunwell's number, not to it", to=CUSTOMER)
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 2
+    assert _stored(shop) == {stop.sid: "STOP", question.sid: "can I pay on friday?"}
+    (opt_out,) = shop.all(tables.sms_opt_outs, site_id=shop.site_id)
+    assert (opt_out.phone, opt_out.opted_out) == (STRANGER, True)
+    text = shop.one(tables.inbound_messages, provider_sid=question.sid)
+    assert text.customer_id == customer and text.answered_at is None  # the concierge's queue
+    assert _reading(shop).synced_until == shop.app.clock.now() - GRACE
+    assert _reading(shop).last_error is None
+    # The next read overlaps nothing new: nothing is stored twice.
+    server.receive(CUSTOMER, "hello?", at=shop.app.clock.now() - GRACE - timedelta(seconds=1))
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 0
+    assert len(_stored(shop)) == 2
+
+
+def test_a_text_the_webhook_stored_is_not_stored_again(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    catch_up_inbound(shop.app)
+    _later(shop.app, timedelta(seconds=30))
+    posted = server.receive(CUSTOMER, "HELP")
+    lost = server.receive(CUSTOMER, "is my card ok?")
+    with TestClient(create_app(shop.app)) as client:
+        params = {
+            "MessageSid": posted.sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": CUSTOMER,
+            "To": FROM_NUMBER,
+            "Body": "HELP",
+        }
+        path = "/twilio/shop/sms"
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + path, params)
+        answer = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+        assert answer.status_code == 200 and "<Message>" in answer.text
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 1
+    assert _stored(shop) == {posted.sid: "HELP", lost.sid: "is my card ok?"}
+
+
+def test_texts_younger_than_the_grace_are_left_for_their_webhook(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    catch_up_inbound(shop.app)
+    _later(shop.app, EVERY)
+    recent = server.receive(CUSTOMER, "just sent", at=shop.app.clock.now() - timedelta(seconds=30))
+    assert catch_up_inbound(shop.app) == 0
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 1
+    assert list(_stored(shop)) == [recent.sid]
+
+
+def test_a_failed_read_keeps_the_reading_point_and_the_next_check_catches_up(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    catch_up_inbound(shop.app)
+    start = _reading(shop).synced_until
+    _later(shop.app, timedelta(seconds=30))
+    lost = server.receive(CUSTOMER, "STOP")
+    _later(shop.app, EVERY)
+    server.fail_next_list(1, status=503)
+    assert catch_up_inbound(shop.app) == 0
+    reading = _reading(shop)
+    assert reading.synced_until == start
+    assert reading.last_error.startswith("Twilio:")
+    assert _failing_sites(shop) == 1
+    assert catch_up_inbound(shop.app) == 0  # not due again yet: no second request
+    assert _listings(server) == 1
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 1
+    assert list(_stored(shop)) == [lost.sid]
+    assert _reading(shop).last_error is None
+    assert _failing_sites(shop) == 0
+
+
+def test_only_one_worker_reads_a_due_inbox(twilio: tuple[Shop, FakeTwilioServer]) -> None:
+    shop, server = twilio
+    catch_up_inbound(shop.app)
+    _later(shop.app, EVERY)
+    server.receive(CUSTOMER, "anyone there?", at=shop.app.clock.now() - GRACE * 2)
+    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_inbound(shop.app) == 0  # the second worker finds it taken
+    assert _listings(server) == 1
+
+
+def test_a_long_outage_is_read_slice_by_slice_pass_after_pass(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    catch_up_inbound(shop.app)
+    first = shop.app.clock.now()
+    texts = [
+        server.receive(CUSTOMER, f"text {n}", at=first + timedelta(minutes=40 * n))
+        for n in range(4)
+    ]
+    _later(shop.app, timedelta(hours=3))
+    assert catch_up_inbound(shop.app) == 2  # the first hour (and the grace before it)
+    assert _reading(shop).synced_until == first - GRACE + SLICE
+    # Still behind: due again at once, without waiting for the next check.
+    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_inbound(shop.app) == 1
+    assert _reading(shop).synced_until == shop.app.clock.now() - GRACE
+    assert catch_up_inbound(shop.app) == 0  # caught up: not due until the next check
+    assert _listings(server) == 3
+    assert set(_stored(shop)) == {t.sid for t in texts}
+
+
+def test_texts_older_than_the_backlog_are_skipped(twilio: tuple[Shop, FakeTwilioServer]) -> None:
+    shop, server = twilio
+    catch_up_inbound(shop.app)
+    first = shop.app.clock.now()
+    server.receive(CUSTOMER, "a question from long ago", at=first + timedelta(minutes=1))
+    _later(shop.app, timedelta(days=3))
+    recent = server.receive(CUSTOMER, "STOP", at=shop.app.clock.now() - MAX_BACKLOG + SLICE / 2)
+    assert catch_up_inbound(shop.app) == 1
+    assert list(_stored(shop)) == [recent.sid]
+
+
+def test_a_read_with_more_texts_than_it_stores_goes_on_from_the_last_one(
+    twilio: tuple[Shop, FakeTwilioServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, server = twilio
+    monkeypatch.setattr(inbound_catch_up, "MAX_TEXTS", 2)
+    catch_up_inbound(shop.app)
+    at = shop.app.clock.now()
+    texts = [server.receive(CUSTOMER, f"text {n}", at=at + timedelta(seconds=n)) for n in range(3)]
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 2
+    assert _reading(shop).synced_until == texts[1].date_sent
+    assert catch_up_inbound(shop.app) == 1  # due again at once
+    assert set(_stored(shop)) == {t.sid for t in texts}
+
+
+def test_through_a_messaging_service_only_the_services_texts_are_stored(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    _save_twilio(shop, {"account_sid": ACCOUNT_SID, "messaging_service_sid": MESSAGING_SERVICE_SID})
+    catch_up_inbound(shop.app)
+    _later(shop.app, timedelta(seconds=30))
+    ours = server.receive(
+        CUSTOMER, "STOP", to="+15005550010", messaging_service_sid=MESSAGING_SERVICE_SID
+    )
+    server.receive(CUSTOMER, "to a number outside the service", to="+15005550011")
+    sent = server.receive(
+        "+15005550010",
+        "a text the service sent",
+        to=CUSTOMER,
+        messaging_service_sid=MESSAGING_SERVICE_SID,
+    )
+    sent.direction = "outbound-api"
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 1
+    assert list(_stored(shop)) == [ours.sid]
+
+
+def test_reading_is_off_when_the_setting_is_zero(twilio: tuple[Shop, FakeTwilioServer]) -> None:
+    shop, server = twilio
+    shop.app.settings = replace(shop.app.settings, inbound_catch_up_seconds=0)
+    server.receive(CUSTOMER, "STOP")
+    _later(shop.app, EVERY)
+    assert catch_up_inbound(shop.app) == 0
+    assert shop.all(tables.inbound_catch_up) == []
+
+
+def test_a_sandbox_site_is_never_read(app: App) -> None:
+    shop = Shop.create(app)
+    _later(app, EVERY)
+    assert catch_up_inbound(app) == 0
+    assert shop.all(tables.inbound_catch_up) == []
+
+
+def test_the_worker_stores_a_lost_text_and_answers_it_in_the_same_pass(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    shop.customer(phone=CUSTOMER)
+    shop.run()
+    _later(shop.app, timedelta(seconds=30))
+    lost = server.receive(CUSTOMER, "HELP me with my bill please")
+    _later(shop.app, EVERY)
+    shop.run()
+    text = shop.one(tables.inbound_messages, provider_sid=lost.sid)
+    assert text.answered_at is not None  # the concierge stage took it in the same run
+    with shop.app.connect() as conn:
+        turns = conn.execute(select(tables.conversation_turns)).all()
+    assert turns, "the concierge recorded the conversation"
+
+
+def test_the_twilio_listing_keeps_inbound_texts_in_the_window_oldest_first(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    now = shop.app.clock.now()
+    later = server.receive(CUSTOMER, "second", at=now + timedelta(seconds=20))
+    earlier = server.receive(STRANGER, "first", at=now + timedelta(seconds=10))
+    server.receive(CUSTOMER, "outside", at=now + timedelta(seconds=40))
+    server.receive(CUSTOMER, "before", at=now - timedelta(seconds=1))
+    config = TwilioConfig(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM_NUMBER, api_base=server.url
+    )
+    with TwilioSmsTransport(config) as transport:
+        found = transport.received(now, now + timedelta(seconds=30), 10)
+    assert [(t.sid, t.from_phone, t.to_phone, t.body) for t in found] == [
+        (earlier.sid, STRANGER, FROM_NUMBER, "first"),
+        (later.sid, CUSTOMER, FROM_NUMBER, "second"),
+    ]
+    assert found[0].received_at == earlier.date_sent
