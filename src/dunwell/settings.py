@@ -58,7 +58,7 @@ class Settings:
     inbound_writer: str = "process"
     # Seconds between reads of each Twilio site's received texts, to store
     # the ones whose webhook never got through (0: never read).
-    inbound_catch_up_seconds: int = 300
+    twilio_catch_up_seconds: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -33,8 +33,8 @@ from dunwell.services.concierge_outbound import send_concierge_messages
 from dunwell.services.delivery import deliver_due_messages
 from dunwell.services.escalation import deliver_due_escalations
 from dunwell.services.housekeeping import delete_expired_idempotency_keys
-from dunwell.services.inbound_catch_up import catch_up_inbound
 from dunwell.services.renewals import bill_due_subscriptions
+from dunwell.services.twilio_catch_up import catch_up_with_twilio
 from dunwell.services.webhook_delivery import deliver_due_webhooks
 from dunwell.store.tables import metadata
 
@@ -82,7 +82,7 @@ class Worker:
             ("renewals", lambda: bill_due_subscriptions(app, batch)),
             ("cycles", lambda: process_due_cycles(app, name, batch)),
             # Before the concierge, so a text found here is answered in this pass.
-            ("texts_caught_up", lambda: catch_up_inbound(app)),
+            ("twilio_caught_up", lambda: catch_up_with_twilio(app)),
             # Before delivery, so an answer goes out in the same pass.
             ("texts_answered", lambda: answer_pending_texts(app, name, deliveries)),
             # After collection (this pass's dunning emails are seen) and before delivery.

@@ -18,7 +18,9 @@ paging) and ``GET
 .../Messages/{MessageSid}.json``. As with Twilio's test credentials, the
 ``MAGIC_NUMBERS`` always fail; ``fail_for(number, status=, code=)`` fails
 every message to a number, ``fail_next(n, status=, code=)`` the next n sends,
-``fail_next_list(n, status=)`` the next n listings.
+``fail_next_list(n, status=)`` the next n listings, ``fail_next_fetch(n,
+status=)`` the next n fetches of one message. ``set_status(sid, status)``
+moves a message on without posting its callback.
 
 ``receive(from_, body)`` adds a text a customer sent to the account, as
 Twilio lists it (``direction`` ``inbound``, status ``received``) without
@@ -186,6 +188,7 @@ class FakeTwilio:
     rules: dict[str, Failure] = field(default_factory=lambda: dict(MAGIC_NUMBERS))
     upcoming: deque[Failure] = field(default_factory=deque)
     upcoming_lists: deque[Failure] = field(default_factory=deque)
+    upcoming_fetches: deque[Failure] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: Seconds to wait after accepting a message before answering: widens the
     #: window in which a killed client has sent but not heard back.
@@ -222,6 +225,9 @@ class FakeTwilio:
                 "status": 401,
             }
         if one:
+            if self.upcoming_fetches:
+                failure = self.upcoming_fetches.popleft()
+                return failure.status, failure.body()
             return self._fetch(one["sid"], path)
         if method == "POST":
             return self._create(form)
@@ -391,6 +397,17 @@ class FakeTwilioServer:
         """Answer the next ``times`` requests to send with this error."""
         with self.fake.lock:
             self.fake.upcoming.extend([_failure(status, code, message)] * times)
+
+    def set_status(self, sid: str, status: str, error_code: int | None = None) -> None:
+        """Move a message to ``status`` without reporting it: a callback that never arrived."""
+        with self.fake.lock:
+            message = next(m for m in self.fake.messages if m.sid == sid)
+            self._advance(message, status, error_code)
+
+    def fail_next_fetch(self, times: int = 1, *, status: int = 503) -> None:
+        """Answer the next ``times`` fetches of one message with this error."""
+        with self.fake.lock:
+            self.fake.upcoming_fetches.extend([_failure(status, None, "")] * times)
 
     def fail_next_list(self, times: int = 1, *, status: int = 503) -> None:
         """Answer the next ``times`` listings of messages with this error."""

@@ -103,7 +103,7 @@ def test_the_endpoint_answers_prometheus_text_that_parses_line_by_line(
         "dunwell_webhook_deliveries_pending",
         "dunwell_inbound_texts_waiting",
         "dunwell_escalations_pending",
-        "dunwell_inbound_catch_up_failing",
+        "dunwell_twilio_catch_up_failing",
         "dunwell_sms_credits",
         "dunwell_delivery_latency_seconds",
         "dunwell_payment_attempts_total",

@@ -14,7 +14,7 @@ it with the others waiting in one transaction; the route awaits that commit
 and only then answers 200, so a text Twilio got a 200 for is stored. If it
 could not be stored the answer is 500. Twilio does not post it again by
 itself; the worker finds it in Twilio's message log later
-(:mod:`dunwell.services.inbound_catch_up`), and a MessageSid already
+(:mod:`dunwell.services.twilio_catch_up`), and a MessageSid already
 stored changes nothing. A text for the concierge is then
 offered to the process's answerer, or left to the worker when it is busy
 (:mod:`dunwell.services.concierge_answerer`).

@@ -44,7 +44,7 @@ recorded (a crash between the API call and the commit).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,5 +160,12 @@ class SmsInbox(Protocol):
 
         At most ``limit``, the oldest ones, so a reader that stops at the
         limit can go on from the last one. Raises :class:`TransportError`.
+        """
+        ...
+
+    def statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """The provider's current status and error code of each sent message it knows.
+
+        For delivery reports that never arrived. Raises :class:`TransportError`.
         """
         ...

@@ -19,12 +19,13 @@ the message up before it is sent again.
 Twilio calls the inbound webhook once: an error or a timeout is not tried
 again unless the number's URL asks for it. :meth:`received` lists the texts
 Twilio received, so the worker can store the ones whose webhook never got
-through (:mod:`dunwell.services.inbound_catch_up`).
+through (:mod:`dunwell.services.twilio_catch_up`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -239,6 +240,26 @@ class TwilioSmsTransport:
         ]
         found.sort(key=lambda text: (text.received_at, text.sid))
         return found[:limit]
+
+    def statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """Twilio's status and error code of each message (``GET /Messages/{sid}.json``).
+
+        A SID Twilio does not know (404) is left out: the message was sent
+        from another account, or through the sandbox before Twilio was set up.
+        """
+        found: dict[str, tuple[str, str | None]] = {}
+        for sid in ids:
+            try:
+                record = self._client.messages(sid).fetch()
+            except TwilioRestException as exc:
+                if exc.status == 404:
+                    continue
+                raise _transport_error(exc) from exc
+            except (TwilioException, OSError) as exc:
+                raise _transport_error(exc) from exc
+            code = None if record.error_code is None else str(record.error_code)
+            found[sid] = (str(record.status), code)
+        return found
 
     def _received_by_us(self, record: Any) -> bool:
         if self.config.messaging_service_sid:

@@ -20,7 +20,7 @@ cut in half by it; it stops when the store is closed or when the pipe
 closes because the server died. If the child dies, the batch in hand gets
 an error (its requests get a 500; Twilio does not post them again, and the
 worker reads them back from Twilio's API later, see
-:mod:`dunwell.services.inbound_catch_up`; a text already committed is
+:mod:`dunwell.services.twilio_catch_up`; a text already committed is
 recognised by its MessageSid) and the next batch starts a new child.
 
 The child makes its own ``App`` from the server's settings with the

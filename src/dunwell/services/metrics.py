@@ -31,7 +31,6 @@ from dunwell.store.tables import (
     dunning_cycles,
     escalations,
     events,
-    inbound_catch_up,
     inbound_messages,
     invoices,
     outbox,
@@ -39,6 +38,7 @@ from dunwell.store.tables import (
     sites,
     sms_credits,
     subscriptions,
+    twilio_catch_up,
     webhook_deliveries,
 )
 from dunwell.store.types import Id
@@ -77,7 +77,7 @@ def gather(conn: Connection, real_now: datetime) -> list[Metric]:
         _webhooks_pending(conn, due),
         _inbound_waiting(conn),
         _escalations_pending(conn),
-        _inbound_catch_up_failing(conn),
+        _twilio_catch_up_failing(conn),
         _sms_credits(conn),
         _payment_attempts_total(conn),
         _invoices(conn),
@@ -250,11 +250,11 @@ def _escalations_pending(conn: Connection) -> Metric:
     )
 
 
-def _inbound_catch_up_failing(conn: Connection) -> Metric:
-    t = inbound_catch_up
+def _twilio_catch_up_failing(conn: Connection) -> Metric:
+    t = twilio_catch_up
     query = select(func.count()).select_from(t).where(t.c.last_error.is_not(None))
     return _gauge(
-        "dunwell_inbound_catch_up_failing",
+        "dunwell_twilio_catch_up_failing",
         "Sites whose last read of Twilio's received texts failed (texts whose webhook "
         "failed are not being recovered for them).",
         _scalar(conn, query),

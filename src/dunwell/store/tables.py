@@ -310,6 +310,15 @@ events = Table(
     Index("ix_events_site_customer", "site_id", "customer_id"),
 )
 
+#: An SMS Twilio accepted whose delivery report never came: not even "sent"
+#: (``ix_outbox_unreported``, read by services/report_catch_up.py). A row is in
+#: the index from its send until its first report, seconds in the usual case.
+UNREPORTED_STATUSES = ("queued", "accepted", "scheduled", "sending")
+UNREPORTED_SMS = text(
+    "provider = 'twilio' AND status = 'sent' AND provider_status IN "
+    f"({', '.join(repr(s) for s in UNREPORTED_STATUSES)})"
+)
+
 outbox = Table(
     "outbox",
     metadata,
@@ -354,6 +363,13 @@ outbox = Table(
     CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
     Index("ix_outbox_pending", "status", "next_attempt_at"),
     Index("ix_outbox_provider_id", "provider_id"),
+    Index(
+        "ix_outbox_unreported",
+        "site_id",
+        "sent_at",
+        sqlite_where=UNREPORTED_SMS,
+        postgresql_where=UNREPORTED_SMS,
+    ),
     # The SMS frequency cap counts recent texts per number.
     Index("ix_outbox_recipient", "recipient", "channel"),
     # The concierge's failed-payment scan reads recent dunning emails.
@@ -525,10 +541,10 @@ inbound_messages = Table(
     Index("ix_inbound_messages_site_customer", "site_id", "customer_id"),
 )
 
-#: How far each site's Twilio inbox has been read back (services/inbound_catch_up.py):
+#: How far each site's Twilio inbox has been read back (services/twilio_catch_up.py):
 #: texts whose webhook never reached Dunwell are fetched from Twilio's API.
-inbound_catch_up = Table(
-    "inbound_catch_up",
+twilio_catch_up = Table(
+    "twilio_catch_up",
     metadata,
     _id(),
     Column("site_id", Id, ForeignKey("sites.id"), nullable=False, unique=True),

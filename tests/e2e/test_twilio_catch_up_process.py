@@ -44,7 +44,7 @@ def test_a_worker_process_stores_a_stop_whose_webhook_never_came(cli: Cli) -> No
             )
             # The site was last read ten minutes ago, and is due now.
             conn.execute(
-                tables.inbound_catch_up.insert().values(
+                tables.twilio_catch_up.insert().values(
                     site_id=site_id,
                     synced_until=now - timedelta(minutes=10),
                     next_check_at=now,
@@ -57,7 +57,7 @@ def test_a_worker_process_stores_a_stop_whose_webhook_never_came(cli: Cli) -> No
     with app.connect() as conn:
         stored = conn.execute(select(tables.inbound_messages)).all()
         opt_out = conn.execute(select(tables.sms_opt_outs)).one()
-        reading = conn.execute(select(tables.inbound_catch_up)).one()
+        reading = conn.execute(select(tables.twilio_catch_up)).one()
     app.close()
     assert [(t.provider_sid, t.keyword) for t in stored] == [(stop.sid, "opt_out")]
     assert (opt_out.phone, opt_out.opted_out) == (CUSTOMER, True)

@@ -23,11 +23,12 @@ from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
 from dunwell.clock import FixedClock
-from dunwell.services import inbound_catch_up
+from dunwell.services import sms_credits, twilio_catch_up
 from dunwell.services.channel_config import save_channel_config
-from dunwell.services.inbound_catch_up import GRACE, MAX_BACKLOG, SLICE, catch_up_inbound
+from dunwell.services.report_catch_up import REPORT_WAIT
+from dunwell.services.twilio_catch_up import GRACE, MAX_BACKLOG, SLICE, catch_up_with_twilio
 from dunwell.store import tables
-from tests.integration.factories import Shop
+from tests.integration.factories import INSUFFICIENT, Shop
 from tests.integration.fake_twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -45,7 +46,7 @@ PUBLIC_URL = "http://dunwell.test"
 
 @pytest.fixture
 def twilio(app: App) -> Iterator[tuple[Shop, FakeTwilioServer]]:
-    app.settings = replace(app.settings, public_url=PUBLIC_URL, inbound_catch_up_seconds=300)
+    app.settings = replace(app.settings, public_url=PUBLIC_URL, twilio_catch_up_seconds=300)
     with FakeTwilioServer(now=app.clock.now) as server:
         app.channels = ChannelRegistry(
             app.engine, app.clock.now, TransportOptions(twilio_api_base=server.url)
@@ -80,14 +81,19 @@ def _stored(shop: Shop) -> dict[str, str]:
 
 
 def _reading(shop: Shop) -> Any:
-    (row,) = shop.all(tables.inbound_catch_up, site_id=shop.site_id)
+    (row,) = shop.all(tables.twilio_catch_up, site_id=shop.site_id)
     return row
 
 
 def _failing_sites(shop: Shop) -> float:
-    """``dunwell_inbound_catch_up_failing`` as ``GET /metrics`` reports it."""
+    """``dunwell_twilio_catch_up_failing`` as ``GET /metrics`` reports it."""
     with TestClient(create_app(shop.app)) as client:
-        return value(scrape(client), "dunwell_inbound_catch_up_failing")
+        return value(scrape(client), "dunwell_twilio_catch_up_failing")
+
+
+def _balance(shop: Shop) -> int:
+    (row,) = shop.all(tables.sms_credits, site_id=shop.site_id)
+    return int(row.balance)
 
 
 def _listings(server: FakeTwilioServer) -> int:
@@ -100,12 +106,12 @@ def test_a_site_is_first_read_from_the_moment_it_is_seen(
     shop, server = twilio
     before = shop.app.clock.now() - GRACE - timedelta(seconds=1)
     server.receive(CUSTOMER, "texted before Dunwell knew the site", at=before)
-    assert catch_up_inbound(shop.app) == 0
+    assert catch_up_with_twilio(shop.app) == 0
     assert _reading(shop).synced_until == shop.app.clock.now() - GRACE
     assert _listings(server) == 0
     _later(shop.app, EVERY)
     # The old text is before the reading point: history is not imported.
-    assert catch_up_inbound(shop.app) == 0
+    assert catch_up_with_twilio(shop.app) == 0
     assert _stored(shop) == {}
 
 
@@ -114,13 +120,13 @@ def test_texts_twilio_received_but_never_posted_are_stored_once_and_keywords_app
 ) -> None:
     shop, server = twilio
     customer = shop.customer(phone=CUSTOMER)
-    catch_up_inbound(shop.app)  # first sight
+    catch_up_with_twilio(shop.app)  # first sight
     _later(shop.app, timedelta(seconds=30))
     stop = server.receive(STRANGER, "STOP")
     question = server.receive(CUSTOMER, "can I pay on friday?")
     server.receive(STRANGER, "sent from Dunwell's number, not to it", to=CUSTOMER)
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 2
+    assert catch_up_with_twilio(shop.app) == 2
     assert _stored(shop) == {stop.sid: "STOP", question.sid: "can I pay on friday?"}
     (opt_out,) = shop.all(tables.sms_opt_outs, site_id=shop.site_id)
     assert (opt_out.phone, opt_out.opted_out) == (STRANGER, True)
@@ -131,7 +137,7 @@ def test_texts_twilio_received_but_never_posted_are_stored_once_and_keywords_app
     # The next read overlaps nothing new: nothing is stored twice.
     server.receive(CUSTOMER, "hello?", at=shop.app.clock.now() - GRACE - timedelta(seconds=1))
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 0
+    assert catch_up_with_twilio(shop.app) == 0
     assert len(_stored(shop)) == 2
 
 
@@ -139,7 +145,7 @@ def test_a_text_the_webhook_stored_is_not_stored_again(
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:
     shop, server = twilio
-    catch_up_inbound(shop.app)
+    catch_up_with_twilio(shop.app)
     _later(shop.app, timedelta(seconds=30))
     posted = server.receive(CUSTOMER, "HELP")
     lost = server.receive(CUSTOMER, "is my card ok?")
@@ -156,7 +162,7 @@ def test_a_text_the_webhook_stored_is_not_stored_again(
         answer = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
         assert answer.status_code == 200 and "<Message>" in answer.text
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 1
     assert _stored(shop) == {posted.sid: "HELP", lost.sid: "is my card ok?"}
 
 
@@ -164,12 +170,12 @@ def test_texts_younger_than_the_grace_are_left_for_their_webhook(
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:
     shop, server = twilio
-    catch_up_inbound(shop.app)
+    catch_up_with_twilio(shop.app)
     _later(shop.app, EVERY)
     recent = server.receive(CUSTOMER, "just sent", at=shop.app.clock.now() - timedelta(seconds=30))
-    assert catch_up_inbound(shop.app) == 0
+    assert catch_up_with_twilio(shop.app) == 0
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 1
     assert list(_stored(shop)) == [recent.sid]
 
 
@@ -177,21 +183,21 @@ def test_a_failed_read_keeps_the_reading_point_and_the_next_check_catches_up(
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:
     shop, server = twilio
-    catch_up_inbound(shop.app)
+    catch_up_with_twilio(shop.app)
     start = _reading(shop).synced_until
     _later(shop.app, timedelta(seconds=30))
     lost = server.receive(CUSTOMER, "STOP")
     _later(shop.app, EVERY)
     server.fail_next_list(1, status=503)
-    assert catch_up_inbound(shop.app) == 0
+    assert catch_up_with_twilio(shop.app) == 0
     reading = _reading(shop)
     assert reading.synced_until == start
     assert reading.last_error.startswith("Twilio:")
     assert _failing_sites(shop) == 1
-    assert catch_up_inbound(shop.app) == 0  # not due again yet: no second request
+    assert catch_up_with_twilio(shop.app) == 0  # not due again yet: no second request
     assert _listings(server) == 1
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 1
     assert list(_stored(shop)) == [lost.sid]
     assert _reading(shop).last_error is None
     assert _failing_sites(shop) == 0
@@ -199,11 +205,11 @@ def test_a_failed_read_keeps_the_reading_point_and_the_next_check_catches_up(
 
 def test_only_one_worker_reads_a_due_inbox(twilio: tuple[Shop, FakeTwilioServer]) -> None:
     shop, server = twilio
-    catch_up_inbound(shop.app)
+    catch_up_with_twilio(shop.app)
     _later(shop.app, EVERY)
     server.receive(CUSTOMER, "anyone there?", at=shop.app.clock.now() - GRACE * 2)
-    assert catch_up_inbound(shop.app) == 1
-    assert catch_up_inbound(shop.app) == 0  # the second worker finds it taken
+    assert catch_up_with_twilio(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 0  # the second worker finds it taken
     assert _listings(server) == 1
 
 
@@ -211,32 +217,32 @@ def test_a_long_outage_is_read_slice_by_slice_pass_after_pass(
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:
     shop, server = twilio
-    catch_up_inbound(shop.app)
+    catch_up_with_twilio(shop.app)
     first = shop.app.clock.now()
     texts = [
         server.receive(CUSTOMER, f"text {n}", at=first + timedelta(minutes=40 * n))
         for n in range(4)
     ]
     _later(shop.app, timedelta(hours=3))
-    assert catch_up_inbound(shop.app) == 2  # the first hour (and the grace before it)
+    assert catch_up_with_twilio(shop.app) == 2  # the first hour (and the grace before it)
     assert _reading(shop).synced_until == first - GRACE + SLICE
     # Still behind: due again at once, without waiting for the next check.
-    assert catch_up_inbound(shop.app) == 1
-    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 1
     assert _reading(shop).synced_until == shop.app.clock.now() - GRACE
-    assert catch_up_inbound(shop.app) == 0  # caught up: not due until the next check
+    assert catch_up_with_twilio(shop.app) == 0  # caught up: not due until the next check
     assert _listings(server) == 3
     assert set(_stored(shop)) == {t.sid for t in texts}
 
 
 def test_texts_older_than_the_backlog_are_skipped(twilio: tuple[Shop, FakeTwilioServer]) -> None:
     shop, server = twilio
-    catch_up_inbound(shop.app)
+    catch_up_with_twilio(shop.app)
     first = shop.app.clock.now()
     server.receive(CUSTOMER, "a question from long ago", at=first + timedelta(minutes=1))
     _later(shop.app, timedelta(days=3))
     recent = server.receive(CUSTOMER, "STOP", at=shop.app.clock.now() - MAX_BACKLOG + SLICE / 2)
-    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 1
     assert list(_stored(shop)) == [recent.sid]
 
 
@@ -244,14 +250,14 @@ def test_a_read_with_more_texts_than_it_stores_goes_on_from_the_last_one(
     twilio: tuple[Shop, FakeTwilioServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shop, server = twilio
-    monkeypatch.setattr(inbound_catch_up, "MAX_TEXTS", 2)
-    catch_up_inbound(shop.app)
+    monkeypatch.setattr(twilio_catch_up, "MAX_TEXTS", 2)
+    catch_up_with_twilio(shop.app)
     at = shop.app.clock.now()
     texts = [server.receive(CUSTOMER, f"text {n}", at=at + timedelta(seconds=n)) for n in range(3)]
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 2
+    assert catch_up_with_twilio(shop.app) == 2
     assert _reading(shop).synced_until == texts[1].date_sent
-    assert catch_up_inbound(shop.app) == 1  # due again at once
+    assert catch_up_with_twilio(shop.app) == 1  # due again at once
     assert set(_stored(shop)) == {t.sid for t in texts}
 
 
@@ -260,7 +266,7 @@ def test_through_a_messaging_service_only_the_services_texts_are_stored(
 ) -> None:
     shop, server = twilio
     _save_twilio(shop, {"account_sid": ACCOUNT_SID, "messaging_service_sid": MESSAGING_SERVICE_SID})
-    catch_up_inbound(shop.app)
+    catch_up_with_twilio(shop.app)
     _later(shop.app, timedelta(seconds=30))
     ours = server.receive(
         CUSTOMER, "STOP", to="+15005550010", messaging_service_sid=MESSAGING_SERVICE_SID
@@ -274,24 +280,24 @@ def test_through_a_messaging_service_only_the_services_texts_are_stored(
     )
     sent.direction = "outbound-api"
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 1
+    assert catch_up_with_twilio(shop.app) == 1
     assert list(_stored(shop)) == [ours.sid]
 
 
 def test_reading_is_off_when_the_setting_is_zero(twilio: tuple[Shop, FakeTwilioServer]) -> None:
     shop, server = twilio
-    shop.app.settings = replace(shop.app.settings, inbound_catch_up_seconds=0)
+    shop.app.settings = replace(shop.app.settings, twilio_catch_up_seconds=0)
     server.receive(CUSTOMER, "STOP")
     _later(shop.app, EVERY)
-    assert catch_up_inbound(shop.app) == 0
-    assert shop.all(tables.inbound_catch_up) == []
+    assert catch_up_with_twilio(shop.app) == 0
+    assert shop.all(tables.twilio_catch_up) == []
 
 
 def test_a_sandbox_site_is_never_read(app: App) -> None:
     shop = Shop.create(app)
     _later(app, EVERY)
-    assert catch_up_inbound(app) == 0
-    assert shop.all(tables.inbound_catch_up) == []
+    assert catch_up_with_twilio(app) == 0
+    assert shop.all(tables.twilio_catch_up) == []
 
 
 def test_the_worker_stores_a_lost_text_and_answers_it_in_the_same_pass(
@@ -330,3 +336,98 @@ def test_the_twilio_listing_keeps_inbound_texts_in_the_window_oldest_first(
         (later.sid, CUSTOMER, FROM_NUMBER, "second"),
     ]
     assert found[0].received_at == earlier.date_sent
+
+
+# -- delivery reports ------------------------------------------------------------------
+
+THIRD = "+447400555666"
+
+
+def _report(client: TestClient, sid: str, status: str) -> int:
+    """A status callback as Twilio posts it, signed."""
+    params = {"AccountSid": ACCOUNT_SID, "MessageSid": sid, "MessageStatus": status}
+    path = "/twilio/shop/status"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + path, params)
+    answer = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+    return answer.status_code
+
+
+def _texts_sent(shop: Shop) -> dict[str, Any]:
+    """Each customer's dunning text in the outbox, by phone number."""
+    return {row.recipient: row for row in shop.all(tables.outbox, channel="sms")}
+
+
+def _fetched(server: FakeTwilioServer) -> list[str]:
+    return sorted(
+        r.path.rsplit("/", 1)[1].removesuffix(".json")
+        for r in server.fake.requests
+        if r.method == "GET" and "/Messages/" in r.path
+    )
+
+
+def _three_texts_sent(shop: Shop) -> None:
+    for n, phone in enumerate((CUSTOMER, STRANGER, THIRD)):
+        shop.invoice(shop.customer(INSUFFICIENT, phone=phone, email=f"c{n}@x.test"), 4900)
+    shop.run()
+    assert {row.status for row in _texts_sent(shop).values()} == {"sent"}
+
+
+def test_delivery_reports_that_never_came_are_read_back_and_applied(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    with shop.app.begin() as conn:
+        sms_credits.top_up(conn, shop.site_id, 50, shop.now)
+    _three_texts_sent(shop)
+    sent = {m.to: m for m in server.messages}
+    with TestClient(create_app(shop.app)) as client:
+        assert _report(client, sent[THIRD].sid, "sent") == 204  # this one got its callback
+    credits = _balance(shop)
+    server.set_status(sent[CUSTOMER].sid, "undelivered", 30003)
+    server.set_status(sent[STRANGER].sid, "delivered")
+    server.set_status(sent[THIRD].sid, "delivered")  # Twilio knows; Dunwell is not asked
+    shop.advance(days=(REPORT_WAIT + timedelta(minutes=1)) / timedelta(days=1))
+    _later(shop.app, EVERY)
+    assert catch_up_with_twilio(shop.app) == 2
+    texts = _texts_sent(shop)
+    assert (texts[CUSTOMER].status, texts[CUSTOMER].error_code) == ("failed", "30003")
+    assert texts[STRANGER].status == "delivered"
+    assert (texts[THIRD].status, texts[THIRD].provider_status) == ("sent", "sent")
+    assert _fetched(server) == sorted([sent[CUSTOMER].sid, sent[STRANGER].sid])
+    assert _balance(shop) == credits + texts[CUSTOMER].segments  # the failed text's credits
+    failed = shop.all(tables.events, type="message.failed")
+    assert [e.data["message_id"] for e in failed] == [texts[CUSTOMER].id]
+    # Asked once: the next check has nothing left to ask about.
+    _later(shop.app, EVERY)
+    assert catch_up_with_twilio(shop.app) == 0
+    assert len(_fetched(server)) == 2
+
+
+def test_a_text_younger_than_the_report_wait_is_not_asked_about(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    _three_texts_sent(shop)
+    shop.advance(days=(REPORT_WAIT - timedelta(minutes=1)) / timedelta(days=1))
+    _later(shop.app, EVERY)
+    assert catch_up_with_twilio(shop.app) == 0
+    assert _fetched(server) == []
+
+
+def test_when_twilio_cannot_be_asked_nothing_changes_and_the_error_shows(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    _three_texts_sent(shop)
+    for message in server.messages:
+        server.set_status(message.sid, "delivered")
+    shop.advance(days=(REPORT_WAIT + timedelta(minutes=1)) / timedelta(days=1))
+    _later(shop.app, EVERY)
+    server.fail_next_fetch(1, status=500)
+    assert catch_up_with_twilio(shop.app) == 0
+    assert {row.status for row in _texts_sent(shop).values()} == {"sent"}
+    assert _reading(shop).last_error.startswith("Twilio:")
+    _later(shop.app, EVERY)
+    assert catch_up_with_twilio(shop.app) == 3
+    assert {row.status for row in _texts_sent(shop).values()} == {"delivered"}
+    assert _reading(shop).last_error is None

@@ -1,4 +1,8 @@
-"""Texts whose webhook never got through, read back from Twilio and stored.
+"""What Twilio's webhooks could not tell Dunwell, read back from its API.
+
+Texts whose inbound webhook never got through are stored here; delivery
+reports that never came are read in :mod:`dunwell.services.report_catch_up`,
+during the same check of the site.
 
 Twilio posts an inbound text to the site's webhook once. If Dunwell is
 down, restarting, or answers 500 because its database is, Twilio logs the
@@ -7,7 +11,7 @@ retries). Without this, a STOP sent during a deploy would be lost, and the
 number would keep getting texts it refused.
 
 So each worker pass checks, for every site that sends through Twilio,
-whether the site's inbox is due for a read (every ``inbound_catch_up_seconds``).
+whether the site's inbox is due for a read (every ``twilio_catch_up_seconds``).
 One worker takes a due site by moving its ``next_check_at`` forward in a
 conditional update, so several workers do not read the same inbox. It then
 lists, through Twilio's API, the texts received since the site's
@@ -45,8 +49,9 @@ from dunwell.channels.config import ChannelConfig
 from dunwell.services.channel_config import load_channel_configs
 from dunwell.services.inbound_sms import InboundResult, InboundSms
 from dunwell.services.inbound_store import store_texts
+from dunwell.services.report_catch_up import catch_up_reports
 from dunwell.store.sql import insert_ignore
-from dunwell.store.tables import inbound_catch_up, site_channels
+from dunwell.store.tables import site_channels, twilio_catch_up
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ MAX_TEXTS = 2000
 #: (Twilio switched off for a while, workers stopped for days) starts again
 #: here: older texts would be answered too late to help, and are skipped.
 MAX_BACKLOG = timedelta(days=1)
+NO_TOKEN = "Twilio: the auth token cannot be read (was the server key changed?)"
 #: Sites read per worker pass.
 SITES_PER_PASS = 20
 
@@ -74,9 +80,9 @@ class _Read:
     config: ChannelConfig
 
 
-def catch_up_inbound(app: App, limit: int = SITES_PER_PASS) -> int:
+def catch_up_with_twilio(app: App, limit: int = SITES_PER_PASS) -> int:
     """Read every due site's Twilio inbox; return how many texts were newly stored."""
-    every = app.settings.inbound_catch_up_seconds
+    every = app.settings.twilio_catch_up_seconds
     if every <= 0:
         return 0
     now = app.clock.now()
@@ -86,12 +92,12 @@ def catch_up_inbound(app: App, limit: int = SITES_PER_PASS) -> int:
         return 0
     with app.begin() as conn:
         reads = _claim(app, conn, due, now, timedelta(seconds=every))
-    return sum(_read_site(app, read, now) for read in reads)
+    return sum(_catch_up_site(app, read, now) for read in reads)
 
 
 def _due_sites(now: datetime) -> Select[tuple[int, datetime | None]]:
     """Sites that send through Twilio, with their reading point (None: never read)."""
-    t, sc = inbound_catch_up, site_channels
+    t, sc = twilio_catch_up, site_channels
     return (
         select(sc.c.site_id, t.c.synced_until)
         .outerjoin(t, t.c.site_id == sc.c.site_id)
@@ -110,7 +116,7 @@ def _claim(
     site seen for the first time gets a row that starts its reading now
     (nothing to read yet).
     """
-    t = inbound_catch_up
+    t = twilio_catch_up
     new = [
         {"site_id": row.site_id, "synced_until": now - GRACE, "next_check_at": now + every}
         for row in due
@@ -135,7 +141,33 @@ def _claim(
     return [_Read(s, since, configs[(s, "sms")]) for s, since in taken]
 
 
-def _read_site(app: App, read: _Read, now: datetime) -> int:
+def _catch_up_site(app: App, read: _Read, now: datetime) -> int:
+    """Read one site's inbox, then its missing delivery reports; return texts and reports."""
+    if not read.config.secret:
+        _note(app, read.site_id, read.since, NO_TOKEN, now)
+        return 0
+    transport = app.channels.sms(read.site_id, read.config)
+    try:
+        if not isinstance(transport, SmsInbox):
+            return 0
+        stored = _read_texts(app, read, transport, now)
+        try:
+            return stored + catch_up_reports(app, read.site_id, transport)
+        except TransportError as error:
+            log.warning(
+                "site %s: Twilio could not be asked for delivery reports (%s)",
+                read.site_id,
+                error.message,
+            )
+            _note_error(app, read.site_id, f"Twilio: {error.message}", now)
+            return stored
+    finally:
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
+
+
+def _read_texts(app: App, read: _Read, inbox: SmsInbox, now: datetime) -> int:
     oldest = now - MAX_BACKLOG
     if read.since < oldest:
         log.warning(
@@ -149,7 +181,7 @@ def _read_site(app: App, read: _Read, now: datetime) -> int:
     if until <= read.since:
         return 0
     try:
-        texts = _list(app, read, until)
+        texts = inbox.received(read.since, until, MAX_TEXTS)
     except TransportError as error:
         log.warning(
             "site %s: Twilio's inbox could not be read (%s); tried again at the next check",
@@ -178,22 +210,6 @@ def _read_site(app: App, read: _Read, now: datetime) -> int:
     return new
 
 
-def _list(app: App, read: _Read, until: datetime) -> list[ReceivedSms]:
-    if not read.config.secret:
-        raise TransportError(
-            "the auth token cannot be read (was the server key changed?)", permanent=True
-        )
-    transport = app.channels.sms(read.site_id, read.config)
-    try:
-        if not isinstance(transport, SmsInbox):
-            return []
-        return transport.received(read.since, until, MAX_TEXTS)
-    finally:
-        close = getattr(transport, "close", None)
-        if close is not None:
-            close()
-
-
 def _inbound(site_id: int, text: ReceivedSms) -> InboundSms:
     return InboundSms(
         site_id=site_id,
@@ -205,6 +221,14 @@ def _inbound(site_id: int, text: ReceivedSms) -> InboundSms:
     )
 
 
+def _note_error(app: App, site_id: int, error: str, now: datetime) -> None:
+    t = twilio_catch_up
+    with app.begin() as conn:
+        conn.execute(
+            update(t).where(t.c.site_id == site_id).values(last_error=error, updated_at=now)
+        )
+
+
 def _note(
     app: App,
     site_id: int,
@@ -214,7 +238,7 @@ def _note(
     *,
     due_again: bool = False,
 ) -> None:
-    t = inbound_catch_up
+    t = twilio_catch_up
     values: dict[str, Any] = {"synced_until": synced_until, "last_error": error, "updated_at": now}
     if due_again:
         values["next_check_at"] = now
