@@ -56,8 +56,8 @@ class Settings:
     # its own (so the database work does not share the interpreter with the
     # event loop), or "thread", the server's own writer thread.
     inbound_writer: str = "process"
-    # Seconds between reads of each Twilio site's received texts, to store
-    # the ones whose webhook never got through (0: never read).
+    # Seconds between checks of each Twilio site's received texts and of its
+    # texts with no delivery report, for what the webhooks missed (0: never).
     twilio_catch_up_seconds: int = 300
 
     @classmethod

@@ -255,8 +255,8 @@ def _twilio_catch_up_failing(conn: Connection) -> Metric:
     query = select(func.count()).select_from(t).where(t.c.last_error.is_not(None))
     return _gauge(
         "dunwell_twilio_catch_up_failing",
-        "Sites whose last read of Twilio's received texts failed (texts whose webhook "
-        "failed are not being recovered for them).",
+        "Sites whose last check of Twilio's received texts and missing delivery reports "
+        "failed (what their webhooks missed is not being recovered).",
         _scalar(conn, query),
     )
 

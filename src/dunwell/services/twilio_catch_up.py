@@ -81,7 +81,7 @@ class _Read:
 
 
 def catch_up_with_twilio(app: App, limit: int = SITES_PER_PASS) -> int:
-    """Read every due site's Twilio inbox; return how many texts were newly stored."""
+    """Check every due Twilio site; return the texts stored and reports applied."""
     every = app.settings.twilio_catch_up_seconds
     if every <= 0:
         return 0
@@ -124,21 +124,23 @@ def _claim(
     ]
     if new:
         insert_ignore(conn, t, [{**row, "updated_at": now} for row in new], ["site_id"])
-    taken = []
-    for row in due:
-        if row.synced_until is None:
-            continue
-        claimed = conn.execute(
+    taken = [
+        row.site_id
+        for row in due
+        if row.synced_until is not None
+        and conn.execute(
             update(t)
             .where(t.c.site_id == row.site_id, t.c.next_check_at <= now)
             .values(next_check_at=now + every, updated_at=now)
         ).rowcount
-        if claimed:
-            taken.append((row.site_id, row.synced_until))
+    ]
     if not taken:
         return []
-    configs = load_channel_configs(conn, {s for s, _ in taken}, app.secret_box_or_none())
-    return [_Read(s, since, configs[(s, "sms")]) for s, since in taken]
+    # Read again under the claim: another worker may have moved it since.
+    rows = conn.execute(select(t.c.site_id, t.c.synced_until).where(t.c.site_id.in_(taken)))
+    since = {row.site_id: row.synced_until for row in rows}
+    configs = load_channel_configs(conn, taken, app.secret_box_or_none())
+    return [_Read(s, since[s], configs[(s, "sms")]) for s in taken]
 
 
 def _catch_up_site(app: App, read: _Read, now: datetime) -> int:

@@ -541,8 +541,9 @@ inbound_messages = Table(
     Index("ix_inbound_messages_site_customer", "site_id", "customer_id"),
 )
 
-#: How far each site's Twilio inbox has been read back (services/twilio_catch_up.py):
-#: texts whose webhook never reached Dunwell are fetched from Twilio's API.
+#: How far each site's Twilio inbox has been read back, and when it is next
+#: checked (services/twilio_catch_up.py): what Twilio's webhooks could not
+#: deliver is fetched from its API.
 twilio_catch_up = Table(
     "twilio_catch_up",
     metadata,
