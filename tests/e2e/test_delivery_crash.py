@@ -22,13 +22,12 @@ from dunwell.bootstrap import bootstrap
 from dunwell.clock import SystemClock
 from dunwell.gateways.sandbox import tokenize
 from dunwell.services import ledger
-from dunwell.services.channel_config import save_channel_config
 from dunwell.services.sites import create_site
 from dunwell.settings import Settings
 from dunwell.store import tables
 from tests.e2e.conftest import Cli
 from tests.integration.factories import INSUFFICIENT
-from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilioServer
+from tests.integration.fake_twilio import FakeTwilioServer, save_fake_twilio
 
 # Midday UTC on the site's test clock: inside the send window.
 EPOCH = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -40,16 +39,7 @@ def seed(url: str) -> None:
     app = bootstrap(Settings(database_url=url, secret_key=SECRET), clock=SystemClock())
     with app.begin() as conn:
         site_id = create_site(conn, app.clock, slug="texts", name="Texts", clock_start=EPOCH)
-        save_channel_config(
-            conn,
-            site_id,
-            "sms",
-            "twilio",
-            {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER},
-            AUTH_TOKEN,
-            app.secret_box(),
-            EPOCH,
-        )
+        save_fake_twilio(conn, site_id, app.secret_box(), EPOCH)
         for n in range(CUSTOMERS):
             customer = ledger.create_customer(
                 conn,

@@ -15,12 +15,11 @@ from sqlalchemy import select
 from dunwell.bootstrap import bootstrap
 from dunwell.clock import SystemClock
 from dunwell.domain.states import SiteMode
-from dunwell.services.channel_config import save_channel_config
 from dunwell.services.sites import create_site
 from dunwell.settings import Settings
 from dunwell.store import tables
 from tests.e2e.conftest import Cli
-from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilioServer
+from tests.integration.fake_twilio import FakeTwilioServer, save_fake_twilio
 
 CUSTOMER = "+447400123456"
 
@@ -32,16 +31,7 @@ def test_a_worker_process_stores_a_stop_whose_webhook_never_came(cli: Cli) -> No
     with FakeTwilioServer() as twilio:
         with app.begin() as conn:
             site_id = create_site(conn, SystemClock(), slug="shop", name="Shop", mode=SiteMode.LIVE)
-            save_channel_config(
-                conn,
-                site_id,
-                "sms",
-                "twilio",
-                {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER},
-                AUTH_TOKEN,
-                app.secret_box(),
-                now,
-            )
+            save_fake_twilio(conn, site_id, app.secret_box(), now)
             # The site was last read ten minutes ago, and is due now.
             conn.execute(
                 tables.twilio_catch_up.insert().values(

@@ -50,8 +50,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from sqlalchemy import Connection
 from twilio.request_validator import RequestValidator
 
+from dunwell.security.secrets import SecretBox
+from dunwell.services.channel_config import save_channel_config
 from tests.integration.local_http import LocalHttpServer
 
 ACCOUNT_SID = "AC5ef8732a3c49700934481addd5ce1659"
@@ -505,6 +508,18 @@ class FakeTwilioServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def save_fake_twilio(
+    conn: Connection,
+    site_id: int,
+    box: SecretBox,
+    now: datetime,
+    config: dict[str, str] | None = None,
+) -> None:
+    """Save this fake's account as the site's SMS provider: the From number, unless ``config``."""
+    sender = config or {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER}
+    save_channel_config(conn, site_id, "sms", "twilio", sender, AUTH_TOKEN, box, now)
 
 
 def _failure(status: int, code: int | None, message: str) -> Failure:

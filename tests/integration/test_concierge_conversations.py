@@ -19,13 +19,12 @@ from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.services import api_keys, ledger
-from dunwell.services.channel_config import save_channel_config
 from dunwell.services.concierge_settings import update_concierge_settings
 from dunwell.services.sites import site_now
 from dunwell.store import tables
 from tests.integration.concierge_phone import Phone, SandboxPhone, TwilioPhone
 from tests.integration.factories import DECLINE_ALWAYS, GOOD, INSUFFICIENT, LOST, RECOVERS, Shop
-from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilioServer
+from tests.integration.fake_twilio import FakeTwilioServer, save_fake_twilio
 
 PUBLIC = "https://dunwell.example"
 NUMBER = "+14155552671"  # San Francisco: 01:00 local at the test start, quiet hours
@@ -82,16 +81,7 @@ def store(request: pytest.FixtureRequest, app: App) -> Iterator[Store]:
             )
             key = api_keys.create_key(conn, shop.site_id, "test", "admin", now)
             if request.param == "twilio":
-                save_channel_config(
-                    conn,
-                    shop.site_id,
-                    "sms",
-                    "twilio",
-                    {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER},
-                    AUTH_TOKEN,
-                    app.secret_box(),
-                    now,
-                )
+                save_fake_twilio(conn, shop.site_id, app.secret_box(), now)
         customer = shop.customer(GOOD, phone=NUMBER, first_name="Ada", last_name="Lovelace")
         subscription = shop.subscribe(customer, starts_at=shop.now + timedelta(days=9))
         headers = {"Authorization": f"Bearer {key}"}

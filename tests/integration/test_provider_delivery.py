@@ -17,7 +17,7 @@ from dunwell.services.messages import resend_message
 from dunwell.services.sites import site_now
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
-from tests.integration.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilioServer
+from tests.integration.fake_twilio import FakeTwilioServer, save_fake_twilio
 from tests.integration.live_server import free_port, live_server
 from tests.integration.smtp_server import SmtpServer
 
@@ -34,16 +34,7 @@ def twilio(app: App) -> Iterator[tuple[Shop, FakeTwilioServer]]:
         )
         shop = Shop.create(app)
         with app.begin() as conn:
-            save_channel_config(
-                conn,
-                shop.site_id,
-                "sms",
-                "twilio",
-                {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER},
-                AUTH_TOKEN,
-                app.secret_box(),
-                shop.now,
-            )
+            save_fake_twilio(conn, shop.site_id, app.secret_box(), shop.now)
         yield shop, server
 
 

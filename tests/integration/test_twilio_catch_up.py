@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
@@ -24,7 +25,6 @@ from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
 from dunwell.clock import FixedClock
 from dunwell.services import sms_credits, twilio_catch_up
-from dunwell.services.channel_config import save_channel_config
 from dunwell.services.report_catch_up import REPORT_WAIT
 from dunwell.services.twilio_catch_up import GRACE, MAX_BACKLOG, SLICE, catch_up_with_twilio
 from dunwell.store import tables
@@ -35,6 +35,7 @@ from tests.integration.fake_twilio import (
     FROM_NUMBER,
     MESSAGING_SERVICE_SID,
     FakeTwilioServer,
+    save_fake_twilio,
 )
 from tests.integration.test_metrics import scrape, value
 
@@ -52,22 +53,13 @@ def twilio(app: App) -> Iterator[tuple[Shop, FakeTwilioServer]]:
             app.engine, app.clock.now, TransportOptions(twilio_api_base=server.url)
         )
         shop = Shop.create(app)
-        _save_twilio(shop, {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER})
+        _save_twilio(shop)
         yield shop, server
 
 
-def _save_twilio(shop: Shop, config: dict[str, str]) -> None:
+def _save_twilio(shop: Shop, config: dict[str, str] | None = None) -> None:
     with shop.app.begin() as conn:
-        save_channel_config(
-            conn,
-            shop.site_id,
-            "sms",
-            "twilio",
-            config,
-            AUTH_TOKEN,
-            shop.app.secret_box(),
-            shop.now,
-        )
+        save_fake_twilio(conn, shop.site_id, shop.app.secret_box(), shop.now, config)
 
 
 def _later(app: App, by: timedelta) -> None:
@@ -83,6 +75,12 @@ def _stored(shop: Shop) -> dict[str, str]:
 def _reading(shop: Shop) -> Any:
     (row,) = shop.all(tables.twilio_catch_up, site_id=shop.site_id)
     return row
+
+
+def _post_signed(client: TestClient, path: str, params: dict[str, str]) -> Response:
+    """Post Twilio's form to ``path`` as Twilio does, signed with the site's token."""
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + path, params)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
 
 
 def _failing_sites(shop: Shop) -> float:
@@ -157,9 +155,7 @@ def test_a_text_the_webhook_stored_is_not_stored_again(
             "To": FROM_NUMBER,
             "Body": "HELP",
         }
-        path = "/twilio/shop/sms"
-        signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + path, params)
-        answer = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+        answer = _post_signed(client, "/twilio/shop/sms", params)
         assert answer.status_code == 200 and "<Message>" in answer.text
     _later(shop.app, EVERY)
     assert catch_up_with_twilio(shop.app) == 1
@@ -344,12 +340,9 @@ THIRD = "+447400555666"
 
 
 def _report(client: TestClient, sid: str, status: str) -> int:
-    """A status callback as Twilio posts it, signed."""
+    """A status callback as Twilio posts it."""
     params = {"AccountSid": ACCOUNT_SID, "MessageSid": sid, "MessageStatus": status}
-    path = "/twilio/shop/status"
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + path, params)
-    answer = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
-    return answer.status_code
+    return _post_signed(client, "/twilio/shop/status", params).status_code
 
 
 def _texts_sent(shop: Shop) -> dict[str, Any]:
