@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 REPORT_WAIT = timedelta(minutes=15)
 #: Texts sent longer ago than this are not asked about any more.
 REPORT_LOOKBACK = timedelta(days=1)
-#: Texts asked about per site and read (one API request each).
-MAX_REPORTS = 500
+#: Texts asked about per site and check, the oldest first (one request each,
+#: in the worker's pass: at a few hundred milliseconds per request, this
+#: bounds how long the other stages wait). The rest wait for the next check.
+MAX_REPORTS = 100
 
 
 def catch_up_reports(app: App, site_id: int, inbox: SmsInbox) -> int:

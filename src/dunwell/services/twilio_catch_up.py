@@ -69,8 +69,9 @@ MAX_TEXTS = 2000
 #: here: older texts would be answered too late to help, and are skipped.
 MAX_BACKLOG = timedelta(days=1)
 NO_TOKEN = "Twilio: the auth token cannot be read (was the server key changed?)"
-#: Sites read per worker pass.
-SITES_PER_PASS = 20
+#: Sites checked per worker pass: each check calls Twilio, and the pass's
+#: other stages (charges, deliveries) wait for it.
+SITES_PER_PASS = 5
 
 
 @dataclass(frozen=True)
