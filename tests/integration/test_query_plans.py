@@ -19,6 +19,7 @@ from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
 from dunwell.services.customer_records import customer_events, customer_invoices
 from dunwell.services.message_claims import claim_due_messages
 from dunwell.services.messages import list_messages
+from dunwell.services.metrics import gather
 from dunwell.services.report_catch_up import catch_up_reports
 from dunwell.services.sms_gate import SmsGate
 from dunwell.store.migrate import upgrade
@@ -174,3 +175,31 @@ def test_texts_with_no_delivery_report_are_found_through_their_partial_index(app
     with app.engine.connect() as conn:
         plan = plan_of(conn, *statements[0])
     assert "USING INDEX ix_outbox_unreported (site_id=? AND sent_at>? AND sent_at<?)" in plan, plan
+
+
+#: Tables that grow with the merchant's history: a scrape must not read their
+#: rows, except the few a partial index holds (the failed messages' events).
+HISTORY_TABLES = ("outbox", "events", "payment_attempts", "invoices", "dunning_cycles")
+ROW_SCAN = re.compile(
+    rf"SCAN ({'|'.join(HISTORY_TABLES)})"
+    r"(?! USING COVERING INDEX)(?! USING INDEX ix_events_message_failed)\b"
+)
+
+
+def test_a_metrics_scrape_counts_from_indexes_never_the_rows(app: App) -> None:
+    """Counting messages by status once read every outbox row, rendered bodies and all."""
+    shop = Shop.create(app)
+
+    def scrape() -> None:
+        with app.engine.connect() as conn:
+            gather(conn, shop.now)
+
+    statements = captured(app.engine, scrape)
+    with app.engine.connect() as conn:
+        plans = [plan_of(conn, sql, args) for sql, args in statements]
+    assert len(plans) >= 12
+    read = [plan for plan in plans if any(table in plan for table in HISTORY_TABLES)]
+    assert len(read) >= 6, plans
+    assert not [plan for plan in read if ROW_SCAN.search(plan)], read
+    failed = next(plan for plan in plans if "events" in plan)
+    assert "ix_events_message_failed" in failed, failed

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, cast, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, case, cast, func, select
 
 from dunwell.domain.states import AttemptStatus, InvoiceStatus
 from dunwell.services.messages import STATUSES as MESSAGE_STATUSES
 from dunwell.services.renewals import RENEWING
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import (
+    MESSAGE_FAILED,
     dunning_cycles,
     escalations,
     events,
@@ -44,6 +45,9 @@ from dunwell.store.tables import (
 from dunwell.store.types import Id
 
 CHANNELS = ("email", "sms")
+#: Every channel the outbox's check constraint allows: a sample for the
+#: others appears only when such messages exist.
+ALL_CHANNELS = (*CHANNELS, "webhook")
 QUANTILES = (0.5, 0.9, 0.99)
 LATENCY_WINDOW = timedelta(hours=1)
 #: Only messages due at most this long before the window are read, so the
@@ -140,14 +144,22 @@ def _subscriptions_due(conn: Connection, due: _Due) -> Metric:
 
 def _outbox(conn: Connection, due: _Due) -> list[Metric]:
     o = outbox
+    # Both counts read ix_outbox_pending alone (status, next_attempt_at,
+    # site_id, channel), never the rows and their rendered bodies. The
+    # channels are summed as columns rather than grouped on, so the rows
+    # arrive already grouped in the index's status order and need no sort.
+    per_channel = [func.sum(case((o.c.channel == ch, 1), else_=0)) for ch in ALL_CHANNELS]
     pending = (
-        select(o.c.channel, func.count())
+        select(*per_channel)
         .select_from(o.join(sites, sites.c.id == o.c.site_id))
         .where(o.c.status == "pending", due.at(o.c.next_attempt_at))
-        .group_by(o.c.channel)
     )
-    by_status = select(o.c.channel, o.c.status, func.count()).group_by(o.c.channel, o.c.status)
-    found = {(ch, st): float(n) for ch, st, n in conn.execute(by_status)}
+    due_now = dict(zip(ALL_CHANNELS, conn.execute(pending).one(), strict=True))
+    found: dict[tuple[str, str], float] = {}
+    for status, *counts in conn.execute(select(o.c.status, *per_channel).group_by(o.c.status)):
+        for channel, n in zip(ALL_CHANNELS, counts, strict=True):
+            if n:
+                found[(channel, status)] = float(n)
     combos = sorted({*((ch, st) for ch in CHANNELS for st in MESSAGE_STATUSES), *found})
     return [
         Metric(
@@ -155,7 +167,11 @@ def _outbox(conn: Connection, due: _Due) -> list[Metric]:
             "gauge",
             "Emails and texts due now and not yet sent (the delivery backlog; not counting "
             "messages waiting for a retry, the send window or credits).",
-            _by(conn, pending, "channel", CHANNELS),
+            [
+                ({"channel": ch}, float(due_now[ch] or 0))
+                for ch in ALL_CHANNELS
+                if ch in CHANNELS or due_now[ch]
+            ],
         ),
         Metric(
             "dunwell_outbox_messages",
@@ -174,7 +190,7 @@ def _outbox_failed_total(conn: Connection) -> Metric:
     query = (
         select(outbox.c.channel, func.count())
         .select_from(events.join(outbox, outbox.c.id == message_id))
-        .where(events.c.type == "message.failed")
+        .where(MESSAGE_FAILED)  # SQL text, so the partial index matches it
         .group_by(outbox.c.channel)
     )
     return Metric(
@@ -275,24 +291,40 @@ def _sms_credits(conn: Connection) -> Metric:
 
 def _payment_attempts_total(conn: Connection) -> Metric:
     a = payment_attempts
-    query = (
-        select(a.c.status, func.count())
-        .where(a.c.status.in_(FINISHED_ATTEMPTS))
-        .group_by(a.c.status)
-    )
     return Metric(
         "dunwell_payment_attempts_total",
         "counter",
         "Finished charge attempts by outcome (succeeded, declined, error).",
-        _by(conn, query, "status", FINISHED_ATTEMPTS),
+        _by_site_status(conn, a, a.c.status.in_(FINISHED_ATTEMPTS), FINISHED_ATTEMPTS),
     )
 
 
 def _invoices(conn: Connection) -> Metric:
-    query = select(invoices.c.status, func.count()).group_by(invoices.c.status)
     return Metric(
         "dunwell_invoices",
         "gauge",
         "Invoices by status.",
-        _by(conn, query, "status", (s.value for s in InvoiceStatus)),
+        _by_site_status(conn, invoices, None, [s.value for s in InvoiceStatus]),
     )
+
+
+def _by_site_status(
+    conn: Connection,
+    table: Table,
+    where: ColumnElement[bool] | None,
+    known: Sequence[str],
+) -> list[tuple[Labels, float]]:
+    """Rows by status over every site, counted from the ``(site_id, status)`` index.
+
+    Grouped by site and status, the index's own order, then added up here:
+    grouped by status alone the database would sort the whole index first.
+    """
+    query = select(table.c.site_id, table.c.status, func.count()).group_by(
+        table.c.site_id, table.c.status
+    )
+    if where is not None:
+        query = query.where(where)
+    totals: dict[str, float] = {}
+    for _site, status, n in conn.execute(query):
+        totals[status] = totals.get(status, 0.0) + n
+    return [({"status": st}, totals.get(st, 0.0)) for st in sorted({*known, *totals})]

@@ -210,6 +210,9 @@ invoices = Table(
     CheckConstraint("status IN ('open', 'past_due', 'paid', 'failed', 'voided')", name="status"),
     # The concierge's "order processed" scan reads recent payments.
     Index("ix_invoices_paid_at", "paid_at"),
+    # A site's invoices in one status, in id order (the API's and the
+    # dashboard's lists), and the metrics' count of invoices by status.
+    Index("ix_invoices_site_status", "site_id", "status"),
     CheckConstraint("amount_due_minor >= 0", name="amount"),
     # NULLs do not collide, so only mirrored rows are constrained.
     Index("ix_invoices_external", "site_id", "external_id", unique=True),
@@ -236,6 +239,8 @@ payment_attempts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime),
     UniqueConstraint("invoice_id", "attempt_no", name="uq_payment_attempts_invoice_attempt"),
+    # A site's attempts by outcome, and the metrics' count of them.
+    Index("ix_payment_attempts_site_status", "site_id", "status"),
 )
 
 dunning_policies = Table(
@@ -292,8 +297,14 @@ dunning_cycles = Table(
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_dunning_cycles_due", "next_run_at"),
+    # Claims read the due cycles in time order; site_id lets the metrics
+    # count each site's due cycles from the index alone.
+    Index("ix_dunning_cycles_due", "next_run_at", "site_id"),
 )
+
+#: The events ``dunwell_outbox_failed_total`` counts (``ix_events_message_failed``).
+#: Written as SQL, not a bound value, so the planner can match the partial index.
+MESSAGE_FAILED = text("type = 'message.failed'")
 
 events = Table(
     "events",
@@ -308,6 +319,13 @@ events = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     # A customer's timeline on the dashboard.
     Index("ix_events_site_customer", "site_id", "customer_id"),
+    # The metrics' failure counter reads only these; the index stays small.
+    Index(
+        "ix_events_message_failed",
+        "id",
+        sqlite_where=MESSAGE_FAILED,
+        postgresql_where=MESSAGE_FAILED,
+    ),
 )
 
 #: An SMS Twilio accepted whose delivery report never came: not even "sent"
@@ -361,7 +379,10 @@ outbox = Table(
     # Why an SMS is waiting (quiet hours, frequency cap, no credits).
     Column("held_reason", String(32)),
     CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
-    Index("ix_outbox_pending", "status", "next_attempt_at"),
+    # Claims read due messages by status and time; site_id and channel let
+    # the metrics count messages by status from the index alone (a scan of
+    # the rows would read every rendered body).
+    Index("ix_outbox_pending", "status", "next_attempt_at", "site_id", "channel"),
     Index("ix_outbox_provider_id", "provider_id"),
     Index(
         "ix_outbox_unreported",
