@@ -24,6 +24,7 @@ from dunwell.services.report_catch_up import catch_up_reports
 from dunwell.services.sms_gate import SmsGate
 from dunwell.store.migrate import upgrade
 from dunwell.store.planner_stats import FEW_VALUED_COLUMNS, seed_sqlite_statistics
+from dunwell.worker import LEASED_TABLES, Worker
 from tests.integration.factories import Shop
 from tests.integration.query_plans import captured, plan_of
 
@@ -203,3 +204,14 @@ def test_a_metrics_scrape_counts_from_indexes_never_the_rows(app: App) -> None:
     assert not [plan for plan in read if ROW_SCAN.search(plan)], read
     failed = next(plan for plan in plans if "events" in plan)
     assert "ix_events_message_failed" in failed, failed
+
+
+def test_a_stopping_worker_finds_its_leases_through_the_leased_indexes(app: App) -> None:
+    """Giving leases back once read every row of five tables, the outbox's bodies included."""
+    worker = Worker(app, name="plans")
+    statements = captured(app.engine, worker.release_leases, kind="UPDATE")
+    assert len(statements) == len(LEASED_TABLES) == 5
+    with app.engine.connect() as conn:
+        plans = [plan_of(conn, sql, args) for sql, args in statements]
+    for table, plan in zip(LEASED_TABLES, plans, strict=True):
+        assert f"USING INDEX ix_{table.name}_leased (lease_owner=?)" in plan, plan

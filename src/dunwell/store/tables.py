@@ -40,6 +40,15 @@ def _id() -> Column[int]:
     return Column("id", Id, primary_key=True, autoincrement=True)
 
 
+#: The rows under a lease (``ix_<table>_leased``): a handful at any moment.
+LEASED = text("lease_owner IS NOT NULL")
+
+
+def _leased(table: str) -> Index:
+    """An index of only the leased rows, so a stopping worker finds its own at once."""
+    return Index(f"ix_{table}_leased", "lease_owner", sqlite_where=LEASED, postgresql_where=LEASED)
+
+
 def _site() -> Column[int]:
     return Column("site_id", Id, ForeignKey("sites.id"), nullable=False, index=True)
 
@@ -296,6 +305,7 @@ dunning_cycles = Table(
     Column("revision", Integer, nullable=False, server_default="0"),
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
+    _leased("dunning_cycles"),
     Column("updated_at", UTCDateTime, nullable=False),
     # Claims read the due cycles in time order; site_id lets the metrics
     # count each site's due cycles from the index alone.
@@ -371,6 +381,7 @@ outbox = Table(
     Column("error_code", String(32)),
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
+    _leased("outbox"),
     Column("delivered_at", UTCDateTime),
     Column("updated_at", UTCDateTime),
     # transactional (dunning, order notices) or marketing: they need
@@ -557,6 +568,7 @@ inbound_messages = Table(
     Column("concierge_error", Text),
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
+    _leased("inbound_messages"),
     Index("ix_inbound_messages_unanswered", "answered_at", "received_at"),
     # Who replied, for the recovery figures.
     Index("ix_inbound_messages_site_customer", "site_id", "customer_id"),
@@ -611,6 +623,7 @@ webhook_deliveries = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
+    _leased("webhook_deliveries"),
     Column("last_status_code", Integer),
     Column("last_error", Text),
     Column("delivered_at", UTCDateTime),
@@ -779,6 +792,7 @@ escalations = Table(
     Column("last_error", Text),
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
+    _leased("escalations"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_escalations_due", "status", "next_attempt_at"),
