@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert
 
 from dunwell.bootstrap import App
 from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
@@ -22,6 +22,7 @@ from dunwell.services.messages import list_messages
 from dunwell.services.metrics import gather
 from dunwell.services.report_catch_up import catch_up_reports
 from dunwell.services.sms_gate import SmsGate
+from dunwell.store import tables
 from dunwell.store.migrate import upgrade
 from dunwell.store.planner_stats import FEW_VALUED_COLUMNS, seed_sqlite_statistics
 from dunwell.worker import LEASED_TABLES, Worker
@@ -171,11 +172,30 @@ def test_texts_with_no_delivery_report_are_found_through_their_partial_index(app
     def read() -> None:
         assert catch_up_reports(app, shop.site_id, never_asked) == 0
 
-    statements = [(sql, args) for sql, args in captured(app.engine, read) if "outbox" in sql]
-    assert len(statements) == 1
-    with app.engine.connect() as conn:
-        plan = plan_of(conn, *statements[0])
-    assert "USING INDEX ix_outbox_unreported (site_id=? AND sent_at>? AND sent_at<?)" in plan, plan
+    def plans() -> list[str]:
+        statements = [(sql, args) for sql, args in captured(app.engine, read) if "outbox" in sql]
+        assert len(statements) == 1
+        with app.engine.connect() as conn:
+            return [plan_of(conn, sql, args) for sql, args in statements]
+
+    first = plans()
+    # Going on after the last text asked about at the previous check.
+    with app.begin() as conn:
+        conn.execute(
+            insert(tables.twilio_catch_up).values(
+                site_id=shop.site_id,
+                synced_until=shop.now,
+                next_check_at=shop.now,
+                reports_after=shop.now - timedelta(hours=1),
+                reports_after_id=1,
+                updated_at=shop.now,
+            )
+        )
+    going_on = plans()
+    for plan in first + going_on:
+        assert "USING INDEX ix_outbox_unreported (site_id=? AND sent_at>? AND sent_at<?)" in plan, (
+            plan
+        )
 
 
 #: Tables that grow with the merchant's history: a scrape must not read their

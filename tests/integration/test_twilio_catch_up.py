@@ -25,7 +25,7 @@ from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
 from dunwell.clock import FixedClock
 from dunwell.services import sms_credits, twilio_catch_up
-from dunwell.services.report_catch_up import REPORT_WAIT
+from dunwell.services.report_catch_up import REPORT_WAIT, catch_up_reports
 from dunwell.services.twilio_catch_up import GRACE, MAX_BACKLOG, SLICE, catch_up_with_twilio
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
@@ -424,3 +424,47 @@ def test_when_twilio_cannot_be_asked_nothing_changes_and_the_error_shows(
     assert catch_up_with_twilio(shop.app) == 3
     assert {row.status for row in _texts_sent(shop).values()} == {"delivered"}
     assert _reading(shop).last_error is None
+
+
+def test_texts_twilio_keeps_queued_are_asked_about_in_turn(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """More texts waiting than one check asks about: each check goes on after the last."""
+    shop, server = twilio
+    _three_texts_sent(shop)
+    in_order = [row.provider_id for row in sorted(_texts_sent(shop).values(), key=_sent_order)]
+    # The three went out in one delivery batch: one sent_at, ordered by id.
+    assert len({row.sent_at for row in _texts_sent(shop).values()}) == 1
+    shop.advance(days=(REPORT_WAIT + timedelta(minutes=1)) / timedelta(days=1))
+    inbox = TwilioSmsTransport(
+        TwilioConfig(
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            from_number=FROM_NUMBER,
+            api_base=server.url,
+        )
+    )
+    asked: list[list[str]] = []
+    with inbox:
+        for _check in range(3):
+            before = len(_fetched_in_order(server))
+            assert catch_up_reports(shop.app, shop.site_id, inbox, limit=2) == 0  # still queued
+            asked.append(_fetched_in_order(server)[before:])
+        # The last of them is delivered meanwhile; its turn comes at the next check.
+        server.set_status(in_order[2], "delivered")
+        assert catch_up_reports(shop.app, shop.site_id, inbox, limit=2) == 1
+    assert asked == [in_order[:2], in_order[2:], in_order[:2]]
+    assert _texts_sent(shop)[THIRD].status == "delivered"
+
+
+def _sent_order(row: Any) -> tuple[Any, int]:
+    return (row.sent_at, row.id)
+
+
+def _fetched_in_order(server: FakeTwilioServer) -> list[str]:
+    """The MessageSids asked about, in the order they were asked."""
+    return [
+        r.path.rsplit("/", 1)[1].removesuffix(".json")
+        for r in server.fake.requests
+        if r.method == "GET" and "/Messages/" in r.path
+    ]

@@ -586,6 +586,10 @@ twilio_catch_up = Table(
     Column("synced_until", UTCDateTime, nullable=False),
     # When the next read is due; a worker takes it by moving this forward.
     Column("next_check_at", UTCDateTime, nullable=False),
+    # The last text asked about for its missing delivery report (sent_at,
+    # id): the next check goes on after it. NULL: start from the oldest.
+    Column("reports_after", UTCDateTime),
+    Column("reports_after_id", Id),
     Column("last_error", Text),
     Column("updated_at", UTCDateTime, nullable=False),
 )
