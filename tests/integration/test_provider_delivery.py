@@ -7,10 +7,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
+from dunwell.clock import FixedClock
 from dunwell.services.channel_config import save_channel_config
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.messages import resend_message
@@ -181,3 +182,54 @@ def test_dunning_email_goes_through_smtp_with_both_parts_and_stable_headers(app:
     assert "Zoë" in text and "$49.00" in text
     assert "Zoë" in html and "<" in html
     assert row.status == "sent"
+
+
+def test_a_text_sent_before_two_crashes_in_a_row_is_found_not_sent_again(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """Worker A sends and dies before recording; worker B marks A's attempt in doubt,
+    opens its own and dies before asking Twilio; worker C must look back to A's send."""
+    shop, server = twilio
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    (sent,) = server.messages
+    sms = _sms(shop, invoice)
+    clock = shop.app.clock
+    assert isinstance(clock, FixedClock)
+    # The state those two deaths leave, as the rows record it.
+    (first,) = shop.all(tables.message_attempts, outbox_id=sms.id)
+    clock.set(clock.now() + timedelta(minutes=2))
+    with shop.app.begin() as conn:
+        attempts = tables.message_attempts
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.id == first.id)
+            .values(outcome="unknown", provider_id=None, finished_at=clock.now())
+        )
+        conn.execute(
+            insert(attempts).values(
+                site_id=shop.site_id,
+                outbox_id=sms.id,
+                attempt_no=2,
+                provider="twilio",
+                started_at=clock.now(),
+            )
+        )
+        conn.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.id == sms.id)
+            .values(
+                status="sending",
+                provider_id=None,
+                sent_at=None,
+                lease_owner="worker-b",
+                lease_until=clock.now(),
+            )
+        )
+    clock.set(clock.now() + timedelta(minutes=1))  # B's lease has expired
+    shop.run()
+    assert len(server.messages) == 1
+    row = _sms(shop, invoice)
+    assert (row.status, row.provider_id) == ("sent", sent.sid)
+    outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=sms.id)]
+    assert outcomes == ["unknown", "unknown", "reconciled"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
 from dunwell.api.app import create_app
@@ -137,6 +137,43 @@ def test_texts_twilio_received_but_never_posted_are_stored_once_and_keywords_app
     _later(shop.app, EVERY)
     assert catch_up_with_twilio(shop.app) == 0
     assert len(_stored(shop)) == 2
+
+
+def test_a_late_stop_does_not_undo_a_newer_start_the_webhook_stored(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """STOP lost at 10:00, START posted at 10:01, the STOP found at 10:05: START stands."""
+    shop, server = twilio
+    # Live, as a site texting through Twilio is: the webhook's now is the
+    # real time, which Twilio's log is compared with (no test clock).
+    with shop.app.begin() as conn:
+        conn.execute(
+            update(tables.sites).where(tables.sites.c.id == shop.site_id).values(clock_now=None)
+        )
+    catch_up_with_twilio(shop.app)
+    _later(shop.app, timedelta(seconds=30))
+    lost_stop = server.receive(CUSTOMER, "STOP")
+    _later(shop.app, timedelta(minutes=1))
+    start = server.receive(CUSTOMER, "START")
+    with TestClient(create_app(shop.app)) as client:
+        params = {
+            "MessageSid": start.sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": CUSTOMER,
+            "To": FROM_NUMBER,
+            "Body": "START",
+        }
+        assert _post_signed(client, "/twilio/shop/sms", params).status_code == 200
+    _later(shop.app, EVERY)
+    assert catch_up_with_twilio(shop.app) == 1
+    assert set(_stored(shop)) == {lost_stop.sid, start.sid}
+    (consent,) = shop.all(tables.sms_opt_outs, site_id=shop.site_id)
+    assert (consent.opted_out, consent.updated_at) == (False, start.date_sent)
+    # The STOP is still history, stored at the time Twilio received it.
+    (stopped,) = shop.all(tables.events, type="sms.opted_out")
+    assert stopped.occurred_at == lost_stop.date_sent
+    found = shop.one(tables.inbound_messages, provider_sid=lost_stop.sid)
+    assert found.received_at == lost_stop.date_sent < shop.app.clock.now() - GRACE
 
 
 def test_a_text_the_webhook_stored_is_not_stored_again(

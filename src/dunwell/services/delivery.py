@@ -93,7 +93,7 @@ def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> 
     if doubtful:
         conn.execute(
             update(message_attempts)
-            .where(message_attempts.c.id.in_([a.id for a in doubtful.values()]))
+            .where(message_attempts.c.id.in_([a.attempt_id for a in doubtful.values()]))
             .values(outcome="unknown", finished_at=real_now)
         )
     conn.execute(
@@ -118,7 +118,7 @@ def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> 
         Outgoing(
             row=r,
             attempt_no=numbers[r.id],
-            in_doubt_since=doubtful[r.id].started_at if r.id in doubtful else None,
+            in_doubt_since=doubtful[r.id].since if r.id in doubtful else None,
             config=_config(configs, r),
         )
         for r in sendable

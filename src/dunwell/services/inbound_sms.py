@@ -53,6 +53,9 @@ class InboundSms:
     body: str
     #: Twilio Advanced Opt-Out's ``OptOutType`` (STOP, START, HELP) when set.
     opt_out_type: str | None = None
+    #: When the provider received it, for a text read back from its log
+    #: after its webhook was lost (services/twilio_catch_up.py). None: now.
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,21 @@ class _Read:
     #: The keyword came from Twilio's Advanced Opt-Out (which answers it itself).
     advanced: bool
     now: datetime
+
+    @property
+    def late(self) -> bool:
+        """Read back from the provider's log after its webhook was lost."""
+        return self.sms.received_at is not None
+
+
+@dataclass(frozen=True)
+class _Consent:
+    """A number's consent as a text (or a request in words) sets it."""
+
+    out: bool
+    source: str
+    at: datetime
+    late: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +167,7 @@ def record_opt_out(
     now: datetime,
 ) -> None:
     """Opt a number out of the site's texts (a request in words, not the keyword)."""
-    _set_opt_outs(conn, {(site_id, phone): (True, source, now)})
+    _set_opt_outs(conn, {(site_id, phone): _Consent(True, source, now)})
     events = EventBatch()
     events.add(site_id, "sms.opted_out", now, customer_id=customer_id, phone=phone)
     events.write(conn)
@@ -172,6 +190,11 @@ def _read(
     sites_by_id: Mapping[int, _Site],
 ) -> _Read:
     now = sites_by_id[sms.site_id].now
+    if sms.received_at is not None:
+        # A late text keeps the time the provider received it; never later
+        # than the site's now (a test clock behind real time), so the site
+        # never holds a text from its future.
+        now = min(now, sms.received_at)
     keyword = match_keyword(sms.body, awaiting_confirmation=awaiting)
     advanced = twilio_opt_out_type(sms.opt_out_type)
     if advanced is not None and not (advanced is Keyword.OPT_IN and awaiting and keyword is None):
@@ -203,7 +226,7 @@ def _apply(
     """The opt-outs, events and answers of the texts just stored (``ids``; None: a repeat)."""
     events = EventBatch()
     # Per number, the last keyword of the batch wins, as it would one text at a time.
-    opt_outs: dict[Sender, tuple[bool, str, datetime]] = {}
+    opt_outs: dict[Sender, _Consent] = {}
     results = []
     for text, inbound_id in zip(read, ids, strict=True):
         site_id, phone = text.sender
@@ -215,11 +238,11 @@ def _apply(
         template = None
         source = "twilio" if text.advanced else "keyword"
         if keyword is Keyword.OPT_OUT:
-            opt_outs[text.sender] = (True, source, at)
+            opt_outs[text.sender] = _Consent(True, source, at, text.late)
             events.add(site_id, "sms.opted_out", at, customer_id=customer_id, phone=phone)
             template = site.settings.stop_reply
         elif keyword is Keyword.OPT_IN:
-            opt_outs[text.sender] = (False, source, at)
+            opt_outs[text.sender] = _Consent(False, source, at, text.late)
             events.add(site_id, "sms.opted_in", at, customer_id=customer_id, phone=phone)
             template = site.settings.start_reply
         elif keyword is Keyword.HELP:
@@ -294,34 +317,38 @@ def _normalized(raw: str, region: str) -> str:
         return raw.strip()  # kept as given: an opt-out must be honoured whatever the number
 
 
-def _set_opt_outs(conn: Connection, changes: Mapping[Sender, tuple[bool, str, datetime]]) -> None:
+def _set_opt_outs(conn: Connection, changes: Mapping[Sender, _Consent]) -> None:
     """Record each number's consent (opted out or not, why, when).
 
     A row is created where none exists, then every row is set: in that
     order, when two server processes (PostgreSQL) record a number's first
     STOP and START at once, the one committed last wins and none is lost.
+    A late keyword (read back from Twilio's log) changes a row only if no
+    newer choice was recorded since: a STOP lost at 10:00 and found at
+    10:20 must not undo a START the webhook stored at 10:15.
     """
     if not changes:
         return
     t = sms_opt_outs
     rows = [
-        {"site_id": site_id, "phone": phone, "opted_out": out, "source": source, "updated_at": at}
-        for (site_id, phone), (out, source, at) in changes.items()
+        {
+            "site_id": site_id,
+            "phone": phone,
+            "opted_out": c.out,
+            "source": c.source,
+            "updated_at": c.at,
+        }
+        for (site_id, phone), c in changes.items()
     ]
     insert_ignore(conn, t, rows, ["site_id", "phone"])
-    conn.execute(
-        _SET_OPT_OUT,
-        [
-            {
-                "site": r["site_id"],
-                "number": r["phone"],
-                "out": r["opted_out"],
-                "why": r["source"],
-                "at": r["updated_at"],
-            }
-            for r in rows
-        ],
-    )
+    for late in (False, True):
+        params = [
+            {"site": site_id, "number": phone, "out": c.out, "why": c.source, "at": c.at}
+            for (site_id, phone), c in changes.items()
+            if c.late is late
+        ]
+        if params:
+            conn.execute(_SET_LATE_OPT_OUT if late else _SET_OPT_OUT, params)
 
 
 # The batch's statements, built once: building a statement (its expressions
@@ -346,6 +373,9 @@ _SET_OPT_OUT = (
     .where(sms_opt_outs.c.site_id == bindparam("site"), sms_opt_outs.c.phone == bindparam("number"))
     .values(opted_out=bindparam("out"), source=bindparam("why"), updated_at=bindparam("at"))
 )
+# Not for live texts: servers' clocks differ by a little, and a START a
+# second after a STOP on another server must still win.
+_SET_LATE_OPT_OUT = _SET_OPT_OUT.where(sms_opt_outs.c.updated_at <= bindparam("at"))
 
 
 def _insert_ignoring(table: Table, postgresql: bool, *unique: Column[Any]) -> Insert:

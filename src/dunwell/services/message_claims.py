@@ -8,6 +8,7 @@ before it is sent again).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -49,15 +50,49 @@ def load_claimed(conn: Connection, ids: list[int], real_now: datetime) -> list[A
     )
 
 
-def open_attempts(conn: Connection, ids: list[int]) -> dict[int, Any]:
-    """Attempts started but never finished (in doubt), by outbox id."""
+@dataclass(frozen=True)
+class InDoubt:
+    """A message whose last attempt never finished."""
+
+    #: The unfinished attempt, to be marked ``unknown``.
+    attempt_id: int
+    #: When the earliest attempt still in doubt started: the provider may
+    #: hold a send from any attempt since the last one with a known outcome.
+    since: datetime
+
+
+#: Attempts whose send may or may not have reached the provider.
+UNSETTLED = (None, "unknown")
+
+
+def open_attempts(conn: Connection, ids: list[int]) -> dict[int, InDoubt]:
+    """The messages of ``ids`` whose last attempt never finished, by outbox id.
+
+    A worker that dies after sending leaves its attempt open; the next one
+    marks it ``unknown`` and opens its own. If that worker dies too before
+    asking the provider, the open attempt is the second one, but the text
+    may have gone out during the first: so the search starts at the first
+    attempt of the unbroken run of open and ``unknown`` ones.
+    """
     a = message_attempts
     rows = conn.execute(
-        select(a.c.id, a.c.outbox_id, a.c.started_at)
+        select(a.c.id, a.c.outbox_id, a.c.started_at, a.c.outcome)
         .where(a.c.outbox_id.in_(ids))
-        .where(a.c.outcome.is_(None))
+        .order_by(a.c.outbox_id, a.c.attempt_no.desc())
     )
-    return {row.outbox_id: row for row in rows}
+    found: dict[int, InDoubt] = {}
+    walking: dict[int, bool] = {}  # outbox id -> still inside its trailing run
+    for row in rows:  # per message, the newest attempt first
+        if row.outbox_id not in walking:
+            walking[row.outbox_id] = row.outcome is None
+            if row.outcome is None:
+                found[row.outbox_id] = InDoubt(row.id, row.started_at)
+        elif walking[row.outbox_id]:
+            if row.outcome in UNSETTLED:
+                found[row.outbox_id] = replace(found[row.outbox_id], since=row.started_at)
+            else:
+                walking[row.outbox_id] = False
+    return found
 
 
 def next_attempt_numbers(conn: Connection, ids: list[int]) -> dict[int, int]:

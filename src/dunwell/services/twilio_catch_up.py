@@ -221,6 +221,7 @@ def _inbound(site_id: int, text: ReceivedSms) -> InboundSms:
         from_phone=text.from_phone,
         to_phone=text.to_phone,
         body=text.body,
+        received_at=text.received_at,
     )
 
 
