@@ -23,6 +23,8 @@ concierge waits for the worker's concierge stage, which answers it by SMS.
 Only the TwiML reply is lost with the webhook: the answer to a HELP, or the
 confirmation of a STOP or START, which Twilio's own opt-out handling sends
 for the standard keywords anyway. Late keywords are recorded, not answered.
+A late text keeps the time Twilio received it, and a late keyword changes a
+number's consent only if nothing newer was recorded since.
 
 Texts younger than :data:`GRACE` are left for the next read: their webhook
 may still be on its way, and it is the webhook that can reply. A site is
