@@ -169,3 +169,7 @@ class SmsInbox(Protocol):
         For delivery reports that never arrived. Raises :class:`TransportError`.
         """
         ...
+
+    def close(self) -> None:
+        """Release the connections it holds."""
+        ...

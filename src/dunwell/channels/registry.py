@@ -14,7 +14,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from dunwell.channels.base import EmailTransport, SendResult, SmsTransport, TransportError
+from dunwell.channels.base import (
+    EmailTransport,
+    SendResult,
+    SmsInbox,
+    SmsTransport,
+    TransportError,
+)
 from dunwell.channels.config import ChannelConfig
 from dunwell.channels.sandbox import SandboxMailbox, SandboxPhone
 
@@ -54,6 +60,15 @@ class ChannelRegistry:
 
     def sms(self, site_id: int, config: ChannelConfig) -> SmsTransport:
         return self._sms[config.provider](site_id, config)
+
+    def inbox(self, site_id: int, config: ChannelConfig) -> SmsInbox | None:
+        """The site's SMS provider as an inbox to read back, or None if it has none.
+
+        Only providers whose API lists received texts have one (Twilio).
+        The caller closes it.
+        """
+        transport = self.sms(site_id, config)
+        return transport if isinstance(transport, SmsInbox) else None
 
 
 class Unconfigured:

@@ -149,27 +149,25 @@ def _claim(
 def _catch_up_site(app: App, read: _Read, now: datetime) -> int:
     """Read one site's inbox, then its missing delivery reports; return texts and reports."""
     if not read.config.secret:
-        _note(app, read.site_id, read.since, NO_TOKEN, now)
+        _note(app, read.site_id, NO_TOKEN, now)
         return 0
-    transport = app.channels.sms(read.site_id, read.config)
+    inbox = app.channels.inbox(read.site_id, read.config)
+    if inbox is None:
+        return 0
     try:
-        if not isinstance(transport, SmsInbox):
-            return 0
-        stored = _read_texts(app, read, transport, now)
+        stored = _read_texts(app, read, inbox, now)
         try:
-            return stored + catch_up_reports(app, read.site_id, transport)
+            return stored + catch_up_reports(app, read.site_id, inbox)
         except TransportError as error:
             log.warning(
                 "site %s: Twilio could not be asked for delivery reports (%s)",
                 read.site_id,
                 error.message,
             )
-            _note_error(app, read.site_id, f"Twilio: {error.message}", now)
+            _note(app, read.site_id, f"Twilio: {error.message}", now)
             return stored
     finally:
-        close = getattr(transport, "close", None)
-        if close is not None:
-            close()
+        inbox.close()
 
 
 def _read_texts(app: App, read: _Read, inbox: SmsInbox, now: datetime) -> int:
@@ -193,13 +191,13 @@ def _read_texts(app: App, read: _Read, inbox: SmsInbox, now: datetime) -> int:
             read.site_id,
             error.message,
         )
-        _note(app, read.site_id, read.since, f"Twilio: {error.message}", now)
+        _note(app, read.site_id, f"Twilio: {error.message}", now)
         return 0
     outcomes = store_texts(app, [_inbound(read.site_id, text) for text in texts]) if texts else []
     failed = [o for o in outcomes if isinstance(o, Exception)]
     if failed:
         # The cursor stays: the read is repeated, and what was stored is skipped.
-        _note(app, read.site_id, read.since, f"{len(failed)} texts could not be stored", now)
+        _note(app, read.site_id, f"{len(failed)} texts could not be stored", now)
         return 0
     new = sum(1 for o in outcomes if isinstance(o, InboundResult) and not o.duplicate)
     if new:
@@ -211,7 +209,7 @@ def _read_texts(app: App, read: _Read, inbox: SmsInbox, now: datetime) -> int:
     # Capped: go on from the last text stored (its second may hold more).
     synced = texts[-1].received_at if len(texts) >= MAX_TEXTS else until
     # Behind after an outage: the next pass reads on, not the next check.
-    _note(app, read.site_id, synced, None, now, due_again=synced < now - GRACE)
+    _note(app, read.site_id, None, now, synced_until=synced, due_again=synced < now - GRACE)
     return new
 
 
@@ -227,28 +225,24 @@ def _inbound(site_id: int, text: ReceivedSms) -> InboundSms:
     )
 
 
-def _note_error(app: App, site_id: int, error: str, now: datetime) -> None:
-    t = twilio_catch_up
-    with app.begin() as conn:
-        conn.execute(
-            update(t).where(t.c.site_id == site_id).values(last_error=error, updated_at=now)
-        )
-
-
 def _note(
     app: App,
     site_id: int,
-    synced_until: datetime,
     error: str | None,
     now: datetime,
     *,
+    synced_until: datetime | None = None,
     due_again: bool = False,
 ) -> None:
+    """Record a check's outcome: its error (None: it went well) and, if given,
+    the new reading point, which only ever moves forward."""
     t = twilio_catch_up
-    values: dict[str, Any] = {"synced_until": synced_until, "last_error": error, "updated_at": now}
+    values: dict[str, Any] = {"last_error": error, "updated_at": now}
+    where = [t.c.site_id == site_id]
+    if synced_until is not None:
+        values["synced_until"] = synced_until
+        where.append(t.c.synced_until <= synced_until)
     if due_again:
         values["next_check_at"] = now
     with app.begin() as conn:
-        conn.execute(
-            update(t).where(t.c.site_id == site_id, t.c.synced_until <= synced_until).values(values)
-        )
+        conn.execute(update(t).where(*where).values(values))
