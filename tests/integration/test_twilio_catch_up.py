@@ -83,6 +83,19 @@ def _post_signed(client: TestClient, path: str, params: dict[str, str]) -> Respo
     return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
 
 
+def _webhook_got(shop: Shop, text: Any) -> Response:
+    """The inbound webhook's post of a text the fake received, as Twilio sends it."""
+    params = {
+        "MessageSid": text.sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": text.from_,
+        "To": text.to,
+        "Body": text.body,
+    }
+    with TestClient(create_app(shop.app)) as client:
+        return _post_signed(client, "/twilio/shop/sms", params)
+
+
 def _failing_sites(shop: Shop) -> float:
     """``dunwell_twilio_catch_up_failing`` as ``GET /metrics`` reports it."""
     with TestClient(create_app(shop.app)) as client:
@@ -155,15 +168,7 @@ def test_a_late_stop_does_not_undo_a_newer_start_the_webhook_stored(
     lost_stop = server.receive(CUSTOMER, "STOP")
     _later(shop.app, timedelta(minutes=1))
     start = server.receive(CUSTOMER, "START")
-    with TestClient(create_app(shop.app)) as client:
-        params = {
-            "MessageSid": start.sid,
-            "AccountSid": ACCOUNT_SID,
-            "From": CUSTOMER,
-            "To": FROM_NUMBER,
-            "Body": "START",
-        }
-        assert _post_signed(client, "/twilio/shop/sms", params).status_code == 200
+    assert _webhook_got(shop, start).status_code == 200
     _later(shop.app, EVERY)
     assert catch_up_with_twilio(shop.app) == 1
     assert set(_stored(shop)) == {lost_stop.sid, start.sid}
@@ -184,16 +189,8 @@ def test_a_text_the_webhook_stored_is_not_stored_again(
     _later(shop.app, timedelta(seconds=30))
     posted = server.receive(CUSTOMER, "HELP")
     lost = server.receive(CUSTOMER, "is my card ok?")
-    with TestClient(create_app(shop.app)) as client:
-        params = {
-            "MessageSid": posted.sid,
-            "AccountSid": ACCOUNT_SID,
-            "From": CUSTOMER,
-            "To": FROM_NUMBER,
-            "Body": "HELP",
-        }
-        answer = _post_signed(client, "/twilio/shop/sms", params)
-        assert answer.status_code == 200 and "<Message>" in answer.text
+    answer = _webhook_got(shop, posted)
+    assert answer.status_code == 200 and "<Message>" in answer.text
     _later(shop.app, EVERY)
     assert catch_up_with_twilio(shop.app) == 1
     assert _stored(shop) == {posted.sid: "HELP", lost.sid: "is my card ok?"}
