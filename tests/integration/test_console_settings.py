@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from dunwell.bootstrap import App
 from dunwell.services.channel_config import load_channel_configs
@@ -114,6 +114,42 @@ def test_twilio_credentials_are_stored_encrypted_and_never_shown_back(
         kept = load_channel_configs(conn, [shop.site_id], app.secret_box())
     assert kept[(shop.site_id, "sms")].secret == TOKEN
     assert kept[(shop.site_id, "sms")].config["from_number"] == "+14155550199"
+
+
+def test_the_twilio_section_says_how_far_twilios_log_was_read_and_why_it_failed(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    assert 'id="twilio-catch-up"' not in client.get(PAGE).text  # the sandbox phone has no log
+    form = {
+        "csrf": csrf,
+        "provider": "twilio",
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from_number": "+14155550123",
+        "messaging_service_sid": "",
+    }
+    assert client.post(f"{PAGE}/sms-provider", data=form, follow_redirects=False).status_code == 303
+    assert "no worker has read it yet" in client.get(PAGE).text
+    now = shop.now
+    with app.begin() as conn:
+        conn.execute(
+            insert(tables.twilio_catch_up).values(
+                site_id=shop.site_id,
+                synced_until=now,
+                next_check_at=now,
+                last_error="Twilio: <Authenticate> (20003)",
+                updated_at=now,
+            )
+        )
+    page = client.get(PAGE).text
+    assert "The last check of Twilio's message log failed" in page
+    assert "Twilio: &lt;Authenticate&gt; (20003)" in page  # escaped, never markup
+    with app.begin() as conn:
+        conn.execute(update(tables.twilio_catch_up).values(last_error=None))
+    page = client.get(PAGE).text
+    assert "The last check of Twilio's message log failed" not in page
+    assert "read up to" in page
 
 
 def test_a_bad_twilio_sid_names_the_field_and_saves_nothing(

@@ -77,6 +77,24 @@ SITES_PER_PASS = 5
 
 
 @dataclass(frozen=True)
+class CatchUpState:
+    """How far a site's Twilio log has been read, for the dashboard."""
+
+    synced_until: datetime
+    last_error: str | None
+    checked_at: datetime
+
+
+def catch_up_state(conn: Connection, site_id: int) -> CatchUpState | None:
+    """The site's reading of Twilio's log, or None if no worker has read it yet."""
+    t = twilio_catch_up
+    row = conn.execute(
+        select(t.c.synced_until, t.c.last_error, t.c.updated_at).where(t.c.site_id == site_id)
+    ).first()
+    return None if row is None else CatchUpState(row.synced_until, row.last_error, row.updated_at)
+
+
+@dataclass(frozen=True)
 class _Read:
     site_id: int
     since: datetime

@@ -30,6 +30,7 @@ from dunwell.services.concierge_settings import (
 from dunwell.services.errors import InvalidInput, ServiceError
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings, update_sms_settings
+from dunwell.services.twilio_catch_up import catch_up_state
 from dunwell.web.console import settings_forms as forms
 from dunwell.web.console.desk import Desk, actor, viewer
 
@@ -202,6 +203,7 @@ def _page(
         if balance is None and not first_look:
             balance = sms_credits.balance(conn, desk.site_id)
         ledger = sms_credits.recent_entries(conn, desk.site_id, LEDGER_ROWS)
+        catch_up = catch_up_state(conn, desk.site_id)
     if balance is None:
         # Once per site: the first visit opens the credit account, so the ledger
         # shows where a sandbox site's free credits came from.
@@ -223,6 +225,9 @@ def _page(
         "values": values,
         "token": provider["token"],
         "provider_unreadable": provider["unreadable"],
+        "catch_up": catch_up,
+        "catch_up_minutes": max(1, desk.app.settings.twilio_catch_up_seconds // 60),
+        "catch_up_on": desk.app.settings.twilio_catch_up_seconds > 0,
         "helpdesk_key": helpdesk_key,
         "balance": balance,
         "ledger": ledger,
