@@ -45,6 +45,18 @@ def _sms_form(csrf: str, **changes: str | None) -> dict[str, str]:
     return {k: v for k, v in form.items() if v is not None}
 
 
+def _twilio_form(csrf: str) -> dict[str, str]:
+    """The SMS provider form as the page posts it, with Twilio and a From number."""
+    return {
+        "csrf": csrf,
+        "provider": "twilio",
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from_number": "+14155550123",
+        "messaging_service_sid": "",
+    }
+
+
 def _concierge_form(csrf: str, **changes: str) -> dict[str, str]:
     form = {
         "csrf": csrf,
@@ -84,14 +96,7 @@ def test_twilio_credentials_are_stored_encrypted_and_never_shown_back(
     app: App, shop: Shop, client: TestClient
 ) -> None:
     csrf = signed_in_as(client, app, shop.site_id, "owner")
-    form = {
-        "csrf": csrf,
-        "provider": "twilio",
-        "account_sid": SID,
-        "auth_token": TOKEN,
-        "from_number": "+14155550123",
-        "messaging_service_sid": "",
-    }
+    form = _twilio_form(csrf)
     saved = client.post(f"{PAGE}/sms-provider", data=form, follow_redirects=False)
     assert saved.status_code == 303
     with app.connect() as conn:
@@ -121,14 +126,7 @@ def test_the_twilio_section_says_how_far_twilios_log_was_read_and_why_it_failed(
 ) -> None:
     csrf = signed_in_as(client, app, shop.site_id, "owner")
     assert 'id="twilio-catch-up"' not in client.get(PAGE).text  # the sandbox phone has no log
-    form = {
-        "csrf": csrf,
-        "provider": "twilio",
-        "account_sid": SID,
-        "auth_token": TOKEN,
-        "from_number": "+14155550123",
-        "messaging_service_sid": "",
-    }
+    form = _twilio_form(csrf)
     assert client.post(f"{PAGE}/sms-provider", data=form, follow_redirects=False).status_code == 303
     assert "no worker has read it yet" in client.get(PAGE).text
     now = shop.now

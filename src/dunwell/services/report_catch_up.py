@@ -72,11 +72,12 @@ def catch_up_reports(app: App, site_id: int, inbox: SmsInbox, limit: int = MAX_R
     with app.begin() as conn:
         for sid, (status, error_code) in reported.items():
             apply_status(conn, site_id, sid, status, error_code, now)
-        conn.execute(
-            update(twilio_catch_up)
-            .where(twilio_catch_up.c.site_id == site_id)
-            .values(reports_after=go_on[0], reports_after_id=go_on[1])
-        )
+        if go_on != start:
+            conn.execute(
+                update(twilio_catch_up)
+                .where(twilio_catch_up.c.site_id == site_id)
+                .values(reports_after=go_on[0], reports_after_id=go_on[1])
+            )
     if reported:
         log.warning(
             "site %s: %d delivery reports Twilio could not post were read back",
