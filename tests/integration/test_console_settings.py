@@ -1,8 +1,9 @@
-"""The dashboard's settings page: SMS provider, SMS rules, credits, concierge, and roles."""
+"""The dashboard's settings page: email and SMS providers, SMS rules, credits, concierge, roles."""
 
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import pytest
@@ -10,17 +11,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, update
 
 from dunwell.bootstrap import App
+from dunwell.security.secrets import SecretBox
+from dunwell.services import message_preview
 from dunwell.services.channel_config import load_channel_configs
 from dunwell.services.concierge_settings import load_concierge_settings, load_helpdesk_key
+from dunwell.services.sites import site_now
 from dunwell.services.sms_credits import balances
 from dunwell.services.sms_settings import load_sms_settings, settings_to_dict
 from dunwell.store import tables
 from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
-from tests.integration.factories import Shop
+from tests.integration.factories import INSUFFICIENT, Shop
+from tests.integration.smtp_server import SmtpServer
 
 PAGE = "/dashboard/settings"
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "twilio-auth-token-9f8e7d6c"
+PASSWORD = " smtp-password-4b3a"  # the leading space is part of it
 
 
 def _sms_form(csrf: str, **changes: str | None) -> dict[str, str]:
@@ -55,6 +61,24 @@ def _twilio_form(csrf: str) -> dict[str, str]:
         "from_number": "+14155550123",
         "messaging_service_sid": "",
     }
+
+
+def _smtp_form(csrf: str, port: int | str = 2525, **changes: str) -> dict[str, str]:
+    """The email provider form as the page posts it, with an SMTP relay."""
+    form = {
+        "csrf": csrf,
+        "provider": "smtp",
+        "host": "127.0.0.1",
+        "port": str(port),
+        "security": "none",
+        "username": "",
+        "password": PASSWORD,
+        "from_addr": "billing@shop.example",
+        "reply_to": "help@shop.example",
+        "bcc": "",
+    }
+    form.update(changes)
+    return form
 
 
 def _concierge_form(csrf: str, **changes: str) -> dict[str, str]:
@@ -119,6 +143,200 @@ def test_twilio_credentials_are_stored_encrypted_and_never_shown_back(
         kept = load_channel_configs(conn, [shop.site_id], app.secret_box())
     assert kept[(shop.site_id, "sms")].secret == TOKEN
     assert kept[(shop.site_id, "sms")].config["from_number"] == "+14155550199"
+
+
+def test_smtp_settings_are_saved_with_the_password_sealed_and_never_shown_back(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    assert "emails stay in the sandbox mailbox" in client.get(PAGE).text
+    form = _smtp_form(csrf, port="", username="billing")
+    saved = client.post(f"{PAGE}/email-provider", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    assert saved.headers["location"] == f"{PAGE}#email-provider"
+    with app.connect() as conn:
+        row = conn.execute(select(tables.site_channels)).one()
+        config = load_channel_configs(conn, [shop.site_id], app.secret_box())
+    assert (row.channel, row.provider) == ("email", "smtp")
+    assert PASSWORD not in str(row.secret) and PASSWORD not in str(row.config)
+    email = config[(shop.site_id, "email")]
+    assert email.secret == PASSWORD  # sealed, opened with the key, spaces kept
+    # An empty port takes the security's usual one; empty optional fields are unset.
+    assert dict(email.config) == {
+        "host": "127.0.0.1",
+        "port": 25,
+        "security": "none",
+        "username": "billing",
+        "from_addr": "billing@shop.example",
+        "reply_to": "help@shop.example",
+        "bcc": None,
+    }
+
+    page = client.get(PAGE).text
+    assert PASSWORD.strip() not in page
+    assert "set, ending in …4b3a" in page  # the last four characters only
+    assert 'value="billing@shop.example"' in page and 'value="25"' in page
+
+    # Saving again with the password empty keeps it; the sandbox keeps only the addresses.
+    client.post(f"{PAGE}/email-provider", data={**form, "password": "", "port": "2525"})
+    client.post(f"{PAGE}/sms-provider", data=_twilio_form(csrf))
+    with app.connect() as conn:
+        kept = load_channel_configs(conn, [shop.site_id], app.secret_box())
+    assert kept[(shop.site_id, "email")].secret == PASSWORD
+    assert kept[(shop.site_id, "email")].config["port"] == 2525
+    assert kept[(shop.site_id, "sms")].secret == TOKEN  # the other channel is untouched
+    client.post(f"{PAGE}/email-provider", data={**form, "provider": "sandbox"})
+    with app.connect() as conn:
+        sandbox = load_channel_configs(conn, [shop.site_id], app.secret_box())
+    assert sandbox[(shop.site_id, "email")].provider == "sandbox"
+    assert dict(sandbox[(shop.site_id, "email")].config) == {
+        "from_addr": "billing@shop.example",
+        "reply_to": "help@shop.example",
+    }
+
+
+def test_secrets_sealed_under_another_key_are_flagged_and_the_rest_still_shows(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    signed_in_as(client, app, shop.site_id, "owner")
+    foreign = SecretBox("a-key-this-server-never-had")
+    with app.begin() as conn:
+        for channel, provider, config in (
+            ("email", "smtp", {"host": "smtp.shop.example", "from_addr": "b@shop.example"}),
+            ("sms", "twilio", {"account_sid": SID, "from_number": "+14155550123"}),
+        ):
+            conn.execute(
+                insert(tables.site_channels).values(
+                    site_id=shop.site_id,
+                    channel=channel,
+                    provider=provider,
+                    config=config,
+                    secret=foreign.seal("sealed-elsewhere-wxyz"),
+                    updated_at=shop.now,
+                )
+            )
+    page = client.get(PAGE)
+    assert page.status_code == 200
+    assert "The saved SMTP password cannot be read with the current secret key" in page.text
+    assert "The saved auth token cannot be read with the current secret key" in page.text
+    assert 'value="smtp.shop.example"' in page.text and SID in page.text
+    assert "wxyz" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"from_addr": "billing at shop"}, "from_addr: must be an email address"),
+        ({"port": "smtp"}, "port: &#39;smtp&#39; is not a whole number"),
+        ({"port": "70000"}, "port: must be a port number"),
+        ({"host": " "}, "host: is required for SMTP"),
+        ({"security": "ssl3"}, "security: must be starttls, tls or none"),
+        ({"bcc": "audit@"}, "bcc: must be an email address"),
+    ],
+)
+def test_a_bad_smtp_field_is_named_and_nothing_is_saved(
+    app: App, shop: Shop, client: TestClient, change: dict[str, str], said: str
+) -> None:
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    refused = client.post(f"{PAGE}/email-provider", data=_smtp_form(csrf, **change))
+    assert refused.status_code == 422
+    assert said in refused.text
+    for name, value in change.items():
+        if value.strip() and name != "security":  # a select offers only the modes it knows
+            assert f'value="{value}"' in refused.text  # what was typed is kept
+    assert PASSWORD.strip() not in refused.text  # a refused form never echoes the password
+    assert _stored(app, shop.site_id)["channels"] == []
+
+
+def test_a_test_email_goes_through_the_saved_relay_and_the_page_follows_it(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    with SmtpServer() as server:
+        form = _smtp_form(csrf, port=server.port, password="")
+        assert client.post(f"{PAGE}/email-provider", data=form).status_code == 200
+        server.reject("nobody@shop.example")
+        queued = client.post(
+            f"{PAGE}/email-provider/test",
+            data={"csrf": csrf, "to": "me@shop.example"},
+            follow_redirects=False,
+        )
+        assert queued.status_code == 303
+        location = queued.headers["location"]
+        assert location.startswith(f"{PAGE}?test_email=") and location.endswith("#email-provider")
+        waiting = _test_email_state(client.get(location).text)
+        assert waiting is not None and "the worker sends it on its next pass" in waiting
+        shop.run()
+        (received,) = server.messages
+        assert received.rcpt_tos == ("me@shop.example",)
+        assert received.message["From"].endswith("<billing@shop.example>")
+        with app.connect() as conn:
+            subject = conn.execute(select(tables.outbox.c.subject)).scalar_one()
+        assert received.message["Subject"] == subject
+        sent = _test_email_state(client.get(location).text)
+        assert sent is not None and "to me@shop.example: sent at" in sent
+        assert sent.endswith("through smtp.")
+
+        refused = client.post(
+            f"{PAGE}/email-provider/test",
+            data={"csrf": csrf, "to": "nobody@shop.example"},
+            follow_redirects=False,
+        )
+        shop.run()
+        failed_page = client.get(refused.headers["location"]).text
+    assert len(server.messages) == 1
+    assert 'id="test-email-state" class="warning"' in failed_page
+    failed = _test_email_state(failed_page)
+    assert failed is not None and "to nobody@shop.example: failed: " in failed
+    assert "550" in failed
+
+
+def test_the_page_follows_only_this_sites_test_emails(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    signed_in_as(client, app, shop.site_id, "owner")
+    other = Shop.create(app, slug="other")
+    theirs = _queue_test_email(app, other.site_id)
+    ours = _queue_test_email(app, shop.site_id)
+    invoice = shop.invoice(shop.customer(INSUFFICIENT), 4900)
+    shop.run()
+    (dunning,) = [m.id for m in shop.outbox_of(invoice) if m.channel == "email"]
+    assert _test_email_state(client.get(f"{PAGE}?test_email={ours}").text) is not None
+    for wanted in (theirs, dunning, 999999, "x1", "1" * 40):
+        assert _test_email_state(client.get(f"{PAGE}?test_email={wanted}").text) is None
+
+
+def _test_email_state(page: str) -> str | None:
+    """The text of the page's paragraph on the followed test email, spaces collapsed."""
+    found = re.search(r'<p id="test-email-state"[^>]*>(.*?)</p>', page, re.DOTALL)
+    return " ".join(html.unescape(found.group(1)).split()) if found else None
+
+
+def _queue_test_email(app: App, site_id: int) -> int:
+    with app.begin() as conn:
+        return message_preview.send_test(
+            conn,
+            app.links(),
+            site_id,
+            "payment_declined",
+            "email",
+            to="me@shop.example",
+            customer_id=None,
+            locale=None,
+            now=site_now(conn, site_id, app.clock),
+        )
+
+
+def test_a_test_email_to_a_bad_address_is_refused_and_nothing_is_queued(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    refused = client.post(f"{PAGE}/email-provider/test", data={"csrf": csrf, "to": "me at shop"})
+    assert refused.status_code == 422
+    assert "to: &#39;me at shop&#39; is not an email address" in refused.text
+    assert 'value="me at shop"' in refused.text
+    with app.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(tables.outbox)).scalar() == 0
 
 
 def test_the_twilio_section_says_how_far_twilios_log_was_read_and_why_it_failed(
@@ -310,6 +528,8 @@ def test_roles_that_may_not_change_settings_are_refused_and_nothing_changes(
             "auth_token": TOKEN,
             "from_number": "+14155550123",
         },
+        f"{PAGE}/email-provider": _smtp_form(csrf),
+        f"{PAGE}/email-provider/test": {"to": "me@shop.example"},
         f"{PAGE}/sms": _sms_form(csrf, frequency_cap="7"),
         f"{PAGE}/credits/top-up": {"credits": "1000"},
         f"{PAGE}/credits/auto-refill": {

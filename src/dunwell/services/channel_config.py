@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from dunwell.channels.config import ChannelConfig
-from dunwell.security.secrets import SecretBox
+from dunwell.security.secrets import SecretBox, SecretUnreadable
 from dunwell.services.errors import InvalidInput
 from dunwell.store.sql import insert_one
 from dunwell.store.tables import site_channels
@@ -37,6 +37,31 @@ def load_channel_configs(
         secret = box.open(row.secret) if (row.secret and box is not None) else None
         found[(row.site_id, row.channel)] = ChannelConfig(
             row.channel, row.provider, row.config, secret
+        )
+    return found
+
+
+def load_site_channels(
+    conn: Connection, site_id: int, box: SecretBox | None
+) -> dict[str, tuple[ChannelConfig, bool]]:
+    """channel -> (config, whether its secret cannot be opened) for one site's settings page.
+
+    Unlike :func:`load_channel_configs`, which a sender needs whole, a secret
+    sealed under another key does not hide the rest: the page shows the
+    provider and asks for the secret again.
+    """
+    t = site_channels
+    found: dict[str, tuple[ChannelConfig, bool]] = {}
+    for row in conn.execute(select(t).where(t.c.site_id == site_id)):
+        secret, unreadable = None, False
+        if row.secret and box is not None:
+            try:
+                secret = box.open(row.secret)
+            except SecretUnreadable:
+                unreadable = True
+        found[row.channel] = (
+            ChannelConfig(row.channel, row.provider, row.config, secret),
+            unreadable,
         )
     return found
 

@@ -1,10 +1,10 @@
-"""Dashboard: SMS provider, SMS rules, credits and the concierge, on one settings page.
+"""Dashboard: email and SMS providers, SMS rules, credits and the concierge, on one page.
 
 Each section is its own form and its own POST, so a mistake in one never
 touches another; a refused form saves nothing and comes back with the
-field named and what was typed kept. Secrets (the Twilio auth token, the
-help desk key) are write-only: the page says whether one is set and shows
-its last four characters, never more.
+field named and what was typed kept. Secrets (the SMTP password, the
+Twilio auth token, the help desk key) are write-only: the page says whether
+one is set and shows its last four characters, never more.
 """
 
 from __future__ import annotations
@@ -17,17 +17,19 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from dunwell.channels.config import ChannelConfig
 from dunwell.domain.roles import Permission
-from dunwell.security.secrets import SecretBox, SecretUnreadable
-from dunwell.services import sms_credits
-from dunwell.services.channel_config import load_channel_configs, save_channel_config
+from dunwell.security.secrets import SecretUnreadable
+from dunwell.services import message_preview, sms_credits
+from dunwell.services.channel_config import load_site_channels, save_channel_config
 from dunwell.services.concierge_settings import (
     ConciergeSettings,
     load_concierge_settings,
     load_helpdesk_key,
     update_concierge_settings,
 )
-from dunwell.services.errors import InvalidInput, ServiceError
+from dunwell.services.errors import InvalidInput, NotFound, ServiceError
+from dunwell.services.messages import get_message
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings, update_sms_settings
 from dunwell.services.twilio_catch_up import catch_up_state
@@ -43,6 +45,15 @@ Buyer = Annotated[Desk, Depends(actor(Permission.BUY_CREDITS))]
 PAGE = "/dashboard/settings"
 LEDGER_ROWS = 20
 
+SMTP_TEXT_FIELDS = ("host", "security", "username", "from_addr", "reply_to", "bcc")
+#: What the sandbox mailbox keeps of an email provider's settings.
+SANDBOX_EMAIL_FIELDS = ("from_addr", "reply_to")
+#: The test email is the first dunning email, rendered with sample values.
+TEST_EMAIL_TEMPLATE = "payment_declined"
+CHANNEL_FIELDS = {
+    "email": (*SMTP_TEXT_FIELDS, "port"),
+    "sms": ("account_sid", "from_number", "messaging_service_sid"),
+}
 SMS_TEXT_FIELDS = (
     "default_region",
     "window_start",
@@ -88,6 +99,50 @@ CONCIERGE_NUMBERS = ("upcoming_reminder_days", "nudge_after_minutes")
 @router.get(PAGE)
 def settings_page(desk: Viewer) -> Response:
     return _page(desk, first_look=True)
+
+
+@router.post(f"{PAGE}/email-provider")
+def save_email_provider(desk: Editor) -> Response:
+    form = desk.form
+    provider = form.get("provider", "smtp")
+    smtp = provider == "smtp"
+    # Spaces can belong to a password: it is kept exactly as typed.
+    password = form.get("password") or None
+
+    def write(conn: Connection, now: datetime) -> None:
+        config: dict[str, Any] = {name: forms.text(form, name) for name in SMTP_TEXT_FIELDS}
+        config["port"] = forms.whole(form, "port") if forms.text(form, "port") else None
+        if not smtp:
+            config = {name: config[name] for name in SANDBOX_EMAIL_FIELDS}
+        box = desk.app.secret_box()
+        secret = password if smtp else None
+        save_channel_config(conn, desk.site_id, "email", provider, config, secret, box, now)
+
+    return _save(desk, "email", "email-provider", f"Email provider saved ({provider}).", write)
+
+
+@router.post(f"{PAGE}/email-provider/test")
+def send_test_email(desk: Editor) -> Response:
+    """Queue the first dunning email to an address; the page then follows that message."""
+    to = forms.text(desk.form, "to")
+    try:
+        with desk.app.begin() as conn:
+            now = site_now(conn, desk.site_id, desk.app.clock)
+            message_id = message_preview.send_test(
+                conn,
+                desk.app.links(),
+                desk.site_id,
+                TEST_EMAIL_TEMPLATE,
+                "email",
+                to=to,
+                customer_id=None,
+                locale=None,
+                now=now,
+            )
+    except ServiceError as error:
+        return _page(desk, "email_test", error)
+    notice = f"Test email {message_id} queued to {to}; the worker sends it with the saved provider."
+    return desk.redirect(f"{PAGE}?test_email={message_id}#email-provider", notice)
 
 
 @router.post(f"{PAGE}/sms-provider")
@@ -195,7 +250,8 @@ def _page(
     with desk.app.connect() as conn:
         sms = load_sms_settings(conn, [desk.site_id])[desk.site_id]
         concierge = load_concierge_settings(conn, [desk.site_id])[desk.site_id]
-        provider = _provider(conn, desk.site_id, box)
+        channels = load_site_channels(conn, desk.site_id, box)
+        test_email = _test_email(conn, desk)
         helpdesk_key = _secret_hint(
             lambda: load_helpdesk_key(conn, desk.site_id, box) if box else None
         )
@@ -211,8 +267,13 @@ def _page(
             now = site_now(conn, desk.site_id, desk.app.clock)
             balance = sms_credits.balances(conn, [desk.site_id], now)[desk.site_id]
             ledger = sms_credits.recent_entries(conn, desk.site_id, LEDGER_ROWS)
+    default = "sandbox" if desk.staff.site_mode == "sandbox" else "none"
+    email, email_secret, email_unreadable = _channel(channels, "email", default)
+    sms_provider, token, sms_unreadable = _channel(channels, "sms", default)
     values = {
-        "provider": provider["values"],
+        "email": email,
+        "email_test": {"to": desk.staff.email},
+        "provider": sms_provider,
         "sms": _sms_values(sms),
         "refill": {name: str(getattr(sms, name)) for name in REFILL_FIELDS},
         "top_up": {"credits": "", "note": ""},
@@ -223,8 +284,11 @@ def _page(
     context = {
         "active": PAGE,
         "values": values,
-        "token": provider["token"],
-        "provider_unreadable": provider["unreadable"],
+        "email_password": email_secret,
+        "email_unreadable": email_unreadable,
+        "test_email": test_email,
+        "token": token,
+        "provider_unreadable": sms_unreadable,
         "catch_up": catch_up,
         "catch_up_minutes": max(1, desk.app.settings.twilio_catch_up_seconds // 60),
         "catch_up_on": desk.app.settings.twilio_catch_up_seconds > 0,
@@ -243,21 +307,35 @@ def _page(
     return desk.page("settings.html", context, 422 if error else 200)
 
 
-def _provider(conn: Connection, site_id: int, box: SecretBox | None) -> dict[str, Any]:
-    try:
-        saved = load_channel_configs(conn, [site_id], box).get((site_id, "sms"))
-        unreadable = False
-    except SecretUnreadable:
-        saved, unreadable = None, True
+def _channel(
+    channels: Mapping[str, tuple[ChannelConfig, bool]], channel: str, default: str
+) -> tuple[dict[str, Any], str | None, bool]:
+    """A provider form's values, its secret's hint, and whether the secret is unreadable.
+
+    ``default`` is what a site with nothing saved uses: the sandbox, or on a
+    live site nothing at all ("none").
+    """
+    saved, unreadable = channels.get(channel, (None, False))
     config = saved.config if saved else {}
-    values = {
-        "provider": saved.provider if saved else "sandbox",
-        "account_sid": str(config.get("account_sid") or ""),
-        "from_number": str(config.get("from_number") or ""),
-        "messaging_service_sid": str(config.get("messaging_service_sid") or ""),
-    }
-    token = _last_four(saved.secret) if saved else None
-    return {"values": values, "token": token, "unreadable": unreadable}
+    names = CHANNEL_FIELDS[channel]
+    values = {name: str(config.get(name) or "") for name in names}
+    values["provider"] = saved.provider if saved else default
+    hint = _last_four(saved.secret) if saved else None
+    if unreadable:
+        hint = "set (cannot be read with the current secret key)"
+    return values, hint, unreadable
+
+
+def _test_email(conn: Connection, desk: Desk) -> dict[str, Any] | None:
+    """The test email the page was sent back to follow (``?test_email=``), if it is one."""
+    wanted = desk.request.query_params.get("test_email", "")
+    if not wanted.isdigit() or len(wanted) > 18:
+        return None
+    try:
+        message = get_message(conn, desk.site_id, int(wanted))
+    except NotFound:
+        return None
+    return message if (message["kind"], message["channel"]) == ("test", "email") else None
 
 
 def _secret_hint(read: Callable[[], str | None]) -> str | None:
