@@ -6,9 +6,9 @@ Loads one SQLite site with ``--rows`` invoices, events and outbox texts
 spread over 20,000 customers (plain batched inserts), then times the real
 reads that look up one customer or one number: the dashboard's invoices,
 timeline and latest messages for a customer, the hosted billing page's card
-on file, the SMS frequency cap's recent texts to a batch of numbers, and the
-delivery worker's claim of due messages (none are due: the outbox holds sent
-texts). Each is timed with the ``sqlite_stat1`` figures written at
+on file, the API's first page of failed messages, the SMS frequency cap's
+recent texts to a batch of numbers, and the delivery worker's claim of due
+messages (none are due or failed: the outbox holds sent texts). Each is timed with the ``sqlite_stat1`` figures written at
 migration, and again with them removed (the planner's defaults, as before
 they were written). Prints one JSON object: the median milliseconds per
 read in each case and the plan used.
@@ -162,6 +162,10 @@ def reads(site_id: int, first: int, now: datetime) -> dict[str, Callable[[Connec
                 pm.c.site_id == site_id, pm.c.customer_id == customer, pm.c.is_default.is_(True)
             )
         ).all(),
+        # No message failed, the worst case: a walk of the site finds nothing to stop at.
+        "failed_messages_page": lambda conn: list_messages(
+            conn, site_id, status="failed", limit=100
+        ),
         "frequency_cap_50_numbers": lambda conn: SmsGate(conn, now)._recent_sends(numbers, now),
         # Nothing is pending, so the claim takes nothing: what is timed is finding that out.
         "delivery_claim": lambda conn: claim_due_messages(

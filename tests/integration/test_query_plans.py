@@ -235,3 +235,22 @@ def test_a_stopping_worker_finds_its_leases_through_the_leased_indexes(app: App)
         plans = [plan_of(conn, sql, args) for sql, args in statements]
     for table, plan in zip(LEASED_TABLES, plans, strict=True):
         assert f"USING INDEX ix_{table.name}_leased (lease_owner=?)" in plan, plan
+
+
+@pytest.mark.parametrize("status", tables.NOT_SENT_STATUSES)
+def test_a_page_of_messages_that_did_not_go_out_reads_only_those(app: App, status: str) -> None:
+    """A failed page once walked every message of the site to find the few failed ones."""
+    shop = Shop.create(app)
+
+    def read() -> None:
+        with app.engine.connect() as conn:
+            list_messages(conn, shop.site_id, status=status, limit=100)
+            list_messages(conn, shop.site_id, status=status, limit=100, newest_first=True)
+
+    statements = captured(app.engine, read)
+    assert len(statements) == 2
+    with app.engine.connect() as conn:
+        plans = [plan_of(conn, sql, args) for sql, args in statements]
+    for plan in plans:
+        assert "USING INDEX ix_outbox_not_sent (site_id=? AND id>?)" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan  # the index gives the order
