@@ -68,6 +68,14 @@ API_VERSION = "2010-04-01"
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _LIST = re.compile(rf"/{API_VERSION}/Accounts/(?P<account>AC\w+)/Messages\.json")
 _ONE = re.compile(rf"/{API_VERSION}/Accounts/(?P<account>AC\w+)/Messages/(?P<sid>SM\w+)\.json")
+#: The Messaging API (messaging.twilio.com, under /messaging here): a service's senders.
+_SENDERS = re.compile(
+    r"/messaging/v1/Services/(?P<service>MG\w+)/(?P<kind>PhoneNumbers|ShortCodes)"
+)
+_SENDER_KINDS = {
+    "PhoneNumbers": ("phone_numbers", "phone_number", "PN"),
+    "ShortCodes": ("short_codes", "short_code", "SC"),
+}
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,12 @@ class FakeTwilio:
     upcoming: deque[Failure] = field(default_factory=deque)
     upcoming_lists: deque[Failure] = field(default_factory=deque)
     upcoming_fetches: deque[Failure] = field(default_factory=deque)
+    #: Each Messaging Service's numbers and short codes.
+    services: dict[str, dict[str, list[str]]] = field(
+        default_factory=lambda: {
+            MESSAGING_SERVICE_SID: {"PhoneNumbers": [POOL_NUMBER], "ShortCodes": []}
+        }
+    )
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: Seconds to wait after accepting a message before answering: widens the
     #: window in which a killed client has sent but not heard back.
@@ -215,18 +229,17 @@ class FakeTwilio:
         form: dict[str, str],
         authorization: str | None,
     ) -> tuple[int, dict[str, Any]]:
+        senders = _SENDERS.fullmatch(path)
+        if senders is not None and method == "GET":
+            if not self._authorized(self.account_sid, authorization):
+                return 401, _unauthorized()
+            return self._senders(senders["service"], senders["kind"], path, query)
         listing, one = _LIST.fullmatch(path), _ONE.fullmatch(path)
         match = listing or one
         if match is None or (one and method != "GET"):
             return 404, _not_found(path)
         if not self._authorized(match["account"], authorization):
-            return 401, {
-                "code": 20003,
-                "detail": "Your AccountSid or AuthToken was incorrect.",
-                "message": "Authenticate",
-                "more_info": "https://www.twilio.com/docs/errors/20003",
-                "status": 401,
-            }
+            return 401, _unauthorized()
         if one:
             if self.upcoming_fetches:
                 failure = self.upcoming_fetches.popleft()
@@ -238,6 +251,42 @@ class FakeTwilio:
             failure = self.upcoming_lists.popleft()
             return failure.status, failure.body()
         return self._list(path, query)
+
+    def _senders(
+        self, service: str, kind: str, path: str, query: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """One page of a service's PhoneNumbers or ShortCodes, as the Messaging API pages."""
+        if service not in self.services:
+            return 404, _not_found(path)
+        key, field_name, prefix = _SENDER_KINDS[kind]
+        size = min(int(query.get("PageSize", "50")), 1000)
+        page = int(query.get("Page", "0"))
+        every = self.services[service][kind]
+        chunk = every[page * size : (page + 1) * size]
+        base = f"https://messaging.twilio.com{path}"
+        more = len(every) > (page + 1) * size
+        return 200, {
+            key: [
+                {
+                    "sid": f"{prefix}{n:032x}",
+                    "account_sid": self.account_sid,
+                    "service_sid": service,
+                    field_name: value,
+                    "country_code": "US",
+                    "capabilities": ["SMS"],
+                }
+                for n, value in enumerate(chunk, start=page * size)
+            ],
+            "meta": {
+                "key": key,
+                "page": page,
+                "page_size": size,
+                "first_page_url": f"{base}?PageSize={size}&Page=0",
+                "previous_page_url": f"{base}?PageSize={size}&Page={page - 1}" if page else None,
+                "next_page_url": f"{base}?PageSize={size}&Page={page + 1}" if more else None,
+                "url": f"{base}?PageSize={size}&Page={page}",
+            },
+        }
 
     def _authorized(self, account: str, authorization: str | None) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
@@ -313,6 +362,16 @@ def _instant(value: str | None) -> datetime | None:
     if value is None:
         return None
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _unauthorized() -> dict[str, Any]:
+    return {
+        "code": 20003,
+        "detail": "Your AccountSid or AuthToken was incorrect.",
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }
 
 
 def _not_found(path: str) -> dict[str, Any]:

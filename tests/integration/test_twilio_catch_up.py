@@ -22,7 +22,11 @@ from twilio.request_validator import RequestValidator
 from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
-from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
+from dunwell.channels.twilio_sms import (
+    SERVICE_NUMBERS_LISTED_ONE_BY_ONE,
+    TwilioConfig,
+    TwilioSmsTransport,
+)
 from dunwell.clock import FixedClock
 from dunwell.services import sms_credits, twilio_catch_up
 from dunwell.services.report_catch_up import REPORT_WAIT, catch_up_reports
@@ -34,6 +38,7 @@ from tests.integration.fake_twilio import (
     AUTH_TOKEN,
     FROM_NUMBER,
     MESSAGING_SERVICE_SID,
+    POOL_NUMBER,
     FakeTwilioServer,
     save_fake_twilio,
 )
@@ -291,27 +296,66 @@ def test_a_read_with_more_texts_than_it_stores_goes_on_from_the_last_one(
     assert set(_stored(shop)) == {t.sid for t in texts}
 
 
-def test_through_a_messaging_service_only_the_services_texts_are_stored(
-    twilio: tuple[Shop, FakeTwilioServer],
-) -> None:
-    shop, server = twilio
+def _service_texts(shop: Shop, server: FakeTwilioServer) -> str:
+    """Texts to, from and beside a Messaging Service; returns the SID of the one to store."""
     _save_twilio(shop, {"account_sid": ACCOUNT_SID, "messaging_service_sid": MESSAGING_SERVICE_SID})
     catch_up_with_twilio(shop.app)
     _later(shop.app, timedelta(seconds=30))
     ours = server.receive(
-        CUSTOMER, "STOP", to="+15005550010", messaging_service_sid=MESSAGING_SERVICE_SID
+        CUSTOMER, "STOP", to=POOL_NUMBER, messaging_service_sid=MESSAGING_SERVICE_SID
     )
     server.receive(CUSTOMER, "to a number outside the service", to="+15005550011")
     sent = server.receive(
-        "+15005550010",
+        POOL_NUMBER,
         "a text the service sent",
         to=CUSTOMER,
         messaging_service_sid=MESSAGING_SERVICE_SID,
     )
     sent.direction = "outbound-api"
     _later(shop.app, EVERY)
+    server.fake.requests.clear()
+    return ours.sid
+
+
+def _message_listings(server: FakeTwilioServer) -> list[dict[str, str]]:
+    return [r.query for r in server.fake.requests if r.path.endswith("/Messages.json")]
+
+
+def test_through_a_messaging_service_only_the_texts_to_its_numbers_are_read(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    server.fake.services[MESSAGING_SERVICE_SID]["ShortCodes"] = ["89898"]
+    ours = _service_texts(shop, server)
     assert catch_up_with_twilio(shop.app) == 1
-    assert list(_stored(shop)) == [ours.sid]
+    assert list(_stored(shop)) == [ours]
+    # One listing per sender of the service, never the whole account.
+    assert sorted(q.get("To", "") for q in _message_listings(server)) == ["+15005550010", "89898"]
+
+
+def test_a_service_with_a_large_pool_reads_the_account_and_keeps_only_its_texts(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    pool = [f"+1500555{n:04d}" for n in range(10, 10 + SERVICE_NUMBERS_LISTED_ONE_BY_ONE + 1)]
+    server.fake.services[MESSAGING_SERVICE_SID]["PhoneNumbers"] = pool
+    ours = _service_texts(shop, server)
+    assert catch_up_with_twilio(shop.app) == 1
+    assert list(_stored(shop)) == [ours]
+    assert ["To" in q for q in _message_listings(server)] == [False]  # one read of the account
+
+
+def test_a_service_twilio_does_not_know_is_a_noted_error(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    server.fake.services.clear()
+    _service_texts(shop, server)
+    assert catch_up_with_twilio(shop.app) == 0
+    assert _stored(shop) == {}
+    assert f"Twilio has no Messaging Service {MESSAGING_SERVICE_SID}" in (
+        _reading(shop).last_error or ""
+    )
 
 
 def test_reading_is_off_when_the_setting_is_zero(twilio: tuple[Shop, FakeTwilioServer]) -> None:

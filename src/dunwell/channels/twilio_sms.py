@@ -39,6 +39,13 @@ from dunwell.channels.base import ReceivedSms, SendResult, SmsMessage, Transport
 from dunwell.clock import ensure_utc
 
 TWILIO_API = "https://api.twilio.com"
+#: Where each Twilio host's requests go under ``api_base`` (a local server in tests).
+_UNDER_API_BASE = {TWILIO_API: "", "https://messaging.twilio.com": "/messaging"}
+#: A Messaging Service with at most this many numbers and short codes has its
+#: received texts listed number by number (``To=``). A larger pool would take
+#: that many requests at every check, so its account's messages are read
+#: whole instead, as Twilio's list cannot filter by service.
+SERVICE_NUMBERS_LISTED_ONE_BY_ONE = 20
 #: How many of the newest messages to a number ``find_sent`` looks through:
 #: a customer gets a few texts per dunning cycle, so this reaches far back.
 FIND_SENT_LIMIT = 50
@@ -136,7 +143,8 @@ class TwilioConfig:
 # The SDK is untyped, so its classes are Any to mypy.
 class ApiBaseHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """The SDK's own HTTP client, sending api.twilio.com requests to ``api_base``
-    (a local server that speaks Twilio's API, in tests).
+    and messaging.twilio.com requests to ``api_base/messaging`` (a local
+    server that speaks Twilio's API, in tests).
 
     Every request, paging links included, passes through ``request`` with
     an absolute URL, so rewriting the prefix here covers all of them.
@@ -147,8 +155,10 @@ class ApiBaseHttpClient(TwilioHttpClient):  # type: ignore[misc]
         self._api_base = api_base.rstrip("/")
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if url.startswith(TWILIO_API + "/"):
-            url = self._api_base + url[len(TWILIO_API) :]
+        for host, path in _UNDER_API_BASE.items():
+            if url.startswith(host + "/"):
+                url = self._api_base + path + url[len(host) :]
+                break
         return super().request(method, url, *args, **kwargs)
 
 
@@ -218,16 +228,26 @@ class TwilioSmsTransport:
         ``until``, oldest first; see :class:`~dunwell.channels.base.SmsInbox`.
 
         From a number: the account's messages to that number. Through a
-        Messaging Service: the account's messages in the window, keeping
-        the inbound ones the service handled. Twilio pages newest first, so
-        the whole window is read and the oldest ``limit`` are kept.
+        Messaging Service: the messages to each of the service's numbers and
+        short codes, or, for a pool larger than
+        ``SERVICE_NUMBERS_LISTED_ONE_BY_ONE``, all the account's messages in
+        the window; either way only the inbound ones the service handled are
+        kept. Twilio pages newest first, so the whole window is read and the
+        oldest ``limit`` are kept.
         """
         start, end = ensure_utc(since), ensure_utc(until)
-        filters: dict[str, Any] = {"date_sent_after": start, "date_sent_before": end}
-        if self.config.from_number:
-            filters["to"] = self.config.from_number
+        window: dict[str, Any] = {"date_sent_after": start, "date_sent_before": end}
         try:
-            records = list(self._client.messages.stream(page_size=PAGE_SIZE, **filters))
+            if self.config.from_number:
+                numbers: list[str] | None = [self.config.from_number]
+            else:
+                numbers = self._service_numbers()
+            listings = [{"to": n} for n in numbers] if numbers is not None else [{}]
+            records = [
+                record
+                for to in listings
+                for record in self._client.messages.stream(page_size=PAGE_SIZE, **window, **to)
+            ]
         except (TwilioException, OSError) as exc:
             raise _transport_error(exc) from exc
         found = [
@@ -260,6 +280,24 @@ class TwilioSmsTransport:
             code = None if record.error_code is None else str(record.error_code)
             found[sid] = (str(record.status), code)
         return found
+
+    def _service_numbers(self) -> list[str] | None:
+        """The Messaging Service's numbers and short codes, or None when there
+        are too many to list the texts of one by one."""
+        sid = self.config.messaging_service_sid
+        service = self._client.messaging.v1.services(sid)
+        cap = SERVICE_NUMBERS_LISTED_ONE_BY_ONE + 1
+        try:
+            numbers = [n.phone_number for n in service.phone_numbers.stream(limit=cap)]
+            numbers += [c.short_code for c in service.short_codes.stream(limit=cap)]
+        except TwilioException as exc:
+            if _status_and_code(exc)[0] != 404:
+                raise
+            # The SDK reports a missing page without Twilio's words: say what is missing.
+            message = f"Twilio has no Messaging Service {sid} in this account; check the SID"
+            raise TransportError(message, permanent=True, code="20404") from exc
+        found = [number for number in numbers if number]
+        return found if len(found) <= SERVICE_NUMBERS_LISTED_ONE_BY_ONE else None
 
     def _received_by_us(self, record: Any) -> bool:
         if self.config.messaging_service_sid:
