@@ -31,6 +31,7 @@ ID_PARAMS: dict[str, Table] = {
     "invoice_id": tables.invoices,
     "user_id": tables.console_users,
     "mail_id": tables.sandbox_messages,
+    "message_id": tables.outbox,
 }
 #: Every value a verb-like parameter takes, so each action is tried.
 VERBS: dict[str, tuple[str, ...]] = {

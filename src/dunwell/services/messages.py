@@ -47,10 +47,12 @@ def list_messages(
     channel: str | None = None,
     customer_id: int | None = None,
     after_id: int = 0,
+    before_id: int | None = None,
     limit: int = 100,
     newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Messages oldest first (pages follow ``after_id``), or the latest ``limit`` newest first."""
+    """Messages oldest first (pages follow ``after_id``), or the latest ``limit`` newest
+    first (pages go back with ``before_id``)."""
     o = outbox
     query = (
         select(*(o.c[name] for name in LIST_COLUMNS))
@@ -58,6 +60,8 @@ def list_messages(
         .order_by(o.c.id.desc() if newest_first else o.c.id)
         .limit(limit)
     )
+    if before_id is not None:
+        query = query.where(o.c.id < before_id)
     if status:
         query = query.where(o.c.status == status)
     if channel:

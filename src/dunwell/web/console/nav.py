@@ -21,6 +21,7 @@ SECTIONS = (
     Section("Templates", "/dashboard/templates", Permission.VIEW_CONFIGURATION),
     Section("Inbox", "/dashboard/inbox", Permission.VIEW_INBOX),
     Section("Customers", "/dashboard/customers", Permission.VIEW_CUSTOMERS),
+    Section("Messages", "/dashboard/messages", Permission.VIEW_CUSTOMERS),
     Section("Analytics", "/dashboard/analytics", Permission.VIEW_ANALYTICS),
     Section("Settings", "/dashboard/settings", Permission.VIEW_CONFIGURATION),
     Section("Users", "/dashboard/users", Permission.MANAGE_USERS),
