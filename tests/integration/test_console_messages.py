@@ -65,6 +65,7 @@ def test_a_refused_email_is_listed_as_failed_and_sent_once_when_resent(
     failed_page = client.get(PAGE, params={"status": "failed"}).text
     assert _shown(failed_page) == [failed_id]
     assert "550 Mailbox unavailable" in failed_page
+    assert '<option value="failed" selected>' in failed_page  # the filter stays chosen
     assert failed_page.count(">Resend</button>") == 1
     skipped = client.get(PAGE, params={"channel": "sms", "status": "skipped"}).text
     assert _shown(skipped) == sorted(texts, reverse=True)
