@@ -17,6 +17,7 @@ from dunwell.store import tables
 from dunwell.web.console.routes_messages import PAGE_SIZE
 from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.factories import INSUFFICIENT, Shop
+from tests.integration.page_figures import stats
 from tests.integration.smtp_server import SmtpServer
 
 PAGE = "/dashboard/messages"
@@ -180,6 +181,24 @@ def test_another_sites_message_cannot_be_resent(
     answer = client.post(f"{PAGE}/{theirs}/resend", data={"csrf": csrf})
     assert answer.status_code == 404
     assert _email(shop, invoice).status == "failed"
+
+
+def test_the_overview_counts_the_failed_messages_and_links_to_them(
+    app: App, shop: Shop, client: TestClient, relay: SmtpServer
+) -> None:
+    relay.fail_next("RCPT", 550, times=2)
+    for email in ("ada@x.test", "bob@x.test", "cy@x.test"):
+        shop.invoice(shop.customer(INSUFFICIENT, email=email), 4900)
+    shop.run()
+    signed_in_as(client, app, shop.site_id, "support")
+    page = client.get("/dashboard").text
+    assert stats(page)["Failed messages"][0] == "2"
+    assert 'href="/dashboard/messages?status=failed"' in page
+    client.cookies.clear()
+    signed_in_as(client, app, shop.site_id, "analytics")
+    page = client.get("/dashboard").text
+    assert stats(page)["Failed messages"][0] == "2"
+    assert 'href="/dashboard/messages' not in page  # the list is not theirs to see
 
 
 @pytest.mark.parametrize("role", ["analytics", "configuration"])

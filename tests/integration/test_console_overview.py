@@ -75,6 +75,8 @@ def test_an_empty_shop_shows_zeros_and_says_nothing_is_in_dunning(
     assert shown["Revenue at risk"] == ("$0.00", "0 invoices in dunning")
     assert shown["Recovery rate, last 30 days"][0] == "\u2013"
     assert "No invoice is in dunning." in page.text
+    assert shown["Failed messages"][0] == "0"
+    assert 'id="failed-messages"' not in page.text
     assert "No data for this period" in page.text
 
 

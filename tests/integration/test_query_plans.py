@@ -18,7 +18,7 @@ from dunwell.bootstrap import App
 from dunwell.channels.twilio_sms import TwilioConfig, TwilioSmsTransport
 from dunwell.services.customer_records import customer_events, customer_invoices
 from dunwell.services.message_claims import claim_due_messages
-from dunwell.services.messages import list_messages
+from dunwell.services.messages import count_failed, list_messages
 from dunwell.services.metrics import gather
 from dunwell.services.report_catch_up import catch_up_reports
 from dunwell.services.sms_gate import SmsGate
@@ -254,3 +254,16 @@ def test_a_page_of_messages_that_did_not_go_out_reads_only_those(app: App, statu
     for plan in plans:
         assert "USING INDEX ix_outbox_not_sent (site_id=? AND status=? AND id>?)" in plan, plan
         assert "TEMP B-TREE" not in plan, plan  # the index gives the order
+
+
+def test_the_overviews_failed_count_reads_only_the_index_of_messages_not_sent(app: App) -> None:
+    shop = Shop.create(app)
+
+    def read() -> None:
+        with app.engine.connect() as conn:
+            count_failed(conn, shop.site_id)
+
+    (statement,) = captured(app.engine, read)
+    with app.engine.connect() as conn:
+        plan = plan_of(conn, *statement)
+    assert "USING COVERING INDEX ix_outbox_not_sent (site_id=? AND status=?)" in plan, plan

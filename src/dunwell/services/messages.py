@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from dunwell.services.errors import Conflict, NotFound
 from dunwell.services.message_render import MessageRenderer
@@ -69,6 +69,13 @@ def list_messages(
     if customer_id:
         query = query.where(o.c.customer_id == customer_id)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def count_failed(conn: Connection, site_id: int) -> int:
+    """Messages of the site that failed for good (from ``ix_outbox_not_sent`` alone)."""
+    o = outbox
+    query = select(func.count()).where(o.c.site_id == site_id, o.c.status == "failed")
+    return int(conn.execute(query).scalar_one())
 
 
 def get_message(conn: Connection, site_id: int, message_id: int) -> dict[str, Any]:

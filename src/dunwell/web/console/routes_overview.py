@@ -2,7 +2,7 @@
 
 What is at risk now, what came back over the last 30 days, how the
 recovery rate moved over the last 12 weeks, where the invoices in dunning
-stand, and how many SMS credits are left. Figures are read at the site's
+stand, how many SMS credits are left and how many messages failed. Figures are read at the site's
 now: the test clock on a sandbox site.
 """
 
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from dunwell.domain.roles import Permission
-from dunwell.services import sms_credits
+from dunwell.services import messages, sms_credits
 from dunwell.services.recovery_figures import (
     Window,
     cohorts,
@@ -54,6 +54,7 @@ def overview(desk: Viewer) -> Response:
         recent_cohort = period_cohort(cohorts(conn, desk.site_id, recent), recent)
         # Read without the lock a message debit takes: the overview never waits on sending.
         credits = sms_credits.balance(conn, desk.site_id)
+        failed_messages = messages.count_failed(conn, desk.site_id)
     at_risk = revenue_at_risk(steps)
     recovered = recovered_total(recovered_rows)
     by_day = recovered_by_bucket(recovered_rows, recent)
@@ -67,6 +68,7 @@ def overview(desk: Viewer) -> Response:
         "currencies": shown,
         "steps": [(step_label(s.day), s.tally) for s in steps],
         "credits": credits,
+        "failed_messages": failed_messages,
         "recovered_charts": [
             recovered_chart(by_day, recent, currency, f"recovered-{currency}") for currency in shown
         ],
