@@ -8,10 +8,11 @@ reads that look up one customer or one number: the dashboard's invoices,
 timeline and latest messages for a customer, the hosted billing page's card
 on file, the API's first page of failed messages, the SMS frequency cap's
 recent texts to a batch of numbers, and the delivery worker's claim of due
-messages (none are due or failed: the outbox holds sent texts). Each is timed with the ``sqlite_stat1`` figures written at
-migration, and again with them removed (the planner's defaults, as before
-they were written). Prints one JSON object: the median milliseconds per
-read in each case and the plan used.
+messages (none are due or failed: the outbox holds sent texts). Each is
+timed with the ``sqlite_stat1`` figures written at migration, and again with
+them removed (the planner's defaults, as before they were written). Prints
+one JSON object: the median milliseconds per read in each case and the plan
+used.
 """
 
 from __future__ import annotations
