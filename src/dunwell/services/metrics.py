@@ -29,6 +29,7 @@ from dunwell.services.renewals import RENEWING
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import (
     MESSAGE_FAILED,
+    OUTBOX_CHANNELS,
     dunning_cycles,
     escalations,
     events,
@@ -47,7 +48,7 @@ from dunwell.store.types import Id
 CHANNELS = ("email", "sms")
 #: Every channel the outbox's check constraint allows: a sample for the
 #: others appears only when such messages exist.
-ALL_CHANNELS = (*CHANNELS, "webhook")
+ALL_CHANNELS = OUTBOX_CHANNELS
 QUANTILES = (0.5, 0.9, 0.99)
 LATENCY_WINDOW = timedelta(hours=1)
 #: Only messages due at most this long before the window are read, so the

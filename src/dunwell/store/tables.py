@@ -355,6 +355,8 @@ UNREPORTED_SMS = text(
 #: only when the query has one of its terms (``status = ?`` bound to
 #: "failed" counts), and PostgreSQL proves either form.
 NOT_SENT_STATUSES = ("failed", "skipped", "blocked", "canceled")
+#: The channels the outbox's check constraint allows.
+OUTBOX_CHANNELS = ("email", "sms", "webhook")
 NOT_SENT = text(" OR ".join(f"status = '{status}'" for status in NOT_SENT_STATUSES))
 
 outbox = Table(

@@ -24,6 +24,7 @@ from dunwell.bootstrap import App
 from dunwell.domain.roles import Permission, allows
 from dunwell.security.keys import derive_key
 from dunwell.services.console_sessions import Staff, find_session, touch_due, touch_session
+from dunwell.services.errors import Conflict, NotFound, ServiceError
 from dunwell.web.console.views import console_page, message_page
 
 COOKIE = "dunwell_console"
@@ -104,6 +105,11 @@ class Desk:
                 secure=self.app.settings.public_url.startswith("https:"),
             )
         return response
+
+
+def refusal_status(error: ServiceError) -> int:
+    """The HTTP status of a page that shows a refused action again: 404, 409 or 422."""
+    return 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 422
 
 
 def csrf_token(secret_key: str, session_token: str) -> str:

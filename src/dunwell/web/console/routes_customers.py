@@ -27,9 +27,9 @@ from dunwell.services.customer_records import (
     outbox_statuses,
     search_customers,
 )
-from dunwell.services.errors import Conflict, NotFound, ServiceError
+from dunwell.services.errors import NotFound, ServiceError
 from dunwell.services.sites import site_now
-from dunwell.web.console.desk import Desk, actor, viewer
+from dunwell.web.console.desk import Desk, actor, refusal_status, viewer
 from dunwell.web.console.event_words import describe_event
 
 router = APIRouter(include_in_schema=False)
@@ -82,8 +82,7 @@ def invoice_action(invoice_id: int, action: str, desk: Actor) -> Response:
         with desk.app.begin() as conn:
             run(conn, desk.site_id, invoice_id, site_now(conn, desk.site_id, desk.app.clock))
     except ServiceError as error:
-        status = 409 if isinstance(error, Conflict) else 404 if isinstance(error, NotFound) else 422
-        return _customer_page(desk, customer_id, [str(error)], status)
+        return _customer_page(desk, customer_id, [str(error)], refusal_status(error))
     if action == "collect-now":
         # After the commit: the batch claims the cycle the action made due.
         collect_invoices_now(desk.app, [invoice_id])

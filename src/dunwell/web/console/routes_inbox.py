@@ -16,10 +16,10 @@ from fastapi.responses import Response
 from dunwell.domain.roles import Permission
 from dunwell.services import inbox
 from dunwell.services.customer_records import outbox_statuses
-from dunwell.services.errors import Conflict, NotFound, ServiceError
+from dunwell.services.errors import NotFound, ServiceError
 from dunwell.services.ledger_queries import get_customer
 from dunwell.services.sites import site_now
-from dunwell.web.console.desk import Desk, actor, viewer
+from dunwell.web.console.desk import Desk, actor, refusal_status, viewer
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Desk, Depends(viewer(Permission.VIEW_INBOX))]
@@ -91,8 +91,7 @@ def close(conversation_id: int, desk: Actor) -> Response:
 
 def _refused(desk: Desk, conversation_id: int, error: ServiceError) -> Response:
     """Show the conversation again with what went wrong, keeping the typed reply."""
-    status = 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 422
-    return _conversation_page(desk, conversation_id, [str(error)], status)
+    return _conversation_page(desk, conversation_id, [str(error)], refusal_status(error))
 
 
 def _conversation_page(

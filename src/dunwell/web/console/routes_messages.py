@@ -16,10 +16,11 @@ from fastapi.responses import Response
 
 from dunwell.domain.roles import Permission
 from dunwell.services import messages
-from dunwell.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from dunwell.services.errors import InvalidInput, ServiceError
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.sites import site_now
-from dunwell.web.console.desk import Desk, actor, viewer
+from dunwell.store.tables import OUTBOX_CHANNELS
+from dunwell.web.console.desk import Desk, actor, refusal_status, viewer
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Desk, Depends(viewer(Permission.VIEW_CUSTOMERS))]
@@ -28,7 +29,6 @@ Resender = Annotated[Desk, Depends(actor(Permission.ACT_ON_INVOICES))]
 
 PAGE = "/dashboard/messages"
 PAGE_SIZE = 50
-CHANNELS = ("email", "sms", "webhook")
 
 
 @router.get(PAGE)
@@ -45,8 +45,7 @@ def resend(message_id: int, desk: Resender) -> Response:
             renderer = MessageRenderer(desk.app.links)
             messages.resend_message(conn, desk.site_id, message_id, renderer, now)
     except ServiceError as error:
-        status = 409 if isinstance(error, Conflict) else 404 if isinstance(error, NotFound) else 422
-        return _page(desk, "failed", "", "", [str(error)], status)
+        return _page(desk, "failed", "", "", [str(error)], refusal_status(error))
     # Only a path of this page may be returned to: never an address from the form.
     target = back if back.startswith(PAGE + "?") or back == PAGE else PAGE
     return desk.redirect(target, f"Message {message_id} is queued again.")
@@ -77,7 +76,7 @@ def _page(
         "status": filters["status"] or "",
         "channel": filters["channel"] or "",
         "statuses": messages.STATUSES,
-        "channels": CHANNELS,
+        "channels": OUTBOX_CHANNELS,
         "older": shown[-1]["id"] if len(shown) == PAGE_SIZE else None,
         "errors": errors,
         "can_resend": desk.can(Permission.ACT_ON_INVOICES),
@@ -91,8 +90,8 @@ def _filters(status: str, channel: str, before: str) -> dict[str, Any]:
     """The list's filters from the query string; a value it does not know is named."""
     if status and status not in messages.STATUSES:
         raise InvalidInput("status", f"must be one of {', '.join(messages.STATUSES)}")
-    if channel and channel not in CHANNELS:
-        raise InvalidInput("channel", f"must be one of {', '.join(CHANNELS)}")
+    if channel and channel not in OUTBOX_CHANNELS:
+        raise InvalidInput("channel", f"must be one of {', '.join(OUTBOX_CHANNELS)}")
     if before and not (before.isdigit() and len(before) <= 18):
         raise InvalidInput("before", "must be a message number")
     return {
