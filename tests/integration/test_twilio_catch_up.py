@@ -391,6 +391,97 @@ def test_the_worker_stores_a_lost_text_and_answers_it_in_the_same_pass(
     assert turns, "the concierge recorded the conversation"
 
 
+def _texted(server: FakeTwilioServer, to: str) -> list[str]:
+    """The bodies of the texts sent to ``to`` through Twilio's API, oldest first."""
+    return [m.body for m in server.messages if m.to == to and m.direction == "outbound-api"]
+
+
+def _answers(shop: Shop) -> list[Any]:
+    return [r for r in shop.all(tables.outbox, channel="sms") if r.template is None]
+
+
+def _with_credits(shop: Shop) -> None:
+    with shop.app.begin() as conn:
+        sms_credits.top_up(conn, shop.site_id, 50, shop.now)
+
+
+def test_a_late_help_is_answered_by_text_even_to_a_number_that_opted_out(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """No webhook to answer in: the answer goes out through the outbox, once."""
+    shop, server = twilio
+    _with_credits(shop)
+    customer = shop.customer(phone=CUSTOMER)
+    catch_up_with_twilio(shop.app)
+    _later(shop.app, timedelta(seconds=30))
+    stop = server.receive(CUSTOMER, "STOP")
+    assert "<Message>" in _webhook_got(shop, stop).text  # opted out, answered in TwiML
+    lost = server.receive(CUSTOMER, "HELP")
+    _later(shop.app, EVERY)
+    shop.run()  # reads the HELP back and delivers its answer in the same pass
+    (answer,) = _answers(shop)
+    assert (answer.kind, answer.customer_id, answer.status) == ("help_reply", customer, "sent")
+    assert answer.payload["keyword"] == "help"
+    assert answer.payload["inbound_id"] == _inbound_id(shop, lost)
+    assert _texted(server, CUSTOMER) == [answer.body_text]
+    assert "billing alerts. Help: " in answer.body_text  # the site's HELP answer
+    (consent,) = shop.all(tables.sms_opt_outs, site_id=shop.site_id)
+    assert consent.opted_out  # HELP changes no consent
+    # Read again (a failed read is retried over the same window): not answered twice.
+    with shop.app.begin() as conn:
+        conn.execute(update(tables.twilio_catch_up).values(synced_until=lost.date_sent))
+    _later(shop.app, EVERY)
+    shop.run()
+    assert len(_answers(shop)) == 1 and len(_texted(server, CUSTOMER)) == 1
+
+
+def _inbound_id(shop: Shop, text: Any) -> int:
+    return int(shop.one(tables.inbound_messages, provider_sid=text.sid).id)
+
+
+def test_a_late_start_is_answered_unless_a_newer_stop_overruled_it(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    _with_credits(shop)
+    with shop.app.begin() as conn:  # live: the webhook's now is the real time
+        conn.execute(
+            update(tables.sites).where(tables.sites.c.id == shop.site_id).values(clock_now=None)
+        )
+    catch_up_with_twilio(shop.app)
+    _later(shop.app, timedelta(seconds=30))
+    server.receive(CUSTOMER, "START")
+    overruled = server.receive(STRANGER, "start")
+    _later(shop.app, timedelta(minutes=1))
+    assert _webhook_got(shop, server.receive(STRANGER, "STOP")).status_code == 200
+    _later(shop.app, EVERY)
+    shop.run()
+    answers = {row.recipient: row for row in _answers(shop)}
+    assert answers[CUSTOMER].kind == "reply" and answers[CUSTOMER].status == "sent"
+    assert _texted(server, CUSTOMER) == [answers[CUSTOMER].body_text]
+    assert "resubscribed" in answers[CUSTOMER].body_text
+    # The STOP the webhook stored after it stands; "you are resubscribed" would be a lie.
+    assert (answers[STRANGER].status, answers[STRANGER].last_error) == ("blocked", "opted_out")
+    assert _texted(server, STRANGER) == []
+    assert _inbound_id(shop, overruled) == answers[STRANGER].payload["inbound_id"]
+
+
+def test_a_late_stop_opts_out_without_a_confirmation(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """The FCC allows an opt-out's confirmation only within five minutes of it."""
+    shop, server = twilio
+    _with_credits(shop)
+    catch_up_with_twilio(shop.app)
+    _later(shop.app, timedelta(seconds=30))
+    server.receive(CUSTOMER, "STOP")
+    _later(shop.app, EVERY)
+    shop.run()
+    (consent,) = shop.all(tables.sms_opt_outs, site_id=shop.site_id)
+    assert consent.opted_out
+    assert _answers(shop) == [] and _texted(server, CUSTOMER) == []
+
+
 def test_the_twilio_listing_keeps_inbound_texts_in_the_window_oldest_first(
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:

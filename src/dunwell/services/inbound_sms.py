@@ -35,6 +35,7 @@ from dunwell.messaging.redact import redact_card_numbers
 from dunwell.services.conversations import live_states
 from dunwell.services.errors import NotFound
 from dunwell.services.events import EventBatch
+from dunwell.services.late_answers import LateAnswer, answered_late, queue_late_answers
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings
 from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import customers, inbound_messages, sites, sms_opt_outs
@@ -62,7 +63,9 @@ class InboundSms:
 class InboundResult:
     duplicate: bool
     keyword: Keyword | None
-    #: What to answer, or None for no answer.
+    #: What to answer, or None for no answer. A keyword found late in the
+    #: provider's log has none: its answer, if any, is queued as a text
+    #: (:mod:`dunwell.services.late_answers`).
     reply: str | None
     customer_id: int | None
     phone: str
@@ -227,6 +230,7 @@ def _apply(
     events = EventBatch()
     # Per number, the last keyword of the batch wins, as it would one text at a time.
     opt_outs: dict[Sender, _Consent] = {}
+    late_answers: list[LateAnswer] = []
     results = []
     for text, inbound_id in zip(read, ids, strict=True):
         site_id, phone = text.sender
@@ -254,10 +258,20 @@ def _apply(
         if template is not None and not text.advanced:
             help_contact = site.settings.help_contact or site.support_email or site.name
             reply = site.settings.reply(template, site.name, help_contact)
+            if text.late:
+                # No webhook to answer in: the answer goes out as a text, or not at all.
+                if keyword is not None and answered_late(keyword):
+                    answer = LateAnswer(
+                        site_id, customer_id, phone, inbound_id, keyword, reply, site.now
+                    )
+                    late_answers.append(answer)
+                reply = None
         waiting_id = inbound_id if keyword is None else None
         results.append(InboundResult(False, keyword, reply, customer_id, phone, waiting_id))
     _set_opt_outs(conn, opt_outs)
     events.write(conn)
+    settings = {site_id: site.settings for site_id, site in sites_by_id.items()}
+    queue_late_answers(conn, late_answers, settings)
     return results
 
 

@@ -9,8 +9,9 @@ transaction:
   is invalid or outside the site's allowed countries;
 * **held** (sent later, nothing dropped): outside the send window in the
   customer's local time, over the frequency cap, or not enough credits.
-  A concierge reply (kind ``reply``) is held only for credits: see
-  :data:`REPLY`.
+  An answer to a text the customer just sent (kinds ``reply``,
+  ``opt_out_reply``, ``help_reply``) is held only for credits: see
+  :data:`ANSWERS`.
   The row goes back to ``pending`` with ``next_attempt_at`` at the earliest
   allowed moment and ``held_reason`` saying why; a top-up releases texts
   held for credits at once.
@@ -45,6 +46,16 @@ REPLY = "reply"
 #: The confirmation of an opt-out asked for in words: the one text a number
 #: that just opted out may still receive, as after the STOP keyword.
 OPT_OUT_REPLY = "opt_out_reply"
+#: The answer to a HELP keyword whose webhook was lost, found later in
+#: Twilio's log (see :mod:`dunwell.services.late_answers`). Carriers require
+#: HELP to be answered whatever the number's consent, so it reaches a number
+#: that opted out, and like any answer it is not held by the window or cap.
+HELP_REPLY = "help_reply"
+#: Answers to something the customer just texted: never held by the send
+#: window or the frequency cap, only for credits.
+ANSWERS = frozenset({REPLY, OPT_OUT_REPLY, HELP_REPLY})
+#: The kinds a number that opted out still receives.
+PAST_OPT_OUT = frozenset({OPT_OUT_REPLY, HELP_REPLY})
 NO_CREDITS_RECHECK = timedelta(hours=6)
 
 
@@ -87,7 +98,7 @@ class SmsGate:
             )
             sends = recent[(row.site_id, row.recipient)]
             at = earliest_send_time(now, zone, s.window, sends, s.frequency_cap, CAP_PERIOD)
-            if at > now and row.kind not in (REPLY, OPT_OUT_REPLY):
+            if at > now and row.kind not in ANSWERS:
                 reason = "quiet_hours" if _outside_window(now, zone, s) else "frequency_cap"
                 self._hold(row, at, reason)
                 continue
@@ -204,7 +215,7 @@ def _blocked(row: Any, s: SmsSettings, person: Any, opted_out: set[tuple[int, st
         normalize_phone(row.recipient, s.default_region, s.allowed_countries or None)
     except PhoneError as error:
         return f"phone_{error.reason}"
-    if (row.site_id, row.recipient) in opted_out and row.kind != OPT_OUT_REPLY:
+    if (row.site_id, row.recipient) in opted_out and row.kind not in PAST_OPT_OUT:
         return "opted_out"
     # Dunning is transactional; marketing texts need their own opt-in, and
     # an opt-in to marketing never stands in for transactional consent.

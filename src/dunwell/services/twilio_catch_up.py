@@ -20,9 +20,9 @@ lists, through Twilio's API, the texts received since the site's
 stored changes nothing, STOP / START / HELP are applied, and a text for the
 concierge waits for the worker's concierge stage, which answers it by SMS.
 
-Only the TwiML reply is lost with the webhook: the answer to a HELP, or the
-confirmation of a STOP or START, which Twilio's own opt-out handling sends
-for the standard keywords anyway. Late keywords are recorded, not answered.
+With the webhook went its TwiML reply: a late HELP or START is answered by
+a text through the outbox instead, and a late STOP is not confirmed (see
+:mod:`dunwell.services.late_answers`).
 A late text keeps the time Twilio received it, and a late keyword changes a
 number's consent only if nothing newer was recorded since.
 
