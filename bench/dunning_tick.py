@@ -55,6 +55,7 @@ from sqlalchemy import (
 )
 
 from dunwell.bootstrap import bootstrap
+from dunwell.domain.states import Collection
 from dunwell.gateways.sandbox import tokenize
 from dunwell.services import ledger
 from dunwell.services.claims import claim_due_cycles
@@ -147,7 +148,7 @@ def _load_slice(conn: Any, site: int, token: str, numbers: range) -> None:
     )
     conn.execute(
         insert(tables.dunning_cycles),
-        [ledger.new_cycle_row(site, i, ledger.Collection.AUTOMATIC, NOON, NOON) for i in invoices],
+        [ledger.new_cycle_row(site, i, Collection.AUTOMATIC, NOON, NOON) for i in invoices],
     )
 
 

@@ -6,7 +6,8 @@ Loads one SQLite site with ``--rows`` invoices, events and outbox texts
 spread over 20,000 customers (plain batched inserts), then times the real
 reads that look up one customer or one number: the dashboard's invoices,
 timeline and latest messages for a customer, the hosted billing page's card
-on file, the API's first page of failed messages, the SMS frequency cap's
+on file, the API's first page of failed messages, the Messages page's
+latest sending and pending messages, the SMS frequency cap's
 recent texts to a batch of numbers, and the delivery worker's claim of due
 messages (none are due or failed: the outbox holds sent texts). Each is
 timed with the ``sqlite_stat1`` figures written at migration, and again with
@@ -166,6 +167,14 @@ def reads(site_id: int, first: int, now: datetime) -> dict[str, Callable[[Connec
         # No message failed, the worst case: a walk of the site finds nothing to stop at.
         "failed_messages_page": lambda conn: list_messages(
             conn, site_id, status="failed", limit=100
+        ),
+        # Newest first, as the dashboard's Messages page asks; nothing is in
+        # flight, so again a walk of the site finds nothing to stop at.
+        "sending_messages_page": lambda conn: list_messages(
+            conn, site_id, status="sending", limit=50, newest_first=True
+        ),
+        "pending_messages_page": lambda conn: list_messages(
+            conn, site_id, status="pending", limit=50, newest_first=True
         ),
         "frequency_cap_50_numbers": lambda conn: SmsGate(conn, now)._recent_sends(numbers, now),
         # Nothing is pending, so the claim takes nothing: what is timed is finding that out.

@@ -358,6 +358,14 @@ NOT_SENT_STATUSES = ("failed", "skipped", "blocked", "canceled")
 #: The channels the outbox's check constraint allows.
 OUTBOX_CHANNELS = ("email", "sms", "webhook")
 NOT_SENT = text(" OR ".join(f"status = '{status}'" for status in NOT_SENT_STATUSES))
+#: Messages on their way: due or held (``pending``) or being handed to the
+#: provider (``sending``). A merchant's page of them walked every message of
+#: the site; ``ix_outbox_in_flight`` holds them by site, status and id, as
+#: ``ix_outbox_not_sent`` does the others. A message is in it from when it
+#: is queued until it is sent, so the outbox's bulk (sent, delivered) stays
+#: out of it, and so does its history.
+IN_FLIGHT_STATUSES = ("pending", "sending")
+IN_FLIGHT = text(" OR ".join(f"status = '{status}'" for status in IN_FLIGHT_STATUSES))
 
 outbox = Table(
     "outbox",
@@ -427,6 +435,14 @@ outbox = Table(
         "id",
         sqlite_where=NOT_SENT,
         postgresql_where=NOT_SENT,
+    ),
+    Index(
+        "ix_outbox_in_flight",
+        "site_id",
+        "status",
+        "id",
+        sqlite_where=IN_FLIGHT,
+        postgresql_where=IN_FLIGHT,
     ),
 )
 
