@@ -41,6 +41,9 @@ class Settings:
     # Outbound delivery: messages per batch and the sender used when a site
     # has not configured its own address.
     delivery_batch_size: int = 200
+    # Messages a worker sends side by side to SMTP relays and Twilio, whose
+    # answers take tens to hundreds of milliseconds (see services/delivery.py).
+    delivery_concurrency: int = 8
     # For tests: a local server that speaks Twilio's REST API.
     twilio_api_base: str = ""
     mail_from: str = "billing@dunwell.localhost"
@@ -59,6 +62,13 @@ class Settings:
     # Seconds between checks of each Twilio site's received texts and of its
     # texts with no delivery report, for what the webhooks missed (0: never).
     twilio_catch_up_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if self.delivery_concurrency < 1:
+            raise ValueError(
+                f"{ENV_PREFIX}DELIVERY_CONCURRENCY must be at least 1, "
+                f"not {self.delivery_concurrency}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

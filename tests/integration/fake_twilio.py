@@ -210,6 +210,11 @@ class FakeTwilio:
     #: Seconds to wait after accepting a message before answering: widens the
     #: window in which a killed client has sent but not heard back.
     delay: float = 0.0
+    #: Requests being answered now, and the most ever answered at once.
+    in_flight: int = 0
+    most_in_flight: int = 0
+    #: ("accepted" | "answered", To) for each message created, in the order they happened.
+    sends: list[tuple[str, str]] = field(default_factory=list)
 
     def handle(
         self, method: str, target: str, form: dict[str, str], authorization: str | None
@@ -219,7 +224,22 @@ class FakeTwilio:
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         with self.lock:
             self.requests.append(RecordedRequest(method, split.path, query, form))
-            return self._route(method, split.path, query, form, authorization)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            answer = self._route(method, split.path, query, form, authorization)
+            created = method == "POST" and answer[0] == 201
+            if created:
+                self.sends.append(("accepted", form["To"]))
+        try:
+            if self.delay and created:
+                # Outside the lock, as Twilio answers many clients at once.
+                time.sleep(self.delay)
+            return answer
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                if created:
+                    self.sends.append(("answered", form["To"]))
 
     def _route(
         self,
@@ -311,8 +331,6 @@ class FakeTwilio:
             status="accepted" if service else "queued",
         )
         self.messages.append(message)
-        if self.delay:
-            time.sleep(self.delay)
         return 201, message.resource(self.account_sid)
 
     def _fetch(self, sid: str, path: str) -> tuple[int, dict[str, Any]]:

@@ -112,6 +112,9 @@ class _State:
     rejected: dict[str, str] = field(default_factory=dict)
     connections: int = 0
     closed: int = 0
+    #: Seconds a message waits before its "250 queued", as a relay that
+    #: scans or stores it first does (the benchmarks' provider latency).
+    delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_failure(self, command: Command) -> str | None:
@@ -166,6 +169,8 @@ class _Handler:
         )
         with self._state.lock:
             self._state.messages.append(received)
+        if self._state.delay:
+            await asyncio.sleep(self._state.delay)  # other connections go on meanwhile
         return "250 2.0.0 OK: queued"
 
     def authenticate(
@@ -259,6 +264,14 @@ class SmtpServer:
     def messages(self) -> list[Received]:
         with self._state.lock:
             return list(self._state.messages)
+
+    @property
+    def delay(self) -> float:
+        return self._state.delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._state.delay = seconds
 
     @property
     def connections(self) -> int:

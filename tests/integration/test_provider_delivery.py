@@ -146,6 +146,78 @@ def test_a_twilio_outage_is_retried_with_backoff_and_then_sent_once(
     assert len(server.messages) == 1
 
 
+def _failing_customers(shop: Shop, phones: list[str]) -> None:
+    for n, phone in enumerate(phones):
+        shop.invoice(shop.customer(INSUFFICIENT, phone=phone, email=f"c{n}@x.test"), 4900)
+
+
+def test_texts_go_to_twilio_side_by_side_and_each_number_keeps_its_order(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """Twilio answers in 0.2 s here: one text after another would take 2.6 s."""
+    shop, server = twilio
+    server.fake.delay = 0.2
+    shared = "+447400123499"
+    phones = [f"+4474001234{n:02d}" for n in range(12)]
+    _failing_customers(shop, [*phones, shared])
+    second = shop.customer(INSUFFICIENT, phone=shared, email="second@x.test")
+    shop.invoice(second, 2500)  # a second text to the same number, in the same batch
+    shop.run()
+    texts = shop.all(tables.outbox, channel="sms")
+    assert len(texts) == 14 and {t.status for t in texts} == {"sent"}
+    assert sorted(m.to for m in server.messages) == sorted([*phones, shared, shared])
+    assert 1 < server.fake.most_in_flight <= shop.app.settings.delivery_concurrency
+    # The shared number's texts went one after the other, in the order queued.
+    assert [event for event, to in server.fake.sends if to == shared] == [
+        "accepted",
+        "answered",
+        "accepted",
+        "answered",
+    ]
+    bodies = [m.body for m in server.messages if m.to == shared]
+    queued = sorted((t for t in texts if t.recipient == shared), key=lambda t: t.id)
+    assert bodies == [t.body_text for t in queued]
+
+
+def test_one_lane_sends_one_text_at_a_time(twilio: tuple[Shop, FakeTwilioServer]) -> None:
+    shop, server = twilio
+    shop.app.settings = replace(shop.app.settings, delivery_concurrency=1)
+    server.fake.delay = 0.05
+    _failing_customers(shop, [f"+4474001234{n:02d}" for n in range(4)])
+    shop.run()
+    assert len(server.messages) == 4
+    assert server.fake.most_in_flight == 1
+
+
+def test_emails_to_a_relay_go_out_over_several_connections_each_once(app: App) -> None:
+    with SmtpServer() as server:
+        shop = Shop.create(app)
+        with app.begin() as conn:
+            save_channel_config(
+                conn,
+                shop.site_id,
+                "email",
+                "smtp",
+                {
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "security": "none",
+                    "from_addr": "billing@shop.example",
+                },
+                None,
+                app.secret_box(),
+                site_now(conn, shop.site_id, app.clock),
+            )
+        _failing_customers(shop, [f"+4474001234{n:02d}" for n in range(12)])
+        shop.run()
+        received = sorted(m.message["To"] for m in server.messages)
+        # Less the one aiosmtpd's controller opens to check the server is up.
+        connections = server.connections - 1
+    assert received == sorted(f"c{n}@x.test" for n in range(12))
+    assert 1 < connections <= app.settings.delivery_concurrency  # one per lane
+    assert {m.status for m in shop.all(tables.outbox, channel="email")} == {"sent"}
+
+
 def test_dunning_email_goes_through_smtp_with_both_parts_and_stable_headers(app: App) -> None:
     with SmtpServer() as server:
         shop = Shop.create(app)

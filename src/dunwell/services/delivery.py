@@ -11,7 +11,18 @@ One batch:
    (:meth:`~dunwell.channels.base.SmsTransport.find_sent`); email is sent
    again with the same Message-ID.
 3. *Record* each answer in its own short transaction, so a crash leaves at
-   most one message per worker in doubt.
+   most one message per lane in doubt.
+
+**Lanes.** A relay or Twilio takes tens to hundreds of milliseconds to
+answer, so one message after another caps a worker at a few to a few tens
+a second, however idle the machine. A site's messages for SMTP or Twilio
+are therefore sent by up to ``delivery_concurrency`` lanes side by side,
+each a thread with its own connection (the time goes to waiting on the
+network, which threads share well). The lanes take the messages from one
+queue, all the messages to one address at a time and in order, so a
+customer's texts never overtake each other. The sandbox stores messages
+in the database and answers at once: its messages keep one lane, where
+threads would only queue for SQLite's write lock.
 
 Transient errors retry on :data:`RETRY_DELAYS` (about four days in all),
 then the message fails; permanent errors fail at once. Dunning reminders
@@ -23,10 +34,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -44,10 +57,13 @@ from dunwell.services.message_claims import (
     open_attempts,
 )
 from dunwell.services.sms_gate import SmsGate
+from dunwell.settings import Settings
 from dunwell.store.tables import invoices, message_attempts, outbox
 
 log = logging.getLogger("dunwell.delivery")
 
+#: Providers reached over the network: their messages are sent in lanes.
+CONCURRENT_PROVIDERS = frozenset({"smtp", "twilio"})
 RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720, 1440, 1440, 1440))
 
 
@@ -75,9 +91,63 @@ def deliver_due_messages(app: App, owner: str, limit: int) -> int:
         if not ids:
             return 0
         outgoing = _prepare(app, conn, ids, real_now)
-    for group in _groups(outgoing):
-        _send_group(app, owner, group)
+    lanes = [lane for group in _groups(outgoing) for lane in _lanes(group, app.settings)]
+    concurrency = app.settings.delivery_concurrency
+    if concurrency == 1 or len(lanes) == 1:
+        for first, items in lanes:
+            _send_group(app, owner, first, items)
+    elif lanes:
+        _send_side_by_side(app, owner, lanes, concurrency)
     return len(ids)
+
+
+#: A lane: the first message of its group (which transport to open), and
+#: the messages it sends, taken one after another.
+Lane = tuple[Outgoing, Iterator[Outgoing]]
+
+
+def _lanes(group: list[Outgoing], settings: Settings) -> list[Lane]:
+    """The lanes that send one site's messages of one channel (see the module doc).
+
+    Lanes share a queue of *chains*, the messages to one address in the
+    order they were queued, and each lane takes the next chain when it has
+    sent the last: a lane held up by a slow answer takes fewer, so none
+    idles while another has a backlog, and one address's messages never go
+    out side by side.
+    """
+    first = group[0]
+    if settings.delivery_concurrency == 1 or first.config.provider not in CONCURRENT_PROVIDERS:
+        return [(first, iter(group))]
+    by_address: dict[str, list[Outgoing]] = defaultdict(list)
+    for item in group:
+        by_address[item.row.recipient or ""].append(item)
+    chains: SimpleQueue[list[Outgoing]] = SimpleQueue()
+    for chain in by_address.values():
+        chains.put(chain)
+    count = min(settings.delivery_concurrency, len(by_address))
+    return [(first, _from_chains(chains)) for _ in range(count)]
+
+
+def _from_chains(chains: SimpleQueue[list[Outgoing]]) -> Iterator[Outgoing]:
+    while True:
+        try:
+            chain = chains.get_nowait()
+        except Empty:
+            return
+        yield from chain
+
+
+def _send_side_by_side(app: App, owner: str, lanes: list[Lane], concurrency: int) -> None:
+    """Send every lane, up to ``concurrency`` at once; then raise the first failure, if any.
+
+    Every lane runs to its end even when another fails, so each message is
+    either recorded or left leased, never abandoned half-way by a sibling.
+    """
+    with ThreadPoolExecutor(min(concurrency, len(lanes)), "dunwell-send") as pool:
+        futures = [pool.submit(_send_group, app, owner, first, items) for first, items in lanes]
+        wait(futures)
+    for future in futures:
+        future.result()
 
 
 def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> list[Outgoing]:
@@ -186,8 +256,7 @@ def _groups(outgoing: list[Outgoing]) -> list[list[Outgoing]]:
     return list(groups.values())
 
 
-def _send_group(app: App, owner: str, group: list[Outgoing]) -> None:
-    first = group[0]
+def _send_group(app: App, owner: str, first: Outgoing, group: Iterator[Outgoing]) -> None:
     try:
         if first.row.channel == "email":
             transport = app.channels.email(first.row.site_id, first.config)
@@ -204,6 +273,9 @@ def _send_group(app: App, owner: str, group: list[Outgoing]) -> None:
                 if close is not None:
                     close()
     except TransportError as error:  # the session itself could not open
+        # Whatever this lane has not sent waits for the next try, taken from
+        # a shared queue, so a lane that cannot connect ends the batch's
+        # other chains as well: they are retried in a minute, not lost.
         for item in group:
             _record(app, owner, item, Outcome("transient", error=error))
 

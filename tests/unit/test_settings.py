@@ -1,0 +1,25 @@
+"""Settings read from DUNWELL_* variables: a value that cannot work is named at start."""
+
+from __future__ import annotations
+
+import pytest
+
+from dunwell.settings import Settings
+
+
+def test_delivery_concurrency_is_read_from_the_environment() -> None:
+    assert Settings.from_env({"DUNWELL_DELIVERY_CONCURRENCY": "3"}).delivery_concurrency == 3
+    assert Settings.from_env({}).delivery_concurrency == 8
+
+
+@pytest.mark.parametrize("raw", ["0", "-2"])
+def test_a_delivery_concurrency_below_one_is_refused_by_name(raw: str) -> None:
+    with pytest.raises(
+        ValueError, match=f"DUNWELL_DELIVERY_CONCURRENCY must be at least 1, not {raw}"
+    ):
+        Settings.from_env({"DUNWELL_DELIVERY_CONCURRENCY": raw})
+
+
+def test_a_setting_that_is_not_a_number_is_named() -> None:
+    with pytest.raises(ValueError, match="DUNWELL_DELIVERY_CONCURRENCY='many' is not a valid int"):
+        Settings.from_env({"DUNWELL_DELIVERY_CONCURRENCY": "many"})
