@@ -89,15 +89,16 @@ def drain(app: App, site_id: int) -> float:
     while deliver_due_messages(app, "bench", app.settings.delivery_batch_size):
         pass
     elapsed = time.perf_counter() - started
+    o = tables.outbox
     with app.connect() as conn:
         left = conn.execute(
-            select(func.count()).where(
-                tables.outbox.c.site_id == site_id,
-                tables.outbox.c.status.not_in(("sent", "delivered")),
-            )
-        ).scalar_one()
+            select(o.c.status, o.c.last_error, func.count())
+            .where(o.c.site_id == site_id, o.c.status.not_in(("sent", "delivered")))
+            .group_by(o.c.status, o.c.last_error)
+        ).all()
     if left:
-        raise SystemExit(f"{left} messages were not delivered")
+        why = "; ".join(f"{n} {status}: {error}" for status, error, n in left)
+        raise SystemExit(f"messages were not delivered: {why}")
     return elapsed
 
 
