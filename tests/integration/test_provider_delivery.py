@@ -189,25 +189,26 @@ def test_one_lane_sends_one_text_at_a_time(twilio: tuple[Shop, FakeTwilioServer]
     assert server.fake.most_in_flight == 1
 
 
+def _save_smtp(shop: Shop, server: SmtpServer, **extra: str) -> None:
+    """The shop sends email through ``server``, from billing@shop.example."""
+    config = {"host": "127.0.0.1", "port": server.port, "security": "none"}
+    with shop.app.begin() as conn:
+        save_channel_config(
+            conn,
+            shop.site_id,
+            "email",
+            "smtp",
+            {**config, "from_addr": "billing@shop.example", **extra},
+            None,
+            shop.app.secret_box(),
+            site_now(conn, shop.site_id, shop.app.clock),
+        )
+
+
 def test_emails_to_a_relay_go_out_over_several_connections_each_once(app: App) -> None:
     with SmtpServer() as server:
         shop = Shop.create(app)
-        with app.begin() as conn:
-            save_channel_config(
-                conn,
-                shop.site_id,
-                "email",
-                "smtp",
-                {
-                    "host": "127.0.0.1",
-                    "port": server.port,
-                    "security": "none",
-                    "from_addr": "billing@shop.example",
-                },
-                None,
-                app.secret_box(),
-                site_now(conn, shop.site_id, app.clock),
-            )
+        _save_smtp(shop, server)
         _failing_customers(shop, [f"+4474001234{n:02d}" for n in range(12)])
         shop.run()
         received = sorted(m.message["To"] for m in server.messages)
@@ -221,23 +222,7 @@ def test_emails_to_a_relay_go_out_over_several_connections_each_once(app: App) -
 def test_dunning_email_goes_through_smtp_with_both_parts_and_stable_headers(app: App) -> None:
     with SmtpServer() as server:
         shop = Shop.create(app)
-        with app.begin() as conn:
-            save_channel_config(
-                conn,
-                shop.site_id,
-                "email",
-                "smtp",
-                {
-                    "host": "127.0.0.1",
-                    "port": server.port,
-                    "security": "none",
-                    "from_addr": "billing@shop.example",
-                    "reply_to": "help@shop.example",
-                },
-                None,
-                app.secret_box(),
-                site_now(conn, shop.site_id, app.clock),
-            )
+        _save_smtp(shop, server, reply_to="help@shop.example")
         invoice = shop.invoice(shop.customer(INSUFFICIENT, first_name="Zoë"), 4900)
         shop.run()
         (received,) = server.messages
