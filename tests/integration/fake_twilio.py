@@ -438,6 +438,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     fake: FakeTwilio
+    # The listen backlog: http.server's 5 drops connections when a worker's
+    # lanes all connect at once, which Twilio's own servers never do.
+    request_queue_size = 64
 
 
 class FakeTwilioServer:
