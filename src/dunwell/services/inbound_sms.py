@@ -270,8 +270,9 @@ def _apply(
         results.append(InboundResult(False, keyword, reply, customer_id, phone, waiting_id))
     _set_opt_outs(conn, opt_outs)
     events.write(conn)
-    settings = {site_id: site.settings for site_id, site in sites_by_id.items()}
-    queue_late_answers(conn, late_answers, settings)
+    if late_answers:  # only texts read back from the provider's log have any
+        settings = {site_id: site.settings for site_id, site in sites_by_id.items()}
+        queue_late_answers(conn, late_answers, settings)
     return results
 
 
