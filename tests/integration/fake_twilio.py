@@ -215,6 +215,10 @@ class FakeTwilio:
     most_in_flight: int = 0
     #: ("accepted" | "answered", To) for each message created, in the order they happened.
     sends: list[tuple[str, str]] = field(default_factory=list)
+    #: Like an account's concurrency limit: a request beyond this many at
+    #: once is answered 429 (error 20429) without being read.
+    max_in_flight: int | None = None
+    turned_away: int = 0
 
     def handle(
         self, method: str, target: str, form: dict[str, str], authorization: str | None
@@ -223,6 +227,9 @@ class FakeTwilio:
         split = urlsplit(target)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         with self.lock:
+            if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+                self.turned_away += 1
+                return 429, _failure(429, 20429, "").body()
             self.requests.append(RecordedRequest(method, split.path, query, form))
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)

@@ -9,7 +9,8 @@ Options: ``tls="starttls"`` (upgrade on port ``server.port``) or ``tls="tls"``
 (trust it with ``server.client_context()``); ``users={"name": "password"}``
 offers AUTH PLAIN and LOGIN, and ``require_auth=True`` refuses mail from
 anyone who has not logged in (with STARTTLS only: aiosmtpd warns otherwise);
-``idle_timeout`` closes idle connections like a real relay does.
+``idle_timeout`` closes idle connections like a real relay does;
+``server.max_connections = 2`` greets any more at once with "421".
 
 Failures on demand: ``server.fail_next("RCPT", 451)`` makes the next RCPT
 command fail (``times=`` for more), ``server.reject("a@x.example", 550)``
@@ -115,7 +116,23 @@ class _State:
     #: Seconds a message waits before its "250 queued", as a relay that
     #: scans or stores it first does (the benchmarks' provider latency).
     delay: float = 0.0
+    #: Connections open at once beyond this are greeted "421" and closed,
+    #: as relays with a per-client connection limit do.
+    max_connections: int | None = None
+    turned_away: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    #: Connections being served now (not counting those turned away).
+    serving: int = 0
+
+    def admit(self) -> bool:
+        """Serve a connection just opened, unless it is one too many (counted)."""
+        with self.lock:
+            if self.max_connections is not None and self.serving >= self.max_connections:
+                self.turned_away += 1
+                return False
+            self.serving += 1
+            return True
 
     def take_failure(self, command: Command) -> str | None:
         with self.lock:
@@ -211,10 +228,22 @@ class _CountingSMTP(SMTP):
         super().__init__(*args, **kwargs)
         self._state = state
 
+    _served = False
+
+    async def _handle_client(self) -> None:
+        if not self._state.admit():
+            await self.push("421 4.7.0 Too many connections from your host, try later")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        self._served = True
+        await super()._handle_client()
+
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
         with self._state.lock:
             self._state.closed += 1
+            self._state.serving -= self._served
 
 
 class SmtpServer:
@@ -272,6 +301,20 @@ class SmtpServer:
     @delay.setter
     def delay(self, seconds: float) -> None:
         self._state.delay = seconds
+
+    @property
+    def max_connections(self) -> int | None:
+        return self._state.max_connections
+
+    @max_connections.setter
+    def max_connections(self, limit: int | None) -> None:
+        self._state.max_connections = limit
+
+    @property
+    def turned_away(self) -> int:
+        """Connections greeted "421" because ``max_connections`` were open."""
+        with self._state.lock:
+            return self._state.turned_away
 
     @property
     def connections(self) -> int:

@@ -189,6 +189,56 @@ def test_one_lane_sends_one_text_at_a_time(twilio: tuple[Shop, FakeTwilioServer]
     assert server.fake.most_in_flight == 1
 
 
+def test_texts_go_out_over_as_many_requests_as_twilio_takes_at_once(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """An account limited to 2 requests at once: the lanes it turns away hand
+    their texts to the others, and every text goes out in this batch."""
+    shop, server = twilio
+    server.fake.delay = 0.05
+    server.fake.max_in_flight = 2
+    phones = [f"+4474001234{n:02d}" for n in range(12)]
+    _failing_customers(shop, phones)
+    shop.run()
+    assert server.fake.turned_away >= 1  # the limit was reached
+    assert sorted(m.to for m in server.messages) == sorted(phones)
+    texts = shop.all(tables.outbox, channel="sms")
+    assert {t.status for t in texts} == {"sent"}
+    outcomes = {a.outcome for a in shop.all(tables.message_attempts) if a.provider == "twilio"}
+    assert outcomes == {"sent"}
+
+
+def test_a_text_whose_answer_never_came_is_looked_up_not_sent_again(
+    app: App, twilio: tuple[Shop, FakeTwilioServer]
+) -> None:
+    """Twilio takes the text but answers after the client gave up: in doubt.
+    The retry asks Twilio first; when Twilio cannot be asked, it stays in doubt."""
+    shop, server = twilio
+    app.channels = ChannelRegistry(
+        app.engine,
+        app.clock.now,
+        TransportOptions(twilio_api_base=server.url, twilio_timeout=0.3),
+    )
+    server.fake.delay = 0.8
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    (taken,) = server.messages
+    row = _sms(shop, invoice)
+    assert (row.status, row.error_code) == ("pending", "twilio-unreachable")
+    server.fake.delay = 0
+    server.fail_next_list(1)  # the lookup fails once: still in doubt, still not sent
+    shop.advance(1 / 1440)
+    shop.run()
+    assert _sms(shop, invoice).status == "pending"
+    shop.advance(5 / 1440)
+    shop.run()
+    row = _sms(shop, invoice)
+    assert (row.status, row.provider_id) == ("sent", taken.sid)
+    assert len(server.messages) == 1
+    outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=row.id)]
+    assert outcomes == ["unknown", "unknown", "reconciled"]
+
+
 def _save_smtp(shop: Shop, server: SmtpServer, **extra: str) -> None:
     """The shop sends email through ``server``, from billing@shop.example."""
     config = {"host": "127.0.0.1", "port": server.port, "security": "none"}
@@ -217,6 +267,25 @@ def test_emails_to_a_relay_go_out_over_several_connections_each_once(app: App) -
     assert received == sorted(f"c{n}@x.test" for n in range(12))
     assert 1 < connections <= app.settings.delivery_concurrency  # one per lane
     assert {m.status for m in shop.all(tables.outbox, channel="email")} == {"sent"}
+
+
+def test_emails_go_out_over_the_connections_a_relay_allows(app: App) -> None:
+    """A relay that takes 2 connections from a client: 8 lanes try, those it
+    turns away hand their emails over, and every email goes out in this batch."""
+    with SmtpServer() as server:
+        server.max_connections = 2
+        server.delay = 0.05
+        shop = Shop.create(app)
+        _save_smtp(shop, server)
+        _failing_customers(shop, [f"+4474001234{n:02d}" for n in range(12)])
+        shop.run()
+        received = sorted(m.message["To"] for m in server.messages)
+        turned_away = server.turned_away
+    assert turned_away >= 1  # the limit was reached
+    assert received == sorted(f"c{n}@x.test" for n in range(12))  # each once
+    assert {m.status for m in shop.all(tables.outbox, channel="email")} == {"sent"}
+    outcomes = {a.outcome for a in shop.all(tables.message_attempts) if a.provider == "smtp"}
+    assert outcomes == {"sent"}
 
 
 def test_dunning_email_goes_through_smtp_with_both_parts_and_stable_headers(app: App) -> None:

@@ -304,7 +304,26 @@ def test_4xx_replies_are_transient_and_5xx_permanent(
     error = send_failing(make_transport())
 
     assert (error.permanent, error.code) == (permanent, f"smtp-{code}")
+    assert not error.turned_away  # the relay took the connection and refused the message
     assert server.messages == []
+
+
+def test_a_relay_with_its_connections_all_taken_turns_the_next_away(
+    server: SmtpServer, make_transport: MakeTransport
+) -> None:
+    server.max_connections = 1
+    transport = make_transport()
+    with transport.session() as first:
+        first.send(message())  # holds the one connection the relay allows
+        error = send_failing(transport, message(message_id="<second@dunwell.example>"))
+    send_one(transport, message(message_id="<later@dunwell.example>"))
+
+    assert (error.permanent, error.code, error.turned_away) == (False, "smtp-421", True)
+    assert server.turned_away == 1
+    assert [m.message["Message-ID"] for m in server.messages] == [
+        "<outbox-123.site-4@dunwell.example>",
+        "<later@dunwell.example>",
+    ]
 
 
 def test_a_refusal_leaves_the_session_able_to_send_the_next_message(
@@ -347,7 +366,7 @@ def test_nobody_listening_on_the_port_is_transient(make_transport: MakeTransport
 
     error = send_failing(make_transport(port=dead_port))
 
-    assert (error.permanent, error.code) == (False, "smtp-connect")
+    assert (error.permanent, error.code, error.turned_away) == (False, "smtp-connect", True)
 
 
 def test_a_server_that_never_greets_is_a_transient_timeout(

@@ -184,6 +184,9 @@ def test_rate_limits_and_outages_are_transient_and_the_next_try_goes_through(
     result = transport.send(SmsMessage(CUSTOMER, "Your card was declined."))
 
     assert (error.permanent, error.code) == (False, expected)
+    # Only "too many requests" says another connection might send it now.
+    assert error.turned_away is (status == 429)
+    assert not error.in_doubt  # Twilio answered: the message was not taken
     assert result.status == "queued"
     assert len(server.messages) == 1
 
@@ -205,6 +208,7 @@ def test_an_api_nobody_answers_on_is_transient(make_transport: MakeTransport) ->
     error = send_failing(make_transport(api_base=dead))
 
     assert (error.permanent, error.code) == (False, "twilio-unreachable")
+    assert (error.turned_away, error.in_doubt) == (True, False)  # nothing was sent
 
 
 def test_an_api_that_never_answers_times_out_as_transient(make_transport: MakeTransport) -> None:
@@ -216,6 +220,8 @@ def test_an_api_that_never_answers_times_out_as_transient(make_transport: MakeTr
 
     assert (error.permanent, error.code) == (False, "twilio-unreachable")
     assert "Timeout" in error.message
+    # The request went out: Twilio may have taken the text.
+    assert (error.turned_away, error.in_doubt) == (False, True)
 
 
 def test_find_sent_finds_the_message_an_earlier_attempt_sent(

@@ -93,16 +93,43 @@ class SendResult:
 
 
 class TransportError(Exception):
-    """A message could not be handed over; see the module docstring."""
+    """A message could not be handed over; see the module docstring.
 
-    def __init__(self, message: str, *, permanent: bool, code: str | None = None) -> None:
+    Two flags say what is known of a transient failure beyond "try later":
+
+    * ``turned_away``: the provider could not be reached, or would not take
+      another connection or request just now (an SMTP relay's "421 too many
+      connections", Twilio's HTTP 429). Nothing of the message reached it,
+      so another connection that is already open may send it at once.
+    * ``in_doubt``: the request reached the provider and no answer came
+      back (a read timeout, a connection cut after sending). The provider
+      may have taken the message, so the next attempt must look first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: str | None = None,
+        turned_away: bool = False,
+        in_doubt: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.code = code
+        self.turned_away = turned_away and not permanent
+        self.in_doubt = in_doubt and not permanent
 
     def __repr__(self) -> str:
-        return f"TransportError({self.message!r}, permanent={self.permanent}, code={self.code!r})"
+        flags = "".join(
+            f", {name}=True" for name in ("turned_away", "in_doubt") if getattr(self, name)
+        )
+        return (
+            f"TransportError({self.message!r}, permanent={self.permanent}, "
+            f"code={self.code!r}{flags})"
+        )
 
 
 class EmailSender(Protocol):

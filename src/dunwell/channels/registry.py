@@ -32,6 +32,8 @@ SmsFactory = Callable[[int, ChannelConfig], SmsTransport]
 class TransportOptions:
     twilio_api_base: str | None = None
     smtp_timeout: float = 30.0
+    #: Seconds to wait for Twilio's answer; a send with none is in doubt.
+    twilio_timeout: float = 30.0
 
 
 class ChannelRegistry:
@@ -127,5 +129,6 @@ def _twilio(config: ChannelConfig, options: TransportOptions) -> SmsTransport:
             from_number=c.get("from_number"),
             messaging_service_sid=c.get("messaging_service_sid"),
             api_base=options.twilio_api_base,
+            timeout=options.twilio_timeout,
         )
     )

@@ -16,6 +16,10 @@ How failures map onto :class:`~dunwell.channels.base.TransportError`:
 * no answer: connection refused, reset or timed out, the server hung up
   (``"smtp-connect"``, ``"smtp-timeout"``, ``"smtp-disconnected"``) are
   transient.
+* a transient failure while opening the connection (refused, a "421 too
+  many connections" greeting, a new connection closed at the first
+  command) is also ``turned_away``: nothing of the message went out, so the
+  delivery worker hands it to a lane whose connection is already open.
 
 Relays close idle connections. If the connection a session kept turns out
 to be dead when the next message starts (the MAIL command fails or is
@@ -255,11 +259,17 @@ class SmtpSession:
             fresh = self._conn is None
             try:
                 conn = self._connection()
+            except (smtplib.SMTPException, OSError) as exc:
+                # Nothing of the message went out: the relay is down, or
+                # would not take one more connection ("421 too many").
+                raise _turned_away(_classify(exc)) from exc
+            try:
                 self._transact(conn, envelope)
             except _StaleConnection as stale:
                 self._drop()
                 if fresh or reconnected:
-                    raise _classify(stale.cause) from stale.cause
+                    # A new connection closed at once, before the message.
+                    raise _turned_away(_classify(stale.cause)) from stale.cause
                 reconnected = True
                 log.info("SMTP connection to %s was closed; reconnecting", self._host())
                 continue
@@ -360,6 +370,12 @@ def _classify(exc: Exception) -> TransportError:
         return TransportError(f"SMTP: timed out ({exc})", permanent=False, code="smtp-timeout")
     # Refused, unreachable, unknown host: maybe down for a while.
     return TransportError(f"SMTP: {exc!r}", permanent=False, code="smtp-connect")
+
+
+def _turned_away(error: TransportError) -> TransportError:
+    """Mark a transient failure to connect: another open connection may send."""
+    error.turned_away = not error.permanent
+    return error
 
 
 @functools.cache

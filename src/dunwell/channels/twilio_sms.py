@@ -34,6 +34,7 @@ from typing import Any
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from dunwell.channels.base import ReceivedSms, SendResult, SmsMessage, TransportError
 from dunwell.clock import ensure_utc
@@ -332,14 +333,37 @@ def _transport_error(exc: Exception) -> TransportError:
     if isinstance(exc, OSError):
         # Refused, reset, DNS, TLS or a timeout: no answer, maybe later.
         message = f"Twilio unreachable: {type(exc).__name__}: {exc}"
-        return TransportError(message, permanent=False, code="twilio-unreachable")
+        unsent = _never_connected(exc)
+        return TransportError(
+            message,
+            permanent=False,
+            code="twilio-unreachable",
+            turned_away=unsent,
+            # The request may have reached Twilio: a read timed out, or the
+            # connection broke after sending. The next attempt looks first.
+            in_doubt=not unsent,
+        )
     status, code, detail = _status_and_code(exc)
     label = str(code) if code is not None else f"http-{status}" if status else "twilio-error"
     return TransportError(
         f"Twilio {status or 'error'}: {detail}",
         permanent=classify_twilio_error(status, code),
         code=label,
+        # Too many requests at once: Twilio read none of this one.
+        turned_away=status == 429 or code == 20429,
     )
+
+
+def _never_connected(exc: OSError) -> bool:
+    """Whether the request failed before it was sent: no connection was made.
+
+    ``requests`` wraps urllib3's error; a refused, unresolvable or
+    timed-out connection is a ``MaxRetryError`` for a ``ConnectTimeoutError``
+    (of which ``NewConnectionError`` is a kind). The SDK's client does not
+    retry, so anything else failed after the request went out.
+    """
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, MaxRetryError) and isinstance(cause.reason, ConnectTimeoutError)
 
 
 def _status_and_code(exc: Exception) -> tuple[int | None, int | None, str]:

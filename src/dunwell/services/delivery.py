@@ -11,7 +11,9 @@ One batch:
    (:meth:`~dunwell.channels.base.SmsTransport.find_sent`); email is sent
    again with the same Message-ID.
 3. *Record* each answer in its own short transaction, so a crash leaves at
-   most one message per lane in doubt.
+   most one message per lane in doubt. A send whose answer never came (a
+   read timeout) is recorded ``unknown``: the provider may have taken it,
+   so the next attempt looks it up first, as after a crash.
 
 **Lanes.** A relay or Twilio takes tens to hundreds of milliseconds to
 answer, so one message after another caps a worker at a few to a few tens
@@ -24,6 +26,13 @@ customer's texts never overtake each other. The sandbox stores messages
 in the database and answers at once: its messages keep one lane, where
 threads would only queue for SQLite's write lock.
 
+A relay may allow fewer connections than there are lanes. A lane the
+provider turns away (:attr:`~dunwell.channels.base.TransportError.turned_away`:
+no connection, "421 too many connections", Twilio's 429) hands its unsent
+chain back to the lanes still open and ends, so the batch goes out over
+the connections the provider allows instead of failing; only the last
+lane records such errors.
+
 Transient errors retry on :data:`RETRY_DELAYS` (about four days in all),
 then the message fails; permanent errors fail at once. Dunning reminders
 whose invoice was paid or voided while they waited are withdrawn
@@ -33,13 +42,13 @@ whose invoice was paid or voided while they waited are withdrawn
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
-from queue import Empty, SimpleQueue
+from threading import Lock
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -77,7 +86,7 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # sent | reconciled | transient | permanent
+    kind: str  # sent | reconciled | transient | unknown | permanent
     result: SendResult | None = None
     error: TransportError | None = None
 
@@ -94,47 +103,73 @@ def deliver_due_messages(app: App, owner: str, limit: int) -> int:
     lanes = [lane for group in _groups(outgoing) for lane in _lanes(group, app.settings)]
     concurrency = app.settings.delivery_concurrency
     if concurrency == 1 or len(lanes) == 1:
-        for first, items in lanes:
-            _send_group(app, owner, first, items)
+        for first, chains in lanes:
+            _send_lane(app, owner, first, chains)
     elif lanes:
         _send_side_by_side(app, owner, lanes, concurrency)
     return len(ids)
 
 
+class Chains:
+    """The queue of *chains* one site's lanes for one channel share.
+
+    A chain is the messages to one address, in the order they were queued.
+    A lane takes a whole chain at a time, so one address's messages never
+    go out side by side or out of order.
+    """
+
+    def __init__(self, chains: list[list[Outgoing]], lanes: int) -> None:
+        self._chains = deque(chains)
+        self._lanes = lanes  # lanes that may still take a chain
+        self._lock = Lock()
+
+    def take(self) -> list[Outgoing] | None:
+        """The next chain; None when all are taken, and the lane ends."""
+        with self._lock:
+            if self._chains:
+                return self._chains.popleft()
+            self._lanes -= 1
+            return None
+
+    def hand_over(self, rest: list[Outgoing]) -> bool:
+        """Put the unsent rest of a chain first in the queue, and end the lane.
+
+        For a lane the provider turned away (a relay that allows fewer
+        connections than there are lanes): the lanes whose connections are
+        open send it. Returns False, and the lane goes on, when it is the
+        last lane left, since no other would take the chain. Both happen
+        under one lock with :meth:`take`, so a chain handed over is never
+        left behind by lanes that have all just ended.
+        """
+        with self._lock:
+            if self._lanes <= 1:
+                return False
+            self._chains.appendleft(rest)
+            self._lanes -= 1
+            return True
+
+
 #: A lane: the first message of its group (which transport to open), and
-#: the messages it sends, taken one after another.
-Lane = tuple[Outgoing, Iterator[Outgoing]]
+#: the queue it takes its messages from.
+Lane = tuple[Outgoing, Chains]
 
 
 def _lanes(group: list[Outgoing], settings: Settings) -> list[Lane]:
     """The lanes that send one site's messages of one channel (see the module doc).
 
-    Lanes share a queue of *chains*, the messages to one address in the
-    order they were queued, and each lane takes the next chain when it has
-    sent the last: a lane held up by a slow answer takes fewer, so none
-    idles while another has a backlog, and one address's messages never go
-    out side by side.
+    Each lane takes the next chain when it has sent the last: a lane held
+    up by a slow answer takes fewer, so none idles while another has a
+    backlog.
     """
     first = group[0]
     if settings.delivery_concurrency == 1 or first.config.provider not in CONCURRENT_PROVIDERS:
-        return [(first, iter(group))]
+        return [(first, Chains([group], lanes=1))]
     by_address: dict[str, list[Outgoing]] = defaultdict(list)
     for item in group:
         by_address[item.row.recipient or ""].append(item)
-    chains: SimpleQueue[list[Outgoing]] = SimpleQueue()
-    for chain in by_address.values():
-        chains.put(chain)
     count = min(settings.delivery_concurrency, len(by_address))
-    return [(first, _from_chains(chains)) for _ in range(count)]
-
-
-def _from_chains(chains: SimpleQueue[list[Outgoing]]) -> Iterator[Outgoing]:
-    while True:
-        try:
-            chain = chains.get_nowait()
-        except Empty:
-            return
-        yield from chain
+    chains = Chains(list(by_address.values()), lanes=count)
+    return [(first, chains)] * count
 
 
 def _send_side_by_side(app: App, owner: str, lanes: list[Lane], concurrency: int) -> None:
@@ -144,7 +179,7 @@ def _send_side_by_side(app: App, owner: str, lanes: list[Lane], concurrency: int
     either recorded or left leased, never abandoned half-way by a sibling.
     """
     with ThreadPoolExecutor(min(concurrency, len(lanes)), "dunwell-send") as pool:
-        futures = [pool.submit(_send_group, app, owner, first, items) for first, items in lanes]
+        futures = [pool.submit(_send_lane, app, owner, first, chains) for first, chains in lanes]
         wait(futures)
     for future in futures:
         future.result()
@@ -164,6 +199,7 @@ def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> 
         conn.execute(
             update(message_attempts)
             .where(message_attempts.c.id.in_([a.attempt_id for a in doubtful.values()]))
+            .where(message_attempts.c.outcome.is_(None))
             .values(outcome="unknown", finished_at=real_now)
         )
     conn.execute(
@@ -256,39 +292,61 @@ def _groups(outgoing: list[Outgoing]) -> list[list[Outgoing]]:
     return list(groups.values())
 
 
-def _send_group(app: App, owner: str, first: Outgoing, group: Iterator[Outgoing]) -> None:
+def _send_lane(app: App, owner: str, first: Outgoing, chains: Chains) -> None:
     try:
         if first.row.channel == "email":
             transport = app.channels.email(first.row.site_id, first.config)
             with transport.session() as sender:
-                for item in group:
-                    _deliver(app, owner, item, lambda i: _send_email(app, sender.send, i))
+                _send_chains(app, owner, chains, lambda i: _send_email(app, sender.send, i))
         else:
             sms = app.channels.sms(first.row.site_id, first.config)
             try:
-                for item in group:
-                    _deliver(app, owner, item, lambda i: _send_sms(app, sms, i))
+                _send_chains(app, owner, chains, lambda i: _send_sms(app, sms, i))
             finally:
                 close = getattr(sms, "close", None)  # Twilio keeps a connection pool
                 if close is not None:
                     close()
-    except TransportError as error:  # the session itself could not open
-        # Whatever this lane has not sent waits for the next try, taken from
-        # a shared queue, so a lane that cannot connect ends the batch's
-        # other chains as well: they are retried in a minute, not lost.
-        for item in group:
-            _record(app, owner, item, Outcome("transient", error=error))
+    except TransportError as error:  # the transport itself could not be made
+        # The same holds for every lane of this site and channel: whatever
+        # is left waits for the next try, in a minute, rather than be lost.
+        while (chain := chains.take()) is not None:
+            for item in chain:
+                _record(app, owner, item, Outcome("transient", error=error))
 
 
-def _deliver(app: App, owner: str, item: Outgoing, send: Callable[[Outgoing], Outcome]) -> None:
+def _send_chains(app: App, owner: str, chains: Chains, send: Callable[[Outgoing], Outcome]) -> None:
+    while (chain := chains.take()) is not None:
+        for index, item in enumerate(chain):
+            outcome = _attempt(item, send)
+            error = outcome.error
+            if error is not None and error.turned_away and chains.hand_over(chain[index:]):
+                log.info(
+                    "site %s: %s turned a %s lane away (%s); the other lanes go on",
+                    item.row.site_id,
+                    item.config.provider,
+                    item.row.channel,
+                    error.code,
+                )
+                return
+            _record(app, owner, item, outcome)
+
+
+def _attempt(item: Outgoing, send: Callable[[Outgoing], Outcome]) -> Outcome:
     try:
-        outcome = send(item)
+        return send(item)
     except TransportError as error:
-        outcome = Outcome("permanent" if error.permanent else "transient", error=error)
+        return Outcome(_error_kind(error), error=error)
     except Exception as error:  # a bug in a transport must not lose the message
         log.exception("transport raised unexpectedly for message %s", item.row.id)
-        outcome = Outcome("transient", error=TransportError(repr(error), permanent=False))
-    _record(app, owner, item, outcome)
+        return Outcome("transient", error=TransportError(repr(error), permanent=False))
+
+
+def _error_kind(error: TransportError) -> str:
+    if error.permanent:
+        return "permanent"
+    # Retried like a transient error, but the attempt stays in doubt, so
+    # the next one asks the provider before sending again.
+    return "unknown" if error.in_doubt else "transient"
 
 
 def _send_email(app: App, send: Callable[[EmailMessage], SendResult], item: Outgoing) -> Outcome:
@@ -298,7 +356,18 @@ def _send_email(app: App, send: Callable[[EmailMessage], SendResult], item: Outg
 def _send_sms(app: App, transport: Any, item: Outgoing) -> Outcome:
     message = sms_message(app, item)
     if item.in_doubt_since is not None:
-        found = transport.find_sent(message, item.in_doubt_since)
+        try:
+            found = transport.find_sent(message, item.in_doubt_since)
+        except TransportError as unchecked:
+            # Whether an earlier attempt got through is still not known:
+            # the next attempt must look again, not send blind.
+            raise TransportError(
+                f"could not check for an earlier send: {unchecked.message}",
+                permanent=unchecked.permanent,
+                code=unchecked.code,
+                turned_away=unchecked.turned_away,
+                in_doubt=True,
+            ) from unchecked
         if found is not None and found.status in ("failed", "undelivered"):
             # Accepted before the crash, then refused by the carrier.
             error = TransportError(

@@ -54,7 +54,7 @@ def load_claimed(conn: Connection, ids: list[int], real_now: datetime) -> list[A
 class InDoubt:
     """A message whose last attempt never finished."""
 
-    #: The unfinished attempt, to be marked ``unknown``.
+    #: The newest attempt, to be marked ``unknown`` if it is still open.
     attempt_id: int
     #: When the earliest attempt still in doubt started: the provider may
     #: hold a send from any attempt since the last one with a known outcome.
@@ -66,13 +66,14 @@ UNSETTLED = (None, "unknown")
 
 
 def open_attempts(conn: Connection, ids: list[int]) -> dict[int, InDoubt]:
-    """The messages of ``ids`` whose last attempt never finished, by outbox id.
+    """The messages of ``ids`` whose last attempt may have reached the provider.
 
     A worker that dies after sending leaves its attempt open; the next one
-    marks it ``unknown`` and opens its own. If that worker dies too before
-    asking the provider, the open attempt is the second one, but the text
-    may have gone out during the first: so the search starts at the first
-    attempt of the unbroken run of open and ``unknown`` ones.
+    marks it ``unknown`` and opens its own. A send whose answer never came
+    (a read timeout) is recorded ``unknown`` at once. If a worker dies too
+    before asking the provider, the open attempt is the second one, but the
+    text may have gone out during the first: so the search starts at the
+    first attempt of the unbroken run of open and ``unknown`` ones.
     """
     a = message_attempts
     rows = conn.execute(
@@ -84,8 +85,8 @@ def open_attempts(conn: Connection, ids: list[int]) -> dict[int, InDoubt]:
     walking: dict[int, bool] = {}  # outbox id -> still inside its trailing run
     for row in rows:  # per message, the newest attempt first
         if row.outbox_id not in walking:
-            walking[row.outbox_id] = row.outcome is None
-            if row.outcome is None:
+            walking[row.outbox_id] = row.outcome in UNSETTLED
+            if row.outcome in UNSETTLED:
                 found[row.outbox_id] = InDoubt(row.id, row.started_at)
         elif walking[row.outbox_id]:
             if row.outcome in UNSETTLED:

@@ -456,8 +456,9 @@ message_attempts = Table(
     Column("provider", String(16), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
-    # sent | transient | permanent | reconciled; NULL while in flight (a
-    # crash leaves it NULL, which is how an in-doubt send is recognised).
+    # sent | transient | unknown | permanent | reconciled; NULL while in
+    # flight. A crash leaves it NULL and a lost answer makes it unknown:
+    # both mark a send in doubt, looked up before the next one.
     Column("outcome", String(16)),
     Column("error_code", String(32)),
     Column("error", Text),
