@@ -148,6 +148,12 @@ class Chains:
             self._lanes -= 1
             return True
 
+    def leave(self) -> None:
+        """A lane that failed (the database, say) takes no more: it no
+        longer counts as one that would take a chain handed over."""
+        with self._lock:
+            self._lanes -= 1
+
 
 #: A lane: the first message of its group (which transport to open), and
 #: the queue it takes its messages from.
@@ -315,6 +321,16 @@ def _send_lane(app: App, owner: str, first: Outgoing, chains: Chains) -> None:
 
 
 def _send_chains(app: App, owner: str, chains: Chains, send: Callable[[Outgoing], Outcome]) -> None:
+    try:
+        _take_and_send(app, owner, chains, send)
+    except BaseException:
+        chains.leave()
+        raise
+
+
+def _take_and_send(
+    app: App, owner: str, chains: Chains, send: Callable[[Outgoing], Outcome]
+) -> None:
     while (chain := chains.take()) is not None:
         for index, item in enumerate(chain):
             outcome = _attempt(item, send)
