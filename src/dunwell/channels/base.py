@@ -26,6 +26,11 @@ worker what to do next::
           misconfiguration: retrying cannot help until someone fixes the
           settings, so the message fails and the site shows the error.
 
+A transient error may also say that the provider turned the connection
+or request away before reading any of the message (``turned_away``), or
+that the request went out and no answer came (``in_doubt``); see
+:class:`TransportError`.
+
 ``code`` names the cause in a form fit for a log line or a dashboard:
 ``"smtp-550"``, ``"smtp-timeout"``, ``"21211"``, ``"http-503"``. Programming
 errors (a malformed ``EmailMessage``) are reported the same way, as
