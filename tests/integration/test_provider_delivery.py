@@ -239,6 +239,71 @@ def test_a_text_whose_answer_never_came_is_looked_up_not_sent_again(
     assert outcomes == ["unknown", "unknown", "reconciled"]
 
 
+def test_when_every_lane_is_turned_away_the_batch_waits_without_trying_each_text(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """One lane; Twilio answers 429 to everything. The first text is tried and
+    the second waits untried; it was in doubt, and stays so: the retry finds
+    it at Twilio instead of sending it again."""
+    shop, server = twilio
+    shop.app.settings = replace(shop.app.settings, delivery_concurrency=1)
+    server.fake.max_in_flight = 0
+    first = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()  # the first text waits a minute for its retry
+    server.fake.max_in_flight = None
+    second = shop.invoice(shop.customer(INSUFFICIENT, phone="+447400123457"), 2500)
+    shop.run()
+    (taken,) = server.messages
+    doubtful = _sms(shop, second)
+    clock = shop.app.clock
+    assert isinstance(clock, FixedClock)
+    with shop.app.begin() as conn:  # the second's worker died before recording
+        attempts = tables.message_attempts
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.outbox_id == doubtful.id)
+            .values(outcome=None, provider_id=None, finished_at=None)
+        )
+        conn.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.id == doubtful.id)
+            .values(
+                status="sending",
+                lease_owner="dead",
+                lease_until=clock.now() - timedelta(seconds=1),
+            )
+        )
+    server.fake.max_in_flight = 0
+    refused = server.fake.turned_away
+    shop.advance(1 / 1440)
+    shop.run()
+    assert server.fake.turned_away == refused + 1  # only the first text was tried
+    outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=doubtful.id)]
+    assert outcomes == ["unknown", "unknown"]
+    assert _sms(shop, first).status == _sms(shop, second).status == "pending"
+    server.fake.max_in_flight = None
+    shop.advance(5 / 1440)
+    shop.run()
+    assert _sms(shop, first).status == "sent"
+    row = _sms(shop, second)
+    assert (row.status, row.provider_id) == ("sent", taken.sid)
+    assert sorted(m.to for m in server.messages) == sorted([MOBILE, "+447400123457"])
+
+
+def test_a_relay_that_turns_every_connection_away_is_tried_once_per_lane(app: App) -> None:
+    with SmtpServer() as server:
+        server.max_connections = 0
+        shop = Shop.create(app)
+        _save_smtp(shop, server)
+        _failing_customers(shop, [f"+4474001234{n:02d}" for n in range(12)])
+        shop.run()
+        turned_away = server.turned_away
+    assert 1 <= turned_away <= app.settings.delivery_concurrency  # not one per email
+    emails = shop.all(tables.outbox, channel="email")
+    assert len(emails) == 12 and {m.status for m in emails} == {"pending"}
+    assert {m.error_code for m in emails} == {"smtp-421"}
+
+
 def _save_smtp(shop: Shop, server: SmtpServer, **extra: str) -> None:
     """The shop sends email through ``server``, from billing@shop.example."""
     config = {"host": "127.0.0.1", "port": server.port, "security": "none"}

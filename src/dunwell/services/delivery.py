@@ -30,8 +30,10 @@ A relay may allow fewer connections than there are lanes. A lane the
 provider turns away (:attr:`~dunwell.channels.base.TransportError.turned_away`:
 no connection, "421 too many connections", Twilio's 429) hands its unsent
 chain back to the lanes still open and ends, so the batch goes out over
-the connections the provider allows instead of failing; only the last
-lane records such errors.
+the connections the provider allows instead of failing. When the last lane
+is turned away too, the provider is down or full: the rest of the batch
+waits for its retry without being tried, so a relay that never answers
+costs one timeout per lane, not one per message.
 
 Transient errors retry on :data:`RETRY_DELAYS` (about four days in all),
 then the message fails; permanent errors fail at once. Dunning reminders
@@ -315,9 +317,7 @@ def _send_lane(app: App, owner: str, first: Outgoing, chains: Chains) -> None:
     except TransportError as error:  # the transport itself could not be made
         # The same holds for every lane of this site and channel: whatever
         # is left waits for the next try, in a minute, rather than be lost.
-        while (chain := chains.take()) is not None:
-            for item in chain:
-                _record(app, owner, item, Outcome("transient", error=error))
+        _record_unsent(app, owner, [], chains, error)
 
 
 def _send_chains(app: App, owner: str, chains: Chains, send: Callable[[Outgoing], Outcome]) -> None:
@@ -335,16 +335,39 @@ def _take_and_send(
         for index, item in enumerate(chain):
             outcome = _attempt(item, send)
             error = outcome.error
-            if error is not None and error.turned_away and chains.hand_over(chain[index:]):
-                log.info(
-                    "site %s: %s turned a %s lane away (%s); the other lanes go on",
-                    item.row.site_id,
-                    item.config.provider,
-                    item.row.channel,
-                    error.code,
-                )
+            if error is not None and error.turned_away:
+                if chains.hand_over(chain[index:]):
+                    log.info(
+                        "site %s: %s turned a %s lane away (%s); the other lanes go on",
+                        item.row.site_id,
+                        item.config.provider,
+                        item.row.channel,
+                        error.code,
+                    )
+                    return
+                # The last lane, turned away too: the provider is down or
+                # full, not short of a connection. The rest would fail the
+                # same way, each after its own timeout, so it waits instead.
+                _record(app, owner, item, outcome)
+                _record_unsent(app, owner, chain[index + 1 :], chains, error)
                 return
             _record(app, owner, item, outcome)
+
+
+def _record_unsent(
+    app: App, owner: str, rest: list[Outgoing], chains: Chains, error: TransportError
+) -> None:
+    """Record ``rest`` and every chain not yet taken as not sent this time.
+
+    A message whose earlier attempt is in doubt stays in doubt (``unknown``),
+    so its next attempt still looks before sending.
+    """
+    unsent = [*rest]
+    while (chain := chains.take()) is not None:
+        unsent.extend(chain)
+    for item in unsent:
+        kind = "unknown" if item.in_doubt_since is not None else "transient"
+        _record(app, owner, item, Outcome(kind, error=error))
 
 
 def _attempt(item: Outgoing, send: Callable[[Outgoing], Outcome]) -> Outcome:
