@@ -353,6 +353,31 @@ def test_emails_go_out_over_the_connections_a_relay_allows(app: App) -> None:
     assert outcomes == {"sent"}
 
 
+def test_an_email_whose_answer_never_came_is_recorded_in_doubt_and_resent_as_the_same(
+    app: App,
+) -> None:
+    """SMTP cannot be asked whether the relay took it: the retry sends it
+    again, with the same Message-ID, and the attempt says why."""
+    app.channels = ChannelRegistry(app.engine, app.clock.now, TransportOptions(smtp_timeout=0.3))
+    with SmtpServer() as server:
+        server.delay = 1.0
+        shop = Shop.create(app)
+        _save_smtp(shop, server)
+        invoice = shop.invoice(shop.customer(INSUFFICIENT), 4900)
+        shop.run()
+        (row,) = [m for m in shop.outbox_of(invoice) if m.channel == "email"]
+        assert (row.status, row.error_code) == ("pending", "smtp-timeout")
+        server.delay = 0
+        shop.advance(1 / 1440)
+        shop.run()
+        ids = [m.message["Message-ID"] for m in server.messages]
+    (row,) = [m for m in shop.outbox_of(invoice) if m.channel == "email"]
+    assert row.status == "sent"
+    assert len(ids) == 2 and len(set(ids)) == 1
+    outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=row.id)]
+    assert outcomes == ["unknown", "sent"]
+
+
 def test_dunning_email_goes_through_smtp_with_both_parts_and_stable_headers(app: App) -> None:
     with SmtpServer() as server:
         shop = Shop.create(app)

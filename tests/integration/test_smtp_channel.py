@@ -326,6 +326,17 @@ def test_a_relay_with_its_connections_all_taken_turns_the_next_away(
     ]
 
 
+def test_a_relay_whose_answer_to_the_message_never_comes_leaves_it_in_doubt(
+    server: SmtpServer, make_transport: MakeTransport
+) -> None:
+    server.delay = 1.0  # the relay stores the message, then answers too late
+
+    error = send_failing(make_transport(timeout=0.3))
+
+    assert (error.permanent, error.code, error.in_doubt) == (False, "smtp-timeout", True)
+    assert len(server.messages) == 1  # it did have it
+
+
 def test_a_refusal_leaves_the_session_able_to_send_the_next_message(
     server: SmtpServer, make_transport: MakeTransport
 ) -> None:

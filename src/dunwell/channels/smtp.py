@@ -20,6 +20,8 @@ How failures map onto :class:`~dunwell.channels.base.TransportError`:
   many connections" greeting, a new connection closed at the first
   command) is also ``turned_away``: nothing of the message went out, so the
   delivery worker hands it to a lane whose connection is already open.
+* a connection that times out or breaks during DATA is ``in_doubt``: the
+  relay may have queued the message before its answer was lost.
 
 Relays close idle connections. If the connection a session kept turns out
 to be dead when the next message starts (the MAIL command fails or is
@@ -273,6 +275,11 @@ class SmtpSession:
                 reconnected = True
                 log.info("SMTP connection to %s was closed; reconnecting", self._host())
                 continue
+            except _NoAnswer as lost:
+                self._drop()
+                error = _classify(lost.cause)
+                error.in_doubt = not error.permanent
+                raise error from lost.cause
             except (smtplib.SMTPException, OSError) as exc:
                 self._drop()
                 raise _classify(exc) from exc
@@ -311,6 +318,10 @@ class SmtpSession:
             code, answer = conn.data(envelope.payload)
         except smtplib.SMTPDataError as exc:  # DATA itself was refused
             code, answer = exc.smtp_code, exc.smtp_error
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # The whole message may have reached the relay, and its answer
+            # was lost: the relay may have queued it.
+            raise _NoAnswer(exc) from exc
         if code != 250:
             self._abandon(conn)
             raise _reply_error(code, answer, "message")
@@ -335,6 +346,14 @@ class SmtpSession:
             conn.rset()
         except (smtplib.SMTPException, OSError):
             self._drop()
+
+
+class _NoAnswer(Exception):
+    """The connection failed during DATA: the relay may have the message."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class _StaleConnection(Exception):
