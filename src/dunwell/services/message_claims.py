@@ -52,7 +52,7 @@ def load_claimed(conn: Connection, ids: list[int], real_now: datetime) -> list[A
 
 @dataclass(frozen=True)
 class InDoubt:
-    """A message whose last attempt never finished."""
+    """A message whose last attempt may have reached the provider unrecorded."""
 
     #: The newest attempt, to be marked ``unknown`` if it is still open.
     attempt_id: int
