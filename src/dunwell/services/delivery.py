@@ -50,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import partial
 from threading import Lock
 from typing import Any
 
@@ -317,12 +318,22 @@ def _send_lane(app: App, owner: str, first: Outgoing, chains: Chains) -> None:
     except TransportError as error:  # the transport itself could not be made
         # The same holds for every lane of this site and channel: whatever
         # is left waits for the next try, in a minute, rather than be lost.
-        _record_unsent(app, owner, [], chains, error)
+        _as_lane(chains, partial(_record_unsent, app, owner, [], chains, error))
 
 
 def _send_chains(app: App, owner: str, chains: Chains, send: Callable[[Outgoing], Outcome]) -> None:
+    _as_lane(chains, lambda: _take_and_send(app, owner, chains, send))
+
+
+def _as_lane(chains: Chains, work: Callable[[], None]) -> None:
+    """Run a lane's work; a lane that fails on the way leaves the count.
+
+    ``work`` leaves it itself when it ends normally, as its last step (a
+    ``take`` that finds nothing, or a ``hand_over``), so nothing after that
+    can raise and leave it twice.
+    """
     try:
-        _take_and_send(app, owner, chains, send)
+        work()
     except BaseException:
         chains.leave()
         raise
@@ -362,12 +373,18 @@ def _record_unsent(
     A message whose earlier attempt is in doubt stays in doubt (``unknown``),
     so its next attempt still looks before sending.
     """
-    unsent = [*rest]
+    # Chains are taken one at a time, each recorded before the next, so the
+    # lane leaves the count only at the end (see _as_lane).
+    for item in rest:
+        _record_not_tried(app, owner, item, error)
     while (chain := chains.take()) is not None:
-        unsent.extend(chain)
-    for item in unsent:
-        kind = "unknown" if item.in_doubt_since is not None else "transient"
-        _record(app, owner, item, Outcome(kind, error=error))
+        for item in chain:
+            _record_not_tried(app, owner, item, error)
+
+
+def _record_not_tried(app: App, owner: str, item: Outgoing, error: TransportError) -> None:
+    kind = "unknown" if item.in_doubt_since is not None else "transient"
+    _record(app, owner, item, Outcome(kind, error=error))
 
 
 def _attempt(item: Outgoing, send: Callable[[Outgoing], Outcome]) -> Outcome:
