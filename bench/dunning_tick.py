@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,17 +75,28 @@ DUNWELL = str(Path(sys.executable).parent / "dunwell")
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 
 
-def load(url: str, count: int) -> int:
-    """A site with ``count`` customers, each with a declining card and an invoice due now."""
+@dataclass(frozen=True)
+class Card:
+    """The card every loaded customer has on file."""
+
+    gateway: str
+    token: str
+    gateway_customer: str | None = None
+
+
+SANDBOX_DECLINES = Card("sandbox", tokenize(DECLINES, 12, 2031).token)
+
+
+def load(url: str, count: int, card: Card = SANDBOX_DECLINES) -> int:
+    """A site with ``count`` customers, each with ``card`` and an invoice due now."""
     app = bootstrap(Settings(database_url=url, secret_key=SECRET))
     upgrade(app.engine)
     with app.begin() as conn:
         site = create_site(conn, app.clock, slug="tick", name="Tick", clock_start=NOON)
-    token = tokenize(DECLINES, 12, 2031).token
     # In slices, so a million invoices load in bounded memory.
     for first in range(0, count, LOAD_SLICE):
         with app.begin() as conn:
-            _load_slice(conn, site, token, range(first, min(count, first + LOAD_SLICE)))
+            _load_slice(conn, site, card, range(first, min(count, first + LOAD_SLICE)))
     app.close()
     return site
 
@@ -92,7 +104,7 @@ def load(url: str, count: int) -> int:
 LOAD_SLICE = 50_000
 
 
-def _load_slice(conn: Any, site: int, token: str, numbers: range) -> None:
+def _load_slice(conn: Any, site: int, card: Card, numbers: range) -> None:
     customers = _ids(
         conn,
         tables.customers,
@@ -114,8 +126,9 @@ def _load_slice(conn: Any, site: int, token: str, numbers: range) -> None:
             {
                 "site_id": site,
                 "customer_id": c,
-                "gateway": "sandbox",
-                "token": token,
+                "gateway": card.gateway,
+                "token": card.token,
+                "gateway_customer": card.gateway_customer,
                 "brand": "visa",
                 "last4": "9995",
                 "exp_month": 12,
@@ -157,8 +170,13 @@ def _ids(conn: Any, table: Table, rows: list[dict[str, Any]]) -> list[int]:
     return [row.id for row in result]
 
 
-def run_workers(url: str, workers: int, batch: int) -> tuple[float, float]:
-    """Seconds until every worker is idle, and the largest worker's peak RSS in MB."""
+def run_workers(
+    url: str, workers: int, batch: int, settings: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Seconds until every worker is idle, and the largest worker's peak RSS in MB.
+
+    ``settings`` adds ``DUNWELL_*`` variables to the workers' environment.
+    """
     env = {
         **os.environ,
         "DUNWELL_DATABASE_URL": url,
@@ -166,6 +184,7 @@ def run_workers(url: str, workers: int, batch: int) -> tuple[float, float]:
         "DUNWELL_DELIVERY_BATCH_SIZE": "0",
         "DUNWELL_BATCH_SIZE": str(batch),
         "DUNWELL_LOG_LEVEL": "WARNING",
+        **(settings or {}),
     }
     started = time.perf_counter()
     procs = [

@@ -92,7 +92,13 @@ def bootstrap(
         if settings.stripe_api_key:
             from dunwell.gateways.stripe import StripeGateway
 
-            gateways.add(StripeGateway(settings.stripe_api_key, settings.stripe_api_base or None))
+            gateways.add(
+                StripeGateway(
+                    settings.stripe_api_key,
+                    settings.stripe_api_base or None,
+                    concurrency=settings.stripe_concurrency,
+                )
+            )
     channels = ChannelRegistry(
         engine, clock.now, TransportOptions(twilio_api_base=settings.twilio_api_base or None)
     )

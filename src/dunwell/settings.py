@@ -29,6 +29,8 @@ class Settings:
     # local server that speaks Stripe's API instead of api.stripe.com.
     stripe_api_key: str = ""
     stripe_api_base: str = ""
+    # Charges a worker sends to Stripe side by side (see gateways/stripe.py).
+    stripe_concurrency: int = 8
     log_level: str = "INFO"
     # "text" for people, "json" (one object per line) for log collectors.
     log_format: str = "text"
@@ -64,11 +66,10 @@ class Settings:
     twilio_catch_up_seconds: int = 300
 
     def __post_init__(self) -> None:
-        if self.delivery_concurrency < 1:
-            raise ValueError(
-                f"{ENV_PREFIX}DELIVERY_CONCURRENCY must be at least 1, "
-                f"not {self.delivery_concurrency}"
-            )
+        for name in ("delivery_concurrency", "stripe_concurrency"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be at least 1, not {value}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -100,6 +100,14 @@ class FakeStripe:
     executed: list[str | None] = field(default_factory=list)
     #: Stripe invoices by id, as Stripe would return them.
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Seconds each request waits before it is answered, as Stripe takes a few
+    #: hundred milliseconds to confirm a charge.
+    latency: float = 0.0
+    #: How many of the next requests are rate-limited (429), whatever they ask.
+    rate_limit_next: int = 0
+    #: The most requests that were being answered at one moment.
+    most_in_flight: int = 0
+    _in_flight: int = 0
     _default_methods: dict[str, str | None] = field(default_factory=dict)
     _stored: dict[str, _Stored] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -122,10 +130,18 @@ class FakeStripe:
         """Answer one request: (HTTP status, JSON body, extra headers); record it."""
         key = headers.get("idempotency-key")
         with self._lock:
-            status, body, extra = self._respond(method, path, headers, params, key)
-            replayed = extra.get("Idempotent-Replayed") == "true"
-            self.requests.append(RecordedRequest(method, path, headers, params, key, replayed))
-            return status, body, extra
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            time.sleep(self.latency)
+            with self._lock:
+                status, body, extra = self._respond(method, path, headers, params, key)
+                replayed = extra.get("Idempotent-Replayed") == "true"
+                self.requests.append(RecordedRequest(method, path, headers, params, key, replayed))
+                return status, body, extra
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _respond(
         self,
@@ -141,7 +157,8 @@ class FakeStripe:
         if headers.get("authorization") != f"Bearer {API_KEY}":
             return 401, _invalid("Invalid API Key provided.", None), {}
         # Stripe rate-limits before its idempotency layer: a 429 is never stored.
-        if params.get("payment_method") == RATE_LIMITED:
+        if params.get("payment_method") == RATE_LIMITED or self.rate_limit_next > 0:
+            self.rate_limit_next = max(0, self.rate_limit_next - 1)
             message = "Request rate limit exceeded. See https://stripe.com/docs/rate-limits."
             return 429, _invalid(message, None, "rate_limit"), {}
         stored = self._stored.get(key) if key else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,8 +30,14 @@ def server() -> Iterator[FakeStripeServer]:
 
 @pytest.fixture
 def gateway(server: FakeStripeServer) -> Iterator[StripeGateway]:
-    with StripeGateway(API_KEY, api_base=server.url, max_network_retries=0) as gateway:
+    with StripeGateway(
+        API_KEY, api_base=server.url, max_network_retries=0, rate_limit_pauses=QUICK_PAUSES
+    ) as gateway:
         yield gateway
+
+
+#: Pauses after a 429 short enough for tests; their count is what matters.
+QUICK_PAUSES = (0.01, 0.01)
 
 
 def request(
@@ -147,7 +154,7 @@ def test_a_missing_payment_method_or_customer_is_a_hard_invalid_account_decline(
     assert classify_decline(response.decline_code) is DeclineClass.HARD
 
 
-def test_a_rate_limit_is_an_error_to_retry_with_the_same_key(
+def test_a_rate_limit_that_outlasts_the_pauses_is_an_error_to_retry_with_the_same_key(
     gateway: StripeGateway, server: FakeStripeServer
 ) -> None:
     first = charge(gateway, request(RATE_LIMITED))
@@ -155,9 +162,76 @@ def test_a_rate_limit_is_an_error_to_retry_with_the_same_key(
 
     assert first.status is second.status is AttemptStatus.ERROR
     assert first.decline_code == "rate_limit"
-    # Stripe limits before its idempotency layer: each retry reaches it anew.
-    assert [r.replayed for r in server.fake.requests] == [False, False]
+    # Asked once and again after each pause; Stripe limits before its
+    # idempotency layer, so each retry reaches it anew.
+    asked = 2 * (1 + len(QUICK_PAUSES))
+    assert [r.replayed for r in server.fake.requests] == [False] * asked
     assert server.fake.executed == []
+
+
+def test_a_rate_limited_charge_is_asked_again_after_a_pause_and_charged_once(
+    gateway: StripeGateway, server: FakeStripeServer
+) -> None:
+    server.fake.rate_limit_next = 1
+
+    response = charge(gateway, request("pm_card_visa", key="inv_9:attempt_1"))
+
+    assert response.status is AttemptStatus.SUCCEEDED
+    assert len(server.fake.requests_with_key("inv_9:attempt_1")) == 2
+    assert server.fake.executed == ["inv_9:attempt_1"]
+
+
+def test_a_rate_limited_charge_whose_pause_ends_past_the_deadline_is_not_sent(
+    server: FakeStripeServer,
+) -> None:
+    server.fake.rate_limit_next = 1
+    with StripeGateway(API_KEY, api_base=server.url, rate_limit_pauses=(0.3,)) as gateway:
+        [answer] = gateway.charge_many(
+            [request("pm_card_visa", key="late")], until=time.monotonic() + 0.1
+        )
+
+    # Stripe refused it before charging: the caller asks again next time.
+    assert answer is None
+    assert len(server.fake.requests_with_key("late")) == 1
+    assert server.fake.executed == []
+
+
+def test_a_batch_goes_out_in_lanes_side_by_side_and_is_answered_in_order(
+    server: FakeStripeServer,
+) -> None:
+    server.fake.latency = 0.05
+    tokens = ["pm_card_visa", "pm_card_chargeDeclinedInsufficientFunds", "pm_card_mastercard"] * 4
+    requests = [request(token, key=f"lane-{n}") for n, token in enumerate(tokens)]
+    with StripeGateway(API_KEY, api_base=server.url, concurrency=4) as gateway:
+        answers = gateway.charge_many(requests)
+
+    assert [a.status if a else None for a in answers] == [
+        AttemptStatus.SUCCEEDED,
+        AttemptStatus.DECLINED,
+        AttemptStatus.SUCCEEDED,
+    ] * 4
+    assert 1 < server.fake.most_in_flight <= 4
+    assert sorted(server.fake.executed, key=str) == sorted(r.idempotency_key for r in requests)
+
+
+def test_requests_not_started_by_the_deadline_are_not_sent(server: FakeStripeServer) -> None:
+    server.fake.latency = 0.1
+    requests = [request("pm_card_visa", key=f"due-{n}") for n in range(10)]
+    with StripeGateway(API_KEY, api_base=server.url, concurrency=1) as gateway:
+        answers = gateway.charge_many(requests, until=time.monotonic() + 0.25)
+        passed = gateway.charge_many([request("pm_card_visa", key="after")], until=0.0)
+
+    assert answers[0] is not None  # started at once, well before the deadline
+    assert answers[-1] is None  # ten at 0.1 s each cannot all start within 0.25 s
+    sent = {r.idempotency_key for r, a in zip(requests, answers, strict=True) if a is not None}
+    assert set(server.fake.executed) == sent
+    assert passed == [None]
+    assert server.fake.requests_with_key("after") == []
+
+
+def test_a_concurrency_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="concurrency must be at least 1, not 0"):
+        StripeGateway(API_KEY, concurrency=0)
 
 
 def test_a_server_error_is_an_error_and_the_sdk_does_not_retry_it_itself(

@@ -19,13 +19,16 @@ class InterruptingGateway:
     """A sandbox gateway that runs ``meanwhile`` once, in the middle of a charge."""
 
     name = "sandbox"
+    longest_charge_seconds = 0.0
 
     def __init__(self, inner: SandboxGateway, meanwhile: Callable[[], None]) -> None:
         self.inner = inner
         self.meanwhile: Callable[[], None] | None = meanwhile
 
-    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResponse]:
-        answers = self.inner.charge_many(requests)
+    def charge_many(
+        self, requests: Sequence[ChargeRequest], *, until: float | None = None
+    ) -> list[ChargeResponse]:
+        answers = self.inner.charge_many(requests, until=until)
         if self.meanwhile is not None:
             action, self.meanwhile = self.meanwhile, None
             action()

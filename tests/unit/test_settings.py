@@ -12,12 +12,16 @@ def test_delivery_concurrency_is_read_from_the_environment() -> None:
     assert Settings.from_env({}).delivery_concurrency == 8
 
 
+def test_stripe_concurrency_is_read_from_the_environment() -> None:
+    assert Settings.from_env({"DUNWELL_STRIPE_CONCURRENCY": "4"}).stripe_concurrency == 4
+    assert Settings.from_env({}).stripe_concurrency == 8
+
+
+@pytest.mark.parametrize("name", ["DUNWELL_DELIVERY_CONCURRENCY", "DUNWELL_STRIPE_CONCURRENCY"])
 @pytest.mark.parametrize("raw", ["0", "-2"])
-def test_a_delivery_concurrency_below_one_is_refused_by_name(raw: str) -> None:
-    with pytest.raises(
-        ValueError, match=f"DUNWELL_DELIVERY_CONCURRENCY must be at least 1, not {raw}"
-    ):
-        Settings.from_env({"DUNWELL_DELIVERY_CONCURRENCY": raw})
+def test_a_concurrency_below_one_is_refused_by_name(name: str, raw: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} must be at least 1, not {raw}"):
+        Settings.from_env({name: raw})
 
 
 def test_a_setting_that_is_not_a_number_is_named() -> None:

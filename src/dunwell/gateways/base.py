@@ -55,9 +55,20 @@ class CardDetails:
 
 class Gateway(Protocol):
     name: str
+    #: The longest one request started before ``until`` may still take, in
+    #: seconds (0 for a gateway that answers from the database): the caller
+    #: stops starting requests in time for the last one to end within its lease.
+    longest_charge_seconds: float
 
-    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResponse]:
-        """Charge each request; answers come back in the same order."""
+    def charge_many(
+        self, requests: Sequence[ChargeRequest], *, until: float | None = None
+    ) -> Sequence[ChargeResponse | None]:
+        """Charge each request; answers come back in the same order.
+
+        ``until`` is a :func:`time.monotonic` deadline: a request not started
+        by then is not sent, and its answer is ``None``. Its caller leaves
+        that attempt as it was, to be asked again with the same key.
+        """
         ...
 
 

@@ -14,10 +14,16 @@ gateway is called:
 Killed after stage 1 or 2, the cycle's state is unchanged; when the lease
 expires the same attempt number is decided again, and the gateway receives
 the same idempotency key and answers as before instead of charging again.
+
+A gateway reached over the network stops starting charges in time for the
+last one to end within the lease (:func:`charge_deadline`). The cycles it did
+not charge are released unchanged, the way a crash would leave them but at
+once: the next batch claims them and asks with the same key.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +37,7 @@ from dunwell.domain.declines import classify_decline
 from dunwell.domain.dunning import ChargeResult, advance, decide
 from dunwell.domain.states import AttemptStatus, InvoiceStatus
 from dunwell.gateways.base import ChargeRequest, ChargeResponse
-from dunwell.services.claims import claim_due_cycles, still_leased
+from dunwell.services.claims import claim_due_cycles, release_cycles, still_leased
 from dunwell.services.cycle_effects import CycleWork, EffectWriter
 from dunwell.services.cycle_rows import state_from_row
 from dunwell.services.message_render import MessageRenderer
@@ -95,12 +101,17 @@ def process_due_cycles(
         work = _load(conn, ids, real_now)
         methods = _default_methods(conn, {w.customer_id for w in work})
         requests = _prepare_attempts(conn, work, methods)
-    responses = _charge(app, requests)
+    responses = _charge(app, requests, lease_until)
+    not_sent = [cycle_id for cycle_id in requests if cycle_id not in responses]
     with app.begin() as conn:
         held = still_leased(conn, ids, owner)
         payable = _payable_despite_change(conn, work, held, responses)
         writer = EffectWriter(conn, MessageRenderer(app.links))
+        release_cycles(conn, not_sent, owner)
+        skipped = set(not_sent)
         for item in work:
+            if item.cycle_id in skipped:
+                continue
             response = responses.get(item.cycle_id)
             if held.get(item.cycle_id) == item.revision or item.cycle_id in payable:
                 _record(writer, item, response)
@@ -259,9 +270,21 @@ def _stripe_invoice(external_id: str | None) -> str | None:
     return external_id if external_id and external_id.startswith("in_") else None
 
 
+def charge_deadline(lease_left: float, longest_charge: float) -> float:
+    """Seconds from now in which a gateway may still start charges.
+
+    The last charge started must end within the lease, or another worker
+    could claim its cycle and ask again while it is in flight. A lease too
+    short for that still gets a quarter of it, so a batch always makes
+    progress (that lease is then the setting to raise).
+    """
+    return max(lease_left - longest_charge, lease_left / 4)
+
+
 def _charge(
-    app: App, requests: dict[int, tuple[str, ChargeRequest] | None]
+    app: App, requests: dict[int, tuple[str, ChargeRequest] | None], lease_until: datetime
 ) -> dict[int, ChargeResponse]:
+    """Each request's answer by cycle id; a request the gateway did not send has none."""
     by_gateway: dict[str, list[tuple[int, ChargeRequest]]] = defaultdict(list)
     responses: dict[int, ChargeResponse] = {}
     for cycle_id, entry in requests.items():
@@ -277,9 +300,15 @@ def _charge(
             # key): an error, retried later, rather than a batch that never ends.
             responses.update((cycle_id, UNCONFIGURED) for cycle_id, _ in pairs)
             continue
-        answers = gateway.charge_many([request for _, request in pairs])
+        # Measured on the monotonic clock: a span of this process's time, like
+        # the gateway's own timeout, never stored.
+        lease_left = (lease_until - app.clock.now()).total_seconds()
+        until = time.monotonic() + charge_deadline(lease_left, gateway.longest_charge_seconds)
+        answers = gateway.charge_many([request for _, request in pairs], until=until)
         responses.update(
-            (cycle_id, answer) for (cycle_id, _), answer in zip(pairs, answers, strict=True)
+            (cycle_id, answer)
+            for (cycle_id, _), answer in zip(pairs, answers, strict=True)
+            if answer is not None
         )
     return responses
 
