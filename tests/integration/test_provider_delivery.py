@@ -13,6 +13,8 @@ from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.clock import FixedClock
 from dunwell.services.channel_config import save_channel_config
+from dunwell.services.collection import process_due_cycles
+from dunwell.services.delivery import deliver_due_messages
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.messages import resend_message
 from dunwell.services.sites import site_now
@@ -449,3 +451,37 @@ def test_a_text_sent_before_two_crashes_in_a_row_is_found_not_sent_again(
     assert (row.status, row.provider_id) == ("sent", sent.sid)
     outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=sms.id)]
     assert outcomes == ["unknown", "unknown", "reconciled"]
+
+
+def test_emails_no_lane_reaches_within_the_lease_wait_untouched_for_the_next_batch(
+    app: App,
+) -> None:
+    with SmtpServer() as server:
+        shop = Shop.create(app)
+        _save_smtp(shop, server)
+        _failing_customers(shop, [f"+4474001234{n:02d}" for n in range(8)])
+        process_due_cycles(app, "worker-1", limit=500)  # queues the day's messages
+        # A one-second lease, shorter than an email may take (the 30-second
+        # timeout), leaves a quarter of a second to start emails that take
+        # 0.2 s each, one lane after another: eight cannot all go out.
+        app.settings = replace(app.settings, lease_seconds=1, delivery_concurrency=1)
+        server.delay = 0.2
+
+        deliver_due_messages(app, "worker-1", limit=200)
+
+        emails = shop.all(tables.outbox, channel="email")
+        sent = [m for m in emails if m.status == "sent"]
+        waiting = [m for m in emails if m.status != "sent"]
+        assert sent and waiting
+        for message in waiting:
+            assert (message.status, message.attempts, message.lease_owner) == ("pending", 0, None)
+            assert message.next_attempt_at <= shop.now  # due at once
+            assert shop.all(tables.message_attempts, outbox_id=message.id) == []
+
+        shop.run()
+        received = sorted(m.message["To"] for m in server.messages)
+
+    assert received == sorted(f"c{n}@x.test" for n in range(8))  # each once
+    for message in shop.all(tables.outbox, channel="email"):
+        attempts = shop.all(tables.message_attempts, outbox_id=message.id)
+        assert [(a.attempt_no, a.outcome) for a in attempts] == [(1, "sent")]

@@ -15,7 +15,8 @@ from dunwell.bootstrap import App
 from dunwell.gateways.base import CardDetails
 from dunwell.gateways.stripe import StripeGateway
 from dunwell.services import ledger
-from dunwell.services.collection import attempt_key, charge_deadline, process_due_cycles
+from dunwell.services.claims import start_window
+from dunwell.services.collection import attempt_key, process_due_cycles
 from dunwell.store import tables
 from tests.integration.factories import Shop
 from tests.integration.fake_stripe import API_KEY, FakeStripeServer
@@ -108,7 +109,7 @@ def test_charges_the_lease_cannot_cover_wait_unchanged_for_the_next_batch(
 def test_charges_start_only_while_the_last_can_end_within_the_lease(
     lease_left: float, longest: float, window: float
 ) -> None:
-    assert charge_deadline(lease_left, longest) == window
+    assert start_window(lease_left, longest) == window
 
 
 def test_the_shop_has_no_sandbox_card_behind_its_stripe_invoices(

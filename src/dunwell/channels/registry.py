@@ -40,6 +40,7 @@ class ChannelRegistry:
     def __init__(
         self, engine: Engine, now: Callable[[], datetime], options: TransportOptions
     ) -> None:
+        self.options = options
         self._email: dict[str, EmailFactory] = {
             "sandbox": lambda site, _c: SandboxMailbox(engine, site, now),
             "smtp": lambda _site, c: _smtp(c, options),

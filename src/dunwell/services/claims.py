@@ -125,3 +125,14 @@ def release_cycles(conn: Connection, ids: Sequence[int], owner: str) -> None:
             .where(dunning_cycles.c.id.in_(ids), dunning_cycles.c.lease_owner == owner)
             .values(lease_owner=None, lease_until=None)
         )
+
+
+def start_window(lease_left: float, longest_call: float) -> float:
+    """Seconds from now in which a batch may still start calls to a provider.
+
+    The last call started must end within the lease, or another worker
+    could claim its row and repeat the call while it is in flight. A lease
+    too short for that still gets a quarter of it, so a batch always makes
+    progress (that lease is then the setting to raise).
+    """
+    return max(lease_left - longest_call, lease_left / 4)

@@ -16,9 +16,9 @@ expires the same attempt number is decided again, and the gateway receives
 the same idempotency key and answers as before instead of charging again.
 
 A gateway reached over the network stops starting charges in time for the
-last one to end within the lease (:func:`charge_deadline`). The cycles it did
-not charge are released unchanged, the way a crash would leave them but at
-once: the next batch claims them and asks with the same key.
+last one to end within the lease (see ``claims.start_window``). The cycles
+it did not charge are released unchanged, the way a crash would leave them
+but at once: the next batch claims them and asks with the same key.
 """
 
 from __future__ import annotations
@@ -37,7 +37,12 @@ from dunwell.domain.declines import classify_decline
 from dunwell.domain.dunning import ChargeResult, advance, decide
 from dunwell.domain.states import AttemptStatus, InvoiceStatus
 from dunwell.gateways.base import ChargeRequest, ChargeResponse
-from dunwell.services.claims import claim_due_cycles, release_cycles, still_leased
+from dunwell.services.claims import (
+    claim_due_cycles,
+    release_cycles,
+    start_window,
+    still_leased,
+)
 from dunwell.services.cycle_effects import CycleWork, EffectWriter
 from dunwell.services.cycle_rows import state_from_row
 from dunwell.services.message_render import MessageRenderer
@@ -270,17 +275,6 @@ def _stripe_invoice(external_id: str | None) -> str | None:
     return external_id if external_id and external_id.startswith("in_") else None
 
 
-def charge_deadline(lease_left: float, longest_charge: float) -> float:
-    """Seconds from now in which a gateway may still start charges.
-
-    The last charge started must end within the lease, or another worker
-    could claim its cycle and ask again while it is in flight. A lease too
-    short for that still gets a quarter of it, so a batch always makes
-    progress (that lease is then the setting to raise).
-    """
-    return max(lease_left - longest_charge, lease_left / 4)
-
-
 def _charge(
     app: App, requests: dict[int, tuple[str, ChargeRequest] | None], lease_until: datetime
 ) -> dict[int, ChargeResponse]:
@@ -303,7 +297,7 @@ def _charge(
         # Measured on the monotonic clock: a span of this process's time, like
         # the gateway's own timeout, never stored.
         lease_left = (lease_until - app.clock.now()).total_seconds()
-        until = time.monotonic() + charge_deadline(lease_left, gateway.longest_charge_seconds)
+        until = time.monotonic() + start_window(lease_left, gateway.longest_charge_seconds)
         answers = gateway.charge_many([request for _, request in pairs], until=until)
         responses.update(
             (cycle_id, answer)

@@ -35,6 +35,14 @@ is turned away too, the provider is down or full: the rest of the batch
 waits for its retry without being tried, so a relay that never answers
 costs one timeout per lane, not one per message.
 
+Lanes stop taking chains in time for the last message sent to end within
+the batch's lease (``claims.start_window``, with the transports' timeout as
+the longest a message takes). The messages no lane reached are put back as
+they were before the claim, with no attempt counted, and go in the next
+batch: a slow provider makes batches smaller, instead of letting the lease
+expire while messages are in flight, which would let another worker send
+them again.
+
 Transient errors retry on :data:`RETRY_DELAYS` (about four days in all),
 then the message fails; permanent errors fail at once. Dunning reminders
 whose invoice was paid or voided while they waited are withdrawn
@@ -44,6 +52,7 @@ whose invoice was paid or voided while they waited are withdrawn
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -54,13 +63,14 @@ from functools import partial
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from dunwell.bootstrap import App
 from dunwell.channels.base import EmailMessage, SendResult, SmsMessage, TransportError
 from dunwell.channels.config import ChannelConfig, sandbox_config
 from dunwell.domain.states import InvoiceStatus
 from dunwell.services.channel_config import load_channel_configs
+from dunwell.services.claims import start_window
 from dunwell.services.events import EventBatch
 from dunwell.services.message_claims import (
     claim_due_messages,
@@ -103,14 +113,62 @@ def deliver_due_messages(app: App, owner: str, limit: int) -> int:
         if not ids:
             return 0
         outgoing = _prepare(app, conn, ids, real_now)
-    lanes = [lane for group in _groups(outgoing) for lane in _lanes(group, app.settings)]
+    until = time.monotonic() + start_window(
+        (lease_until - app.clock.now()).total_seconds(), _longest_send(app)
+    )
+    lanes = [lane for group in _groups(outgoing) for lane in _lanes(group, app.settings, until)]
     concurrency = app.settings.delivery_concurrency
     if concurrency == 1 or len(lanes) == 1:
         for first, chains in lanes:
             _send_lane(app, owner, first, chains)
     elif lanes:
         _send_side_by_side(app, owner, lanes, concurrency)
+    queues = {id(chains): chains for _, chains in lanes}.values()
+    _put_back(app, owner, [item for chains in queues for item in chains.left_behind()])
     return len(ids)
+
+
+def _longest_send(app: App) -> float:
+    # Measured like the lease it must fit in; a span of this process's time
+    # (time.monotonic), never stored.
+    options = app.channels.options
+    return max(options.smtp_timeout, options.twilio_timeout)
+
+
+def _put_back(app: App, owner: str, items: list[Outgoing]) -> None:
+    """Return messages no lane reached in time to how they were before the claim.
+
+    The attempt reserved for each is removed and not counted, so a message
+    put back is due at once and loses none of its tries; an earlier attempt
+    in doubt stays in doubt.
+    """
+    if not items:
+        return
+    with app.begin() as conn:
+        held = set(
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([i.row.id for i in items]), outbox.c.lease_owner == owner)
+                .values(
+                    status="pending",
+                    attempts=outbox.c.attempts - 1,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+                .returning(outbox.c.id)
+            ).scalars()
+        )
+        reserved = [
+            {"b_outbox": i.row.id, "b_attempt": i.attempt_no} for i in items if i.row.id in held
+        ]
+        if reserved:
+            conn.execute(
+                delete(message_attempts)
+                .where(message_attempts.c.outbox_id == bindparam("b_outbox"))
+                .where(message_attempts.c.attempt_no == bindparam("b_attempt"))
+                .where(message_attempts.c.outcome.is_(None)),
+                reserved,
+            )
 
 
 class Chains:
@@ -121,18 +179,24 @@ class Chains:
     go out side by side or out of order.
     """
 
-    def __init__(self, chains: list[list[Outgoing]], lanes: int) -> None:
+    def __init__(self, chains: list[list[Outgoing]], lanes: int, until: float | None) -> None:
         self._chains = deque(chains)
         self._lanes = lanes  # lanes that may still take a chain
+        self._until = until  # time.monotonic() after which no chain is taken
         self._lock = Lock()
 
     def take(self) -> list[Outgoing] | None:
-        """The next chain; None when all are taken, and the lane ends."""
+        """The next chain; None when all are taken or the time is up, and the lane ends."""
         with self._lock:
-            if self._chains:
+            if self._chains and (self._until is None or time.monotonic() < self._until):
                 return self._chains.popleft()
             self._lanes -= 1
             return None
+
+    def left_behind(self) -> list[Outgoing]:
+        """The messages of the chains no lane took (once every lane has ended)."""
+        with self._lock:
+            return [item for chain in self._chains for item in chain]
 
     def hand_over(self, rest: list[Outgoing]) -> bool:
         """Put the unsent rest of a chain first in the queue, and end the lane.
@@ -163,7 +227,7 @@ class Chains:
 Lane = tuple[Outgoing, Chains]
 
 
-def _lanes(group: list[Outgoing], settings: Settings) -> list[Lane]:
+def _lanes(group: list[Outgoing], settings: Settings, until: float) -> list[Lane]:
     """The lanes that send one site's messages of one channel (see the module doc).
 
     Each lane takes the next chain when it has sent the last: a lane held
@@ -171,13 +235,15 @@ def _lanes(group: list[Outgoing], settings: Settings) -> list[Lane]:
     backlog.
     """
     first = group[0]
-    if settings.delivery_concurrency == 1 or first.config.provider not in CONCURRENT_PROVIDERS:
-        return [(first, Chains([group], lanes=1))]
+    if first.config.provider not in CONCURRENT_PROVIDERS:
+        # One chain of the whole group: the sandbox answers from the
+        # database at once, and its order is the queue's.
+        return [(first, Chains([group], lanes=1, until=None))]
     by_address: dict[str, list[Outgoing]] = defaultdict(list)
     for item in group:
         by_address[item.row.recipient or ""].append(item)
     count = min(settings.delivery_concurrency, len(by_address))
-    chains = Chains(list(by_address.values()), lanes=count)
+    chains = Chains(list(by_address.values()), lanes=count, until=until)
     return [(first, chains)] * count
 
 
