@@ -485,3 +485,46 @@ def test_emails_no_lane_reaches_within_the_lease_wait_untouched_for_the_next_bat
     for message in shop.all(tables.outbox, channel="email"):
         attempts = shop.all(tables.message_attempts, outbox_id=message.id)
         assert [(a.attempt_no, a.outcome) for a in attempts] == [(1, "sent")]
+
+
+def test_a_text_in_doubt_put_back_at_the_deadline_stays_in_doubt(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    """Its worker died after Twilio took it. The next batch has no time left
+    to start it (a lease of 0 s): it is put back still in doubt, and the
+    batch after finds it at Twilio instead of sending it again."""
+    shop, server = twilio
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    (taken,) = server.messages
+    doubtful = _sms(shop, invoice)
+    clock = shop.app.clock
+    assert isinstance(clock, FixedClock)
+    with shop.app.begin() as conn:  # the worker died before recording
+        conn.execute(
+            update(tables.message_attempts)
+            .where(tables.message_attempts.c.outbox_id == doubtful.id)
+            .values(outcome=None, provider_id=None, finished_at=None)
+        )
+        conn.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.id == doubtful.id)
+            .values(status="sending", lease_owner="dead", lease_until=clock.now())
+        )
+    clock.set(clock.now() + timedelta(seconds=1))  # its lease has expired
+    settings = shop.app.settings
+    shop.app.settings = replace(settings, lease_seconds=0)
+
+    deliver_due_messages(shop.app, "worker-1", limit=200)
+
+    row = _sms(shop, invoice)
+    assert (row.status, row.attempts, row.lease_owner) == ("pending", doubtful.attempts, None)
+    outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=row.id)]
+    assert outcomes == ["unknown"]  # no attempt of its own: it was not tried
+    shop.app.settings = settings
+    shop.run()
+    row = _sms(shop, invoice)
+    assert (row.status, row.provider_id) == ("sent", taken.sid)
+    assert len(server.messages) == 1
+    outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=row.id)]
+    assert outcomes == ["unknown", "reconciled"]
