@@ -257,24 +257,7 @@ def test_when_every_lane_is_turned_away_the_batch_waits_without_trying_each_text
     shop.run()
     (taken,) = server.messages
     doubtful = _sms(shop, second)
-    clock = shop.app.clock
-    assert isinstance(clock, FixedClock)
-    with shop.app.begin() as conn:  # the second's worker died before recording
-        attempts = tables.message_attempts
-        conn.execute(
-            update(attempts)
-            .where(attempts.c.outbox_id == doubtful.id)
-            .values(outcome=None, provider_id=None, finished_at=None)
-        )
-        conn.execute(
-            update(tables.outbox)
-            .where(tables.outbox.c.id == doubtful.id)
-            .values(
-                status="sending",
-                lease_owner="dead",
-                lease_until=clock.now() - timedelta(seconds=1),
-            )
-        )
+    _died_before_recording(shop, doubtful.id)
     server.fake.max_in_flight = 0
     refused = server.fake.turned_away
     shop.advance(1 / 1440)
@@ -304,6 +287,24 @@ def test_a_relay_that_turns_every_connection_away_is_tried_once_per_lane(app: Ap
     emails = shop.all(tables.outbox, channel="email")
     assert len(emails) == 12 and {m.status for m in emails} == {"pending"}
     assert {m.error_code for m in emails} == {"smtp-421"}
+
+
+def _died_before_recording(shop: Shop, outbox_id: int) -> None:
+    """Leave the rows as a worker that sent the message and died leaves them:
+    its attempt open, the message ``sending`` under a lease that has expired."""
+    expired = shop.app.clock.now() - timedelta(seconds=1)
+    with shop.app.begin() as conn:
+        attempts = tables.message_attempts
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.outbox_id == outbox_id)
+            .values(outcome=None, provider_id=None, finished_at=None)
+        )
+        conn.execute(
+            update(tables.outbox)
+            .where(tables.outbox.c.id == outbox_id)
+            .values(status="sending", lease_owner="dead", lease_until=expired)
+        )
 
 
 def _save_smtp(shop: Shop, server: SmtpServer, **extra: str) -> None:
@@ -498,20 +499,7 @@ def test_a_text_in_doubt_put_back_at_the_deadline_stays_in_doubt(
     shop.run()
     (taken,) = server.messages
     doubtful = _sms(shop, invoice)
-    clock = shop.app.clock
-    assert isinstance(clock, FixedClock)
-    with shop.app.begin() as conn:  # the worker died before recording
-        conn.execute(
-            update(tables.message_attempts)
-            .where(tables.message_attempts.c.outbox_id == doubtful.id)
-            .values(outcome=None, provider_id=None, finished_at=None)
-        )
-        conn.execute(
-            update(tables.outbox)
-            .where(tables.outbox.c.id == doubtful.id)
-            .values(status="sending", lease_owner="dead", lease_until=clock.now())
-        )
-    clock.set(clock.now() + timedelta(seconds=1))  # its lease has expired
+    _died_before_recording(shop, doubtful.id)
     settings = shop.app.settings
     shop.app.settings = replace(settings, lease_seconds=0)
 
