@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 
 from dunwell.domain.intervals import IntervalUnit, first_period_from
 from dunwell.domain.states import REACTIVATABLE_SUBSCRIPTIONS, InvoiceStatus, SubscriptionStatus
+from dunwell.services.claims import release_cycles
 from dunwell.services.events import EventBatch
 from dunwell.store.bulk import bulk_update
 from dunwell.store.sql import insert_ignore
@@ -221,9 +222,4 @@ class PendingWrites:
                 .values(attempts=bindparam("attempt_no"), last_attempt_at=bindparam("at")),
                 self.facts,
             )
-            conn.execute(
-                update(c)
-                .where(c.c.id.in_([f["b_id"] for f in self.facts]))
-                .where(c.c.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
+            release_cycles(conn, [f["b_id"] for f in self.facts], owner)
