@@ -1,7 +1,8 @@
 """Stripe charges by one real worker against a local Stripe; prints one JSON object.
 
     python bench/stripe_charges.py [--invoices 2000] [--concurrency 8]
-                                   [--latency-ms 300] [--db sqlite|postgres] [--json]
+                                   [--max-per-second 20] [--latency-ms 300]
+                                   [--db sqlite|postgres] [--json]
 
 Loads N invoices due now, each for a customer whose card on file is a Stripe
 payment method that declines, then times one ``dunwell worker --until-idle``
@@ -9,7 +10,9 @@ process until every invoice has been charged once. The worker reaches Stripe
 through the real ``stripe`` SDK, at a local server that speaks Stripe's API
 and waits ``--latency-ms`` before each answer, as Stripe takes a few hundred
 milliseconds to confirm a charge. ``--concurrency`` is the worker's
-``stripe_concurrency`` (charges side by side). Delivery is off for the run.
+``stripe_concurrency`` (charges side by side) and ``--max-per-second`` its
+``stripe_max_per_second`` (requests started a second by all lanes
+together). Delivery is off for the run.
 
 The script fails unless every invoice has exactly one payment attempt, and
 Stripe executed each attempt's idempotency key exactly once.
@@ -43,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-per-second", type=float, default=20.0)
     parser.add_argument("--latency-ms", type=float, default=300.0)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--batch", type=int, default=500)
@@ -59,6 +63,7 @@ def main() -> None:
                     "DUNWELL_STRIPE_API_KEY": API_KEY,
                     "DUNWELL_STRIPE_API_BASE": stripe.url,
                     "DUNWELL_STRIPE_CONCURRENCY": str(args.concurrency),
+                    "DUNWELL_STRIPE_MAX_PER_SECOND": str(args.max_per_second),
                 }
                 seconds, _ = run_workers(url, 1, args.batch, settings)
                 attempts = _attempts_per_invoice(url)
@@ -77,6 +82,7 @@ def main() -> None:
                 "invoices": args.invoices,
                 "db": args.db,
                 "concurrency": args.concurrency,
+                "max_per_second": args.max_per_second,
                 "latency_ms": args.latency_ms,
                 "seconds": round(seconds, 3),
                 "charges_per_s": round(args.invoices / seconds, 1),

@@ -97,6 +97,7 @@ def bootstrap(
                     settings.stripe_api_key,
                     settings.stripe_api_base or None,
                     concurrency=settings.stripe_concurrency,
+                    max_per_second=settings.stripe_max_per_second,
                 )
             )
     channels = ChannelRegistry(

@@ -29,8 +29,10 @@ class Settings:
     # local server that speaks Stripe's API instead of api.stripe.com.
     stripe_api_key: str = ""
     stripe_api_base: str = ""
-    # Charges a worker sends to Stripe side by side (see gateways/stripe.py).
+    # Charges a worker sends to Stripe side by side, and starts a second at
+    # most (see gateways/stripe.py).
     stripe_concurrency: int = 8
+    stripe_max_per_second: float = 20.0
     log_level: str = "INFO"
     # "text" for people, "json" (one object per line) for log collectors.
     log_format: str = "text"
@@ -70,6 +72,8 @@ class Settings:
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be at least 1, not {value}")
+        if (pace := self.stripe_max_per_second) <= 0:
+            raise ValueError(f"{ENV_PREFIX}STRIPE_MAX_PER_SECOND must be above 0, not {pace}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -77,6 +77,8 @@ class RecordedRequest:
     params: dict[str, str]
     idempotency_key: str | None
     replayed: bool
+    #: time.monotonic() when the request arrived, before the fake's latency.
+    arrived_at: float = 0.0
 
 
 INVOICE_PAY = re.compile(r"/v1/invoices/(?P<invoice>in_[A-Za-z0-9]+)/pay")
@@ -129,6 +131,7 @@ class FakeStripe:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Answer one request: (HTTP status, JSON body, extra headers); record it."""
         key = headers.get("idempotency-key")
+        arrived_at = time.monotonic()
         with self._lock:
             self._in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self._in_flight)
@@ -137,7 +140,9 @@ class FakeStripe:
             with self._lock:
                 status, body, extra = self._respond(method, path, headers, params, key)
                 replayed = extra.get("Idempotent-Replayed") == "true"
-                self.requests.append(RecordedRequest(method, path, headers, params, key, replayed))
+                self.requests.append(
+                    RecordedRequest(method, path, headers, params, key, replayed, arrived_at)
+                )
                 return status, body, extra
         finally:
             with self._lock:

@@ -32,7 +32,10 @@ def server() -> Iterator[FakeStripeServer]:
 
 
 def use_stripe(app: App, server: FakeStripeServer, concurrency: int) -> StripeGateway:
-    gateway = StripeGateway(API_KEY, api_base=server.url, concurrency=concurrency)
+    # No pace to speak of: these tests are about lanes and the lease.
+    gateway = StripeGateway(
+        API_KEY, api_base=server.url, concurrency=concurrency, max_per_second=1000
+    )
     app.gateways.add(gateway)
     return gateway
 

@@ -202,7 +202,7 @@ def test_a_batch_goes_out_in_lanes_side_by_side_and_is_answered_in_order(
     server.fake.latency = 0.05
     tokens = ["pm_card_visa", "pm_card_chargeDeclinedInsufficientFunds", "pm_card_mastercard"] * 4
     requests = [request(token, key=f"lane-{n}") for n, token in enumerate(tokens)]
-    with StripeGateway(API_KEY, api_base=server.url, concurrency=4) as gateway:
+    with StripeGateway(API_KEY, api_base=server.url, concurrency=4, max_per_second=1000) as gateway:
         answers = gateway.charge_many(requests)
 
     assert [a.status if a else None for a in answers] == [
@@ -229,9 +229,42 @@ def test_requests_not_started_by_the_deadline_are_not_sent(server: FakeStripeSer
     assert server.fake.requests_with_key("after") == []
 
 
-def test_a_concurrency_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="concurrency must be at least 1, not 0"):
-        StripeGateway(API_KEY, concurrency=0)
+def test_lanes_together_start_no_more_requests_a_second_than_the_pace(
+    server: FakeStripeServer,
+) -> None:
+    requests = [request("pm_card_visa", key=f"paced-{n}") for n in range(10)]
+    with StripeGateway(API_KEY, api_base=server.url, concurrency=4, max_per_second=20) as gateway:
+        answers = gateway.charge_many(requests)
+
+    assert all(a is not None and a.status is AttemptStatus.SUCCEEDED for a in answers)
+    arrivals = sorted(r.arrived_at for r in server.fake.requests)
+    # Ten starts 1/20 s apart span 0.45 s (less a lane's connection set-up);
+    # four lanes unpaced would send them all within a few milliseconds.
+    assert arrivals[-1] - arrivals[0] > 0.35
+
+
+def test_a_request_whose_turn_comes_after_the_deadline_is_not_sent(
+    server: FakeStripeServer,
+) -> None:
+    requests = [request("pm_card_visa", key=f"turn-{n}") for n in range(4)]
+    with StripeGateway(API_KEY, api_base=server.url, concurrency=4, max_per_second=2) as gateway:
+        answers = gateway.charge_many(requests, until=time.monotonic() + 0.75)
+
+    # Turns at 0 and 0.5 s fall before the deadline, those at 1 and 1.5 s after.
+    assert [a is not None for a in answers] == [True, True, False, False]
+    assert sorted(server.fake.executed, key=str) == ["turn-0", "turn-1"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"concurrency": 0}, "concurrency must be at least 1, not 0"),
+        ({"max_per_second": 0}, "max_per_second must be above 0, not 0"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        StripeGateway(API_KEY, **options)  # type: ignore[arg-type]
 
 
 def test_a_server_error_is_an_error_and_the_sdk_does_not_retry_it_itself(

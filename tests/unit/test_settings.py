@@ -17,6 +17,15 @@ def test_stripe_concurrency_is_read_from_the_environment() -> None:
     assert Settings.from_env({}).stripe_concurrency == 8
 
 
+def test_stripe_max_per_second_is_read_and_must_be_above_zero() -> None:
+    assert Settings.from_env({"DUNWELL_STRIPE_MAX_PER_SECOND": "80"}).stripe_max_per_second == 80
+    assert Settings.from_env({}).stripe_max_per_second == 20
+    with pytest.raises(
+        ValueError, match=r"DUNWELL_STRIPE_MAX_PER_SECOND must be above 0, not 0\.0"
+    ):
+        Settings.from_env({"DUNWELL_STRIPE_MAX_PER_SECOND": "0"})
+
+
 @pytest.mark.parametrize("name", ["DUNWELL_DELIVERY_CONCURRENCY", "DUNWELL_STRIPE_CONCURRENCY"])
 @pytest.mark.parametrize("raw", ["0", "-2"])
 def test_a_concurrency_below_one_is_refused_by_name(name: str, raw: str) -> None:

@@ -35,6 +35,8 @@ Requests go out in up to ``concurrency`` lanes side by side, each a thread
 with its own connection: a charge takes Stripe a few hundred milliseconds,
 so one after another a worker would charge two or three invoices a second.
 Every request has its own idempotency key, so their order does not matter.
+The lanes together start at most ``max_per_second`` requests a second, under
+Stripe's limit for one endpoint.
 A lane that Stripe rate-limits (HTTP 429) pauses and asks again, as Stripe
 advises; a rate-limited request is never stored under its key, so asking
 again cannot charge twice. Lanes stop starting requests at the caller's
@@ -51,6 +53,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from threading import Lock
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -77,9 +80,13 @@ _CODE_ALIASES = {"invoice_payment_intent_requires_action": "authentication_requi
 
 #: Seconds to wait for Stripe; a timeout is an ERROR, safe to retry with the same key.
 DEFAULT_TIMEOUT = 30.0
-#: Requests side by side. Stripe allows 100 a second in live mode and 25 in
-#: test mode; eight lanes at a few hundred milliseconds each stay under both.
+#: Requests side by side: at a few hundred milliseconds each, eight lanes
+#: could start more than the pace below allows, so the pace is the limit.
 DEFAULT_CONCURRENCY = 8
+#: Requests started a second, at most, by all lanes together. Stripe limits
+#: each endpoint (creating PaymentIntents is one) to 25 requests a second
+#: per account, and the account to 100 in live mode and 25 in test mode.
+DEFAULT_MAX_PER_SECOND = 20.0
 #: Seconds a rate-limited lane waits before asking again (each stretched by
 #: up to half again at random, so lanes do not come back together); after
 #: the last, the answer is an ERROR, retried on the dunning schedule.
@@ -99,6 +106,7 @@ class StripeGateway:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         concurrency: int = DEFAULT_CONCURRENCY,
+        max_per_second: float = DEFAULT_MAX_PER_SECOND,
         rate_limit_pauses: Sequence[float] = DEFAULT_RATE_LIMIT_PAUSES,
     ) -> None:
         """``api_base`` replaces ``https://api.stripe.com`` (tests point it at a fake).
@@ -109,10 +117,14 @@ class StripeGateway:
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if max_per_second <= 0:
+            raise ValueError(f"max_per_second must be above 0, not {max_per_second}")
         # A request started just before the deadline: its own wait, and at
         # most one pause after a 429 before the lane sees the deadline.
         self.longest_charge_seconds = timeout + 1.5 * max(rate_limit_pauses, default=0.0)
         self._concurrency = concurrency
+        # Kept across batches, so back-to-back batches keep the pace too.
+        self._pace = _Pace(max_per_second)
         self._rate_limit_pauses = tuple(rate_limit_pauses)
         # Our own HTTP client, rather than the SDK's default, so that close()
         # can release its connections and the timeout is ours, not 80 s.
@@ -173,7 +185,7 @@ class StripeGateway:
         until: float | None,
     ) -> None:
         # deque.popleft is atomic, so lanes share the queue without a lock.
-        while until is None or time.monotonic() < until:
+        while waiting and self._pace.wait_turn(until):
             try:
                 index, request = waiting.popleft()
             except IndexError:
@@ -188,7 +200,7 @@ class StripeGateway:
             if answer.decline_code != RATE_LIMIT:
                 break
             time.sleep(pause * (1 + random.random() / 2))
-            if until is not None and time.monotonic() >= until:
+            if not self._pace.wait_turn(until):
                 # Stripe refused it before charging anything: as if not sent.
                 return None
             answer = self._charge(request)
@@ -255,6 +267,25 @@ class StripeGateway:
         return self._client.v1.invoices.pay(
             invoice, params, options={"idempotency_key": request.idempotency_key}
         )
+
+
+class _Pace:
+    """Spaces the starts of all lanes' requests at least ``1 / per_second`` apart."""
+
+    def __init__(self, per_second: float) -> None:
+        self._gap = 1 / per_second
+        self._next = 0.0  # time.monotonic() of the next free start
+        self._lock = Lock()
+
+    def wait_turn(self, until: float | None) -> bool:
+        """Sleep until this caller may start a request; False if that is past ``until``."""
+        with self._lock:
+            start = max(time.monotonic(), self._next)
+            if until is not None and start >= until:
+                return False
+            self._next = start + self._gap
+        time.sleep(max(0.0, start - time.monotonic()))
+        return True
 
 
 def _from_invoice(invoice: stripe.Invoice) -> ChargeResponse:
