@@ -107,15 +107,14 @@ def process_due_cycles(
         methods = _default_methods(conn, {w.customer_id for w in work})
         requests = _prepare_attempts(conn, work, methods)
     responses = _charge(app, requests, lease_until)
-    not_sent = [cycle_id for cycle_id in requests if cycle_id not in responses]
+    not_sent = requests.keys() - responses.keys()  # the gateway's deadline came first
     with app.begin() as conn:
         held = still_leased(conn, ids, owner)
         payable = _payable_despite_change(conn, work, held, responses)
         writer = EffectWriter(conn, MessageRenderer(app.links))
-        release_cycles(conn, not_sent, owner)
-        skipped = set(not_sent)
+        release_cycles(conn, sorted(not_sent), owner)
         for item in work:
-            if item.cycle_id in skipped:
+            if item.cycle_id in not_sent:
                 continue
             response = responses.get(item.cycle_id)
             if held.get(item.cycle_id) == item.revision or item.cycle_id in payable:
