@@ -134,6 +134,8 @@ class FakeMessage:
     date_sent: datetime | None = None
     error_code: int | None = None
     direction: str = "outbound-api"
+    #: The ValidityPeriod the request asked for (not part of Twilio's resource).
+    validity_period: int | None = None
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         """The Message resource JSON, field for field as Twilio sends it."""
@@ -336,6 +338,7 @@ class FakeTwilio:
             date_created=now,
             date_updated=now,
             status="accepted" if service else "queued",
+            validity_period=int(form["ValidityPeriod"]) if "ValidityPeriod" in form else None,
         )
         self.messages.append(message)
         return 201, message.resource(self.account_sid)
@@ -413,6 +416,9 @@ def _invalid(form: dict[str, str]) -> Failure | None:
         return Failure(400, 21602, "Message body is required.")
     if not _E164.fullmatch(form["To"]):
         return Failure(400, 21211, f"The 'To' number {form['To']} is not a valid phone number.")
+    validity = form.get("ValidityPeriod")
+    if validity is not None and not (validity.isdigit() and 1 <= int(validity) <= 36000):
+        return Failure(400, 21624, "Validity period must be an integer from 1 to 36000.")
     return None
 
 

@@ -84,6 +84,10 @@ class SmsMessage:
     #: Where the provider reports delivery, e.g.
     #: ``https://<public host>/twilio/<site-slug>/status``.
     status_callback: str | None = None
+    #: Seconds the provider may keep the text queued before a carrier takes
+    #: it; one still queued after that is dropped, not sent late. None: the
+    #: provider's own limit (Twilio's is ten hours).
+    validity_seconds: int | None = None
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,8 @@ class TwilioSmsTransport:
             params["from_"] = self.config.from_number or ""
         if message.status_callback:
             params["status_callback"] = message.status_callback
+        if message.validity_seconds is not None:
+            params["validity_period"] = str(message.validity_seconds)
         try:
             created = self._client.messages.create(**params)
         except (TwilioException, OSError) as exc:

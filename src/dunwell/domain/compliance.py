@@ -87,6 +87,21 @@ def next_window_opening(now: datetime, zone: ZoneInfo, window: SendWindow) -> da
     raise ValueError(f"no send window opening found in {zone.key} after {now.isoformat()}")
 
 
+def window_closing(now: datetime, zone: ZoneInfo, window: SendWindow) -> datetime:
+    """When the window that ``now`` lies in closes, in UTC; ValueError outside the window.
+
+    That is the local ``end`` on ``now``'s local date. A text handed over at
+    ``now`` must leave the provider by then.
+    """
+    moment = _utc(now, "now")
+    if not window.contains(moment, zone):
+        raise ValueError(f"{now.isoformat()} is outside the send window in {zone.key}")
+    local_date = moment.astimezone(zone).date()
+    closing = datetime.combine(local_date, window.end, tzinfo=zone).astimezone(UTC)
+    # Only a clock change between now and the end could put it before now.
+    return max(closing, moment)
+
+
 def next_allowed_by_cap(
     now: datetime,
     recent_sends: Sequence[datetime],

@@ -78,7 +78,8 @@ from dunwell.services.message_claims import (
     next_attempt_numbers,
     open_attempts,
 )
-from dunwell.services.sms_gate import SmsGate
+from dunwell.services.sender_queue import give_back
+from dunwell.services.sms_gate import Admission, SmsGate
 from dunwell.settings import Settings
 from dunwell.store.tables import invoices, message_attempts, outbox
 
@@ -86,6 +87,10 @@ log = logging.getLogger("dunwell.delivery")
 
 #: Providers reached over the network: their messages are sent in lanes.
 CONCURRENT_PROVIDERS = frozenset({"smtp", "twilio"})
+#: Outcomes of an attempt the provider certainly did not take.
+NOT_HANDED_OVER = frozenset({"transient", "permanent"})
+#: The longest validity period Twilio takes: ten hours.
+MAX_VALIDITY_SECONDS = 36_000
 RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720, 1440, 1440, 1440))
 
 
@@ -95,6 +100,11 @@ class Outgoing:
     attempt_no: int
     in_doubt_since: datetime | None
     config: ChannelConfig
+    #: For a text the send window holds: the ``time.monotonic()`` by which it
+    #: must have left the provider, which becomes its validity period.
+    leave_within: float | None = None
+    #: A text's time in the sender's queue, given back if it is not handed over.
+    queue_wait: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ def _put_back(app: App, owner: str, items: list[Outgoing]) -> None:
     """
     if not items:
         return
+    real_now = app.clock.now()
     with app.begin() as conn:
         held = set(
             conn.execute(
@@ -161,6 +172,11 @@ def _put_back(app: App, owner: str, items: list[Outgoing]) -> None:
         reserved = [
             {"b_outbox": i.row.id, "b_attempt": i.attempt_no} for i in items if i.row.id in held
         ]
+        waits: dict[tuple[int, datetime], timedelta] = defaultdict(timedelta)
+        for item in items:
+            waits[(item.row.site_id, item.row.test_clock or real_now)] += item.queue_wait
+        for (site_id, site_now), wait in sorted(waits.items()):
+            give_back(conn, site_id, wait, site_now)
         if reserved:
             conn.execute(
                 delete(message_attempts)
@@ -263,7 +279,8 @@ def _send_side_by_side(app: App, owner: str, lanes: list[Lane], concurrency: int
 def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> list[Outgoing]:
     rows = _withdraw_settled(conn, load_claimed(conn, ids, real_now), real_now)
     sms_rows = [r for r in rows if r.channel == "sms"]
-    admitted = SmsGate(conn, real_now).review(sms_rows) if sms_rows else set()
+    admitted = SmsGate(conn, real_now).review(sms_rows) if sms_rows else {}
+    started = time.monotonic()
     sendable = [r for r in rows if r.channel == "email" or r.id in admitted]
     if not sendable:
         return []
@@ -301,9 +318,22 @@ def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> 
             attempt_no=numbers[r.id],
             in_doubt_since=doubtful[r.id].since if r.id in doubtful else None,
             config=_config(configs, r),
+            **_admission_terms(admitted.get(r.id), r.test_clock or real_now, started),
         )
         for r in sendable
     ]
+
+
+def _admission_terms(
+    admission: Admission | None, site_now: datetime, started: float
+) -> dict[str, Any]:
+    """An admitted text's deadline to leave the provider, as a ``time.monotonic()``, and wait."""
+    if admission is None:
+        return {}
+    leave_within = None
+    if admission.leave_by is not None:
+        leave_within = started + (admission.leave_by - site_now).total_seconds()
+    return {"leave_within": leave_within, "queue_wait": admission.queue_wait}
 
 
 def _withdraw_settled(conn: Connection, rows: list[Any], real_now: datetime) -> list[Any]:
@@ -528,7 +558,18 @@ def sms_message(app: App, item: Outgoing) -> SmsMessage:
     callback = None
     if item.config.provider == "twilio":
         callback = f"{app.settings.public_url.rstrip('/')}/twilio/{row.site_slug}/status"
-    return SmsMessage(to=row.recipient, body=row.body_text or "", status_callback=callback)
+    validity = None
+    if item.leave_within is not None:
+        # Whole seconds, rounded down, so the text never outlives the window;
+        # Twilio takes 1 to 36,000 (ten hours).
+        left = int(item.leave_within - time.monotonic())
+        validity = min(max(left, 1), MAX_VALIDITY_SECONDS)
+    return SmsMessage(
+        to=row.recipient,
+        body=row.body_text or "",
+        status_callback=callback,
+        validity_seconds=validity,
+    )
 
 
 def _named(name: str, address: str) -> str:
@@ -572,6 +613,10 @@ def _record(app: App, owner: str, item: Outgoing, outcome: Outcome) -> None:
             from dunwell.services.sms_credits import refund_message
 
             refund_message(conn, row.site_id, row.id, site_now)
+        if outcome.kind in NOT_HANDED_OVER:
+            # Whether or not this worker still holds the lease: it admitted
+            # the text into the estimate, and it did not hand it over.
+            give_back(conn, row.site_id, item.queue_wait, site_now)
 
 
 def _outbox_values(row: Any, outcome: Outcome, site_now: datetime) -> dict[str, Any]:

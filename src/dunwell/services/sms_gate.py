@@ -16,6 +16,13 @@ transaction:
   allowed moment and ``held_reason`` saying why; a top-up releases texts
   held for credits at once.
 
+A text inside its window is also held (``sender_queue``) when it could not
+leave the provider's queue for the site's sender before the window closes,
+or when that queue is already as long as the provider allows: see
+:mod:`dunwell.services.sender_queue`. Each admitted text is told by when it
+must have left (:class:`Admission`), which goes to Twilio as its validity
+period.
+
 Admitted texts are paid for here, before they are sent, so two workers can
 never spend the same credits (see :mod:`dunwell.services.sms_credits`).
 """
@@ -24,14 +31,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select, update
 
-from dunwell.domain.compliance import earliest_send_time, local_zone
+from dunwell.domain.compliance import (
+    SendWindow,
+    earliest_send_time,
+    local_zone,
+    next_window_opening,
+    window_closing,
+)
 from dunwell.messaging.phones import PhoneError, normalize_phone, phone_region, phone_time_zone
 from dunwell.services.events import EventBatch
+from dunwell.services.sender_queue import (
+    PROVIDER_QUEUE_LIMIT,
+    SenderQueue,
+    load_queues,
+    save_queues,
+)
 from dunwell.services.sms_alerts import after_debit
 from dunwell.services.sms_credits import balances, debit_message, debited
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings
@@ -59,13 +80,25 @@ PAST_OPT_OUT = frozenset({OPT_OUT_REPLY, HELP_REPLY})
 NO_CREDITS_RECHECK = timedelta(hours=6)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What the sending needs to know of an admitted text."""
+
+    #: When the text must have left the provider's queue (the customer's
+    #: window closes), on the site's clock; None for an answer, which no
+    #: window holds.
+    leave_by: datetime | None
+    #: Its time in the sender's queue, given back if it is not handed over.
+    queue_wait: timedelta
+
+
 class SmsGate:
     def __init__(self, conn: Connection, real_now: datetime) -> None:
         self.conn = conn
         self.real_now = real_now
 
-    def review(self, rows: Sequence[Any]) -> set[int]:
-        """Decide every claimed SMS; return the ids that may be sent now."""
+    def review(self, rows: Sequence[Any]) -> dict[int, Admission]:
+        """Decide every claimed SMS; return the ones that may be sent now, by id."""
         site_ids = {r.site_id for r in rows}
         settings = load_sms_settings(self.conn, site_ids)
         site_zones = dict(
@@ -81,7 +114,13 @@ class SmsGate:
         )
         credit = balances(self.conn, site_ids, self.real_now)
         paid = debited(self.conn, [r.id for r in rows])
-        admitted: set[int] = set()
+        site_now = {r.site_id: r.test_clock or self.real_now for r in rows}
+        queues = load_queues(
+            self.conn,
+            {site: settings[site].sender_segments_per_second for site in site_ids},
+            site_now,
+        )
+        admitted: dict[int, Admission] = {}
         events = EventBatch()
         for row in sorted(rows, key=lambda r: (r.next_attempt_at, r.id)):
             now = row.test_clock or self.real_now
@@ -102,7 +141,14 @@ class SmsGate:
                 reason = "quiet_hours" if _outside_window(now, zone, s) else "frequency_cap"
                 self._hold(row, at, reason)
                 continue
-            cost = (row.segments or 1) * s.price(phone_region(row.recipient))
+            segments = row.segments or 1
+            queue = queues[row.site_id]
+            leave_by = None if row.kind in ANSWERS else window_closing(now, zone, s.window)
+            room_at = _queue_room_at(queue, now, segments, leave_by, zone, s.window)
+            if room_at is not None:
+                self._hold(row, room_at, "sender_queue")
+                continue
+            cost = segments * s.price(phone_region(row.recipient))
             if row.id not in paid:
                 if credit[row.site_id] < cost:
                     self._hold(row, now + NO_CREDITS_RECHECK, "no_credits")
@@ -112,7 +158,9 @@ class SmsGate:
                     self.conn, row.site_id, s, credit[row.site_id], now
                 )
             sends.append(now)
-            admitted.add(row.id)
+            queue.add(now, segments)
+            admitted[row.id] = Admission(leave_by, queue.wait(segments))
+        save_queues(self.conn, queues.values(), site_now)
         events.write(self.conn)
         return admitted
 
@@ -221,6 +269,28 @@ def _blocked(row: Any, s: SmsSettings, person: Any, opted_out: set[tuple[int, st
     # an opt-in to marketing never stands in for transactional consent.
     if row.kind == "marketing" and (person is None or person.marketing_sms_opt_in_at is None):
         return "no_marketing_consent"
+    return None
+
+
+def _queue_room_at(
+    queue: SenderQueue,
+    now: datetime,
+    segments: int,
+    leave_by: datetime | None,
+    zone: ZoneInfo,
+    window: SendWindow,
+) -> datetime | None:
+    """When to look again at a text the sender's queue has no room for; None: it has room.
+
+    A text that would leave after its window closes waits for the next
+    opening, when the queue has long emptied. One that would find the queue
+    fuller than the provider takes waits until enough of it has left.
+    """
+    leaves_at = queue.leaves_at(now, segments)
+    if leave_by is not None and leaves_at > leave_by:
+        return next_window_opening(leave_by, zone, window)
+    if leaves_at - now > PROVIDER_QUEUE_LIMIT:
+        return leaves_at - PROVIDER_QUEUE_LIMIT
     return None
 
 

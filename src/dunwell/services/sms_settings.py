@@ -33,6 +33,11 @@ class SmsSettings:
     window_end: str = "20:30"
     # Texts per customer per rolling 24 hours.
     frequency_cap: int = 3
+    # Segments a second the site's sender takes (Twilio's MPS): 1 for a US
+    # long code, about 3 for a toll-free number, 100 for a short code, the
+    # sum of its numbers for a Messaging Service. Texts that could not leave
+    # Twilio's queue before the customer's window closes wait for the next.
+    sender_segments_per_second: float = 1.0
     smart_encoding: bool = True
     opt_out_line: str = "Reply STOP to opt out"
     help_contact: str = ""
@@ -63,6 +68,10 @@ class SmsSettings:
     def reply(self, template: str, company: str, help_contact: str) -> str:
         return template.replace("{company}", company).replace("{help_contact}", help_contact)
 
+
+#: The fastest sender there is: a short code with its throughput raised
+#: takes a few hundred segments a second. A higher figure is a typing error.
+MOST_SEGMENTS_PER_SECOND = 10_000
 
 #: Built once: every inbound batch and every tick reads settings, and building
 #: a statement costs several times what running this one does.
@@ -117,6 +126,11 @@ def validate_sms_settings(s: SmsSettings) -> None:
         raise InvalidInput(field, str(error)) from None
     if not 1 <= s.frequency_cap <= 20:
         raise InvalidInput("frequency_cap", "must be between 1 and 20 texts a day")
+    if not 0 < s.sender_segments_per_second <= MOST_SEGMENTS_PER_SECOND:
+        raise InvalidInput(
+            "sender_segments_per_second",
+            f"must be above 0 and at most {MOST_SEGMENTS_PER_SECOND} segments a second",
+        )
     if not has_opt_out_instructions(s.opt_out_line):
         raise InvalidInput("opt_out_line", "must tell the customer how to opt out, e.g. Reply STOP")
     for name in ("prices",):
@@ -157,6 +171,10 @@ def _coerce(name: str, value: Any) -> Any:
         raise InvalidInput(name, "must be a whole number")
     if expected is str and not isinstance(value, str):
         raise InvalidInput(name, "must be text")
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(name, "must be a number")
+        return float(value)  # NaN and infinity fail the range check
     return value
 
 

@@ -553,6 +553,20 @@ sms_credits = Table(
     CheckConstraint("balance >= 0", name="balance_not_negative"),
 )
 
+#: One row per site that has sent a text: how long the texts already handed
+#: to its provider will wait there (services/sender_queue.py).
+sms_sender_queues = Table(
+    "sms_sender_queues",
+    metadata,
+    _id(),
+    Column("site_id", Id, ForeignKey("sites.id"), nullable=False, unique=True),
+    # When the provider's queue for the site's sender is expected to be
+    # empty, on the site's clock: each admitted text moves it on by its
+    # segments over the sender's rate.
+    Column("clears_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 sms_credit_ledger = Table(
     "sms_credit_ledger",
     metadata,
