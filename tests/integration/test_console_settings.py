@@ -38,6 +38,7 @@ def _sms_form(csrf: str, **changes: str | None) -> dict[str, str]:
         "window_start": "08:00",
         "window_end": "20:30",
         "frequency_cap": "3",
+        "sender_segments_per_second": "1",
         "default_region": "US",
         "allowed_countries": "",
         "opt_out_line": "Reply STOP to opt out",
@@ -392,6 +393,7 @@ def test_sms_rules_are_saved_and_an_invalid_send_window_is_refused_by_name(
             window_start="09:00",
             window_end="19:00",
             frequency_cap="2",
+            sender_segments_per_second="2.5",
             allowed_countries="us, ca",
             prices="CA = 2\ndefault = 1",
             smart_encoding=None,
@@ -405,6 +407,7 @@ def test_sms_rules_are_saved_and_an_invalid_send_window_is_refused_by_name(
         "19:00",
         2,
     )
+    assert rules["sender_segments_per_second"] == 2.5
     assert rules["allowed_countries"] == ["US", "CA"]
     assert rules["prices"] == {"CA": 2, "default": 1}
     assert rules["smart_encoding"] is False
@@ -415,6 +418,16 @@ def test_sms_rules_are_saved_and_an_invalid_send_window_is_refused_by_name(
         ("window_start", {"window_start": "6am"}, "window_start: '6am' is not a time"),
         ("frequency_cap", {"frequency_cap": "lots"}, "frequency_cap: 'lots' is not a whole"),
         ("frequency_cap", {"frequency_cap": "50"}, "frequency_cap: must be between 1 and 20"),
+        (
+            "sender_segments_per_second",
+            {"sender_segments_per_second": "fast"},
+            "sender_segments_per_second: 'fast' is not a number",
+        ),
+        (
+            "sender_segments_per_second",
+            {"sender_segments_per_second": "0"},
+            "sender_segments_per_second: must be above 0",
+        ),
         ("opt_out_line", {"opt_out_line": "Thanks!"}, "opt_out_line: must tell the customer"),
         ("prices", {"prices": "FR = 2"}, "prices: add a default line"),
     ]:

@@ -129,6 +129,27 @@ def test_sms_settings_are_validated_field_by_field(shop: Shop, client: TestClien
     assert no_stop["field"] == "opt_out_line"
     ok = client.patch("/v1/settings/sms", json={"frequency_cap": 2}, headers=auth)
     assert ok.status_code == 200 and ok.json()["frequency_cap"] == 2
+    assert ok.json()["sender_segments_per_second"] == 1.0  # a US long code, the default
+    for rate, detail in [
+        (0, "must be above 0"),
+        (-3, "must be above 0"),
+        (20_000, "at most 10000"),
+        ("fast", "must be a number"),
+        (True, "must be a number"),
+    ]:
+        refused = problem(
+            client.patch(
+                "/v1/settings/sms", json={"sender_segments_per_second": rate}, headers=auth
+            ),
+            422,
+        )
+        assert refused["field"] == "sender_segments_per_second", rate
+        assert detail in refused["detail"], rate
+    toll_free = client.patch(
+        "/v1/settings/sms", json={"sender_segments_per_second": 3}, headers=auth
+    )
+    assert toll_free.json()["sender_segments_per_second"] == 3.0
+    assert toll_free.json()["frequency_cap"] == 2  # the refused changes left nothing behind
 
 
 def test_provider_secrets_are_encrypted_at_rest_and_never_shown(

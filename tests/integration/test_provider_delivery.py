@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import insert, select, update
 
 from dunwell.bootstrap import App
@@ -20,25 +18,10 @@ from dunwell.services.messages import resend_message
 from dunwell.services.sites import site_now
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
-from tests.integration.fake_twilio import FakeTwilioServer, save_fake_twilio
-from tests.integration.live_server import free_port, live_server
+from tests.integration.fake_twilio import FakeTwilioServer
 from tests.integration.smtp_server import SmtpServer
 
 MOBILE = "+447400123456"
-
-
-@pytest.fixture
-def twilio(app: App) -> Iterator[tuple[Shop, FakeTwilioServer]]:
-    port = free_port()
-    app.settings = replace(app.settings, public_url=f"http://127.0.0.1:{port}")
-    with FakeTwilioServer(now=app.clock.now) as server, live_server(app, port):
-        app.channels = ChannelRegistry(
-            app.engine, app.clock.now, TransportOptions(twilio_api_base=server.url)
-        )
-        shop = Shop.create(app)
-        with app.begin() as conn:
-            save_fake_twilio(conn, shop.site_id, app.secret_box(), shop.now)
-        yield shop, server
 
 
 def _sms(shop: Shop, invoice_id: int) -> object:

@@ -17,6 +17,7 @@ from dunwell.domain.compliance import (
     local_zone,
     next_allowed_by_cap,
     next_window_opening,
+    window_closing,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -140,6 +141,29 @@ def test_a_southern_summer_time_is_respected() -> None:
     adelaide = ZoneInfo("Australia/Adelaide")  # UTC+10:30 in January
     late_evening = utc(2026, 1, 1, 12, 0)  # 22:30 in Adelaide
     assert next_window_opening(late_evening, adelaide, WINDOW) == utc(2026, 1, 1, 21, 30)
+
+
+def test_a_window_closes_at_its_local_end_on_the_same_day() -> None:
+    morning = local(NEW_YORK, 2026, 6, 3, 8, 0).astimezone(UTC)
+    closing = local(NEW_YORK, 2026, 6, 3, 20, 30).astimezone(UTC)
+    assert window_closing(morning, NEW_YORK, WINDOW) == closing == utc(2026, 6, 4, 0, 30)
+    last_moment = closing - timedelta(microseconds=1)
+    assert window_closing(last_moment, NEW_YORK, WINDOW) == closing
+    assert window_closing(closing, NEW_YORK, SendWindow(end=time(21, 0))) == closing + timedelta(
+        minutes=30
+    )
+
+
+def test_the_closing_is_asked_only_inside_the_window() -> None:
+    with pytest.raises(ValueError, match="outside the send window"):
+        window_closing(local(NEW_YORK, 2026, 6, 3, 20, 30), NEW_YORK, WINDOW)
+    with pytest.raises(ValueError, match="outside the send window"):
+        window_closing(local(NEW_YORK, 2026, 6, 3, 7, 59), NEW_YORK, WINDOW)
+
+
+def test_on_the_spring_forward_day_the_window_closes_at_half_past_eight_daylight_time_too() -> None:
+    noon = local(NEW_YORK, 2024, 3, 10, 12, 0)
+    assert window_closing(noon, NEW_YORK, WINDOW) == utc(2024, 3, 11, 0, 30)
 
 
 # America/New_York springs forward on 2024-03-10 at 02:00 (EST -5 to EDT -4) and

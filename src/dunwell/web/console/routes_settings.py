@@ -174,6 +174,7 @@ def save_sms_rules(desk: Editor) -> Response:
         changes |= forms.switches(form, SMS_SWITCHES)
         changes["allowed_countries"] = forms.countries(form, "allowed_countries")
         changes["frequency_cap"] = forms.whole(form, "frequency_cap")
+        changes["sender_segments_per_second"] = forms.number(form, "sender_segments_per_second")
         changes["prices"] = forms.prices(form)
         update_sms_settings(conn, desk.site_id, changes, now)
 
@@ -358,6 +359,8 @@ def _sms_values(s: SmsSettings) -> dict[str, Any]:
     values |= {name: bool(getattr(s, name)) for name in SMS_SWITCHES}
     values["allowed_countries"] = ", ".join(s.allowed_countries)
     values["frequency_cap"] = str(s.frequency_cap)
+    # 1.0 shows as 1: the figure is usually a whole number of segments.
+    values["sender_segments_per_second"] = f"{s.sender_segments_per_second:g}"
     values["prices"] = forms.prices_text(s.prices)
     return values
 

@@ -15,6 +15,7 @@ from typing import Any
 from dunwell.services.errors import InvalidInput
 
 _WHOLE = re.compile(r"^-?\d{1,9}$")
+_NUMBER = re.compile(r"^-?\d{1,9}(\.\d{1,6})?$")
 _PRICE_LINE = re.compile(r"^\s*([A-Za-z]{2}|default)\s*[=:]\s*(\S+)\s*$")
 
 
@@ -23,6 +24,14 @@ def whole(form: Mapping[str, str], name: str) -> int:
     if not _WHOLE.match(value):
         raise InvalidInput(name, f"{value!r} is not a whole number")
     return int(value)
+
+
+def number(form: Mapping[str, str], name: str) -> float:
+    """A whole or decimal number, ``3`` or ``2.5``; the service checks its range."""
+    value = form.get(name, "").strip()
+    if not _NUMBER.match(value):
+        raise InvalidInput(name, f"{value!r} is not a number")
+    return float(value)
 
 
 def text(form: Mapping[str, str], name: str) -> str:
