@@ -3,6 +3,8 @@ them out in this one; Twilio drops, and Dunwell queues again, a text that outsta
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +14,7 @@ from sqlalchemy import insert, select
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
 from dunwell.services.delivery import deliver_due_messages
+from dunwell.services.sender_queue import load_queues, save_queues
 from dunwell.services.sms_settings import update_sms_settings
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
@@ -94,6 +97,33 @@ def test_a_text_waits_while_the_queue_holds_more_than_the_ten_hours_twilio_takes
     shop.run()
     (text,) = _texts(shop, [invoice])
     assert text.status == "delivered"
+
+
+def test_two_workers_admitting_one_sites_texts_add_to_its_queue_one_after_the_other(
+    app: App,
+) -> None:
+    """The second worker's claim waits for the first one's, then sees its texts."""
+    shop = Shop.create(app)
+    now, rates = {shop.site_id: shop.now}, {shop.site_id: 1.0}
+    seen: list[datetime] = []
+
+    def admit(segments: int, meanwhile: threading.Thread | None = None) -> None:
+        with app.begin() as conn:
+            queues = load_queues(conn, rates, now)
+            seen.append(queues[shop.site_id].clears_at)
+            if meanwhile is not None:
+                meanwhile.start()
+                time.sleep(0.3)  # long enough for the other to reach the row
+            queues[shop.site_id].add(now[shop.site_id], segments)
+            save_queues(conn, queues.values(), now)
+
+    admit(0)  # the site's row exists from here on
+    other = threading.Thread(target=admit, args=(3,))
+    admit(5, meanwhile=other)
+    other.join(timeout=10)
+    start = now[shop.site_id]
+    assert seen == [start, start, start + timedelta(seconds=5)]
+    assert _clears_at(shop) == start + timedelta(seconds=8)
 
 
 def test_twilio_is_given_the_time_left_in_the_window_as_the_validity_period(
