@@ -5,6 +5,10 @@ answers 201 with the message's SID and status ``queued`` (from a number)
 or ``accepted`` (through a Messaging Service, which picks the sender
 later); delivery is reported afterwards to the message's status callback.
 
+A message with ``validity_seconds`` goes out with Twilio's
+``ValidityPeriod``: Twilio drops it, unsent, if it is still in the sender's
+queue after that many seconds, and reports error 30036.
+
 Errors become :class:`~dunwell.channels.base.TransportError` with ``code``
 set to Twilio's error code (``"21211"``), or ``"http-<status>"`` when the
 answer has none, or ``"twilio-unreachable"`` when there is no answer at
