@@ -615,7 +615,9 @@ def _record(app: App, owner: str, item: Outgoing, outcome: Outcome) -> None:
             refund_message(conn, row.site_id, row.id, site_now)
         if outcome.kind in NOT_HANDED_OVER:
             # Whether or not this worker still holds the lease: it admitted
-            # the text into the estimate, and it did not hand it over.
+            # the text into the estimate, and it did not hand it over. After
+            # the refund, so the site's credits row is locked before its queue
+            # row, in the order of the claim (a reversed order could deadlock).
             give_back(conn, row.site_id, item.queue_wait, site_now)
 
 
