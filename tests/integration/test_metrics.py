@@ -105,6 +105,7 @@ def test_the_endpoint_answers_prometheus_text_that_parses_line_by_line(
         "dunwell_escalations_pending",
         "dunwell_twilio_catch_up_failing",
         "dunwell_sms_credits",
+        "dunwell_sms_sender_queue_seconds",
         "dunwell_delivery_latency_seconds",
         "dunwell_payment_attempts_total",
         "dunwell_invoices",
@@ -139,6 +140,9 @@ def test_the_figures_follow_the_worker_through_a_renewal_a_decline_and_a_retry(
     assert value(after, "dunwell_outbox_messages", channel="sms", status="delivered") == 1
     assert value(after, "dunwell_outbox_pending", channel="email") == 0
     assert value(after, "dunwell_sms_credits", site="shop") < credits
+    # One text handed to a sender of one segment a second, on a clock that stands still.
+    (text,) = [m for m in shop.all(tables.outbox, channel="sms")]
+    assert value(after, "dunwell_sms_sender_queue_seconds", site="shop") == text.segments
 
     retry_at = shop.cycle_of(shop.invoice_of(declining).id).next_run_at
     shop.advance((retry_at - shop.now) / timedelta(days=1))
@@ -146,6 +150,7 @@ def test_the_figures_follow_the_worker_through_a_renewal_a_decline_and_a_retry(
     shop.run()
     retried = scrape(client)
     assert value(retried, "dunwell_cycles_due") == 0
+    assert value(retried, "dunwell_sms_sender_queue_seconds", site="shop") == 0  # long left
     assert value(retried, "dunwell_payment_attempts_total", status="declined") == 2
 
 

@@ -39,6 +39,7 @@ from dunwell.store.tables import (
     payment_attempts,
     sites,
     sms_credits,
+    sms_sender_queues,
     subscriptions,
     twilio_catch_up,
     webhook_deliveries,
@@ -84,6 +85,7 @@ def gather(conn: Connection, real_now: datetime) -> list[Metric]:
         _escalations_pending(conn),
         _twilio_catch_up_failing(conn),
         _sms_credits(conn),
+        _sender_queues(conn, due),
         _payment_attempts_total(conn),
         _invoices(conn),
     ]
@@ -287,6 +289,28 @@ def _sms_credits(conn: Connection) -> Metric:
         "gauge",
         "Each site's SMS credit balance (sites that never had credits are left out).",
         _by(conn, query, "site"),
+    )
+
+
+def _sender_queues(conn: Connection, due: _Due) -> Metric:
+    q = sms_sender_queues
+    rows = conn.execute(
+        select(sites.c.slug, sites.c.clock_now, q.c.clears_at).join(
+            sites, sites.c.id == q.c.site_id
+        )
+    )
+    return Metric(
+        "dunwell_sms_sender_queue_seconds",
+        "gauge",
+        "Seconds until the texts each site has handed to its SMS provider are expected to "
+        "have left its sender's queue, at the sender's rate (0 when it is empty).",
+        [
+            (
+                {"site": row.slug},
+                max(0.0, (row.clears_at - (row.clock_now or due.real_now)).total_seconds()),
+            )
+            for row in rows
+        ],
     )
 
 
