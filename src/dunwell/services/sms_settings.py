@@ -72,6 +72,7 @@ class SmsSettings:
 #: The fastest sender there is: a short code with its throughput raised
 #: takes a few hundred segments a second. A higher figure is a typing error.
 MOST_SEGMENTS_PER_SECOND = 10_000
+RATE_RANGE = f"must be above 0 and at most {MOST_SEGMENTS_PER_SECOND} segments a second"
 
 #: Built once: every inbound batch and every tick reads settings, and building
 #: a statement costs several times what running this one does.
@@ -127,10 +128,7 @@ def validate_sms_settings(s: SmsSettings) -> None:
     if not 1 <= s.frequency_cap <= 20:
         raise InvalidInput("frequency_cap", "must be between 1 and 20 texts a day")
     if not 0 < s.sender_segments_per_second <= MOST_SEGMENTS_PER_SECOND:
-        raise InvalidInput(
-            "sender_segments_per_second",
-            f"must be above 0 and at most {MOST_SEGMENTS_PER_SECOND} segments a second",
-        )
+        raise InvalidInput("sender_segments_per_second", RATE_RANGE)
     if not has_opt_out_instructions(s.opt_out_line):
         raise InvalidInput("opt_out_line", "must tell the customer how to opt out, e.g. Reply STOP")
     for name in ("prices",):
@@ -174,6 +172,8 @@ def _coerce(name: str, value: Any) -> Any:
     if expected is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidInput(name, "must be a number")
+        if isinstance(value, int) and not 0 < value <= MOST_SEGMENTS_PER_SECOND:
+            raise InvalidInput(name, RATE_RANGE)  # before float(), which a huge int overflows
         return float(value)  # NaN and infinity fail the range check
     return value
 
