@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
@@ -212,6 +212,22 @@ def test_a_text_twilio_dropped_at_the_end_of_its_validity_goes_out_in_the_next_w
         ("refund", 0),
         ("debit", 1),
     ]
+
+
+def test_a_text_that_keeps_expiring_fails_once_its_tries_are_used_up(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    shop, server = twilio
+    invoice = _failing(shop, MOBILES[0])
+    shop.run()
+    (sent,) = server.messages
+    (text,) = _texts(shop, [invoice])
+    with shop.app.begin() as conn:  # as after ten earlier expiries
+        conn.execute(update(tables.outbox).where(tables.outbox.c.id == text.id).values(attempts=11))
+    server.post_status(sent.sid, "failed", error_code=30036)
+    (text,) = _texts(shop, [invoice])
+    assert (text.status, text.error_code) == ("failed", "30036")
+    assert "message.failed" in _event_types(shop)
 
 
 def test_other_failures_reported_by_twilio_still_fail_the_text(
