@@ -136,6 +136,16 @@ class Shop:
         """The invoice's payment attempts, in attempt order."""
         return self.all(tables.payment_attempts, invoice_id=invoice_id)
 
+    def sms_balance(self) -> int:
+        with self.app.connect() as conn:
+            return int(
+                conn.execute(
+                    select(tables.sms_credits.c.balance).where(
+                        tables.sms_credits.c.site_id == self.site_id
+                    )
+                ).scalar_one()
+            )
+
     def outbox_of(self, invoice_id: int) -> list[Any]:
         return self.all(tables.outbox, invoice_id=invoice_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
@@ -27,17 +27,6 @@ MOBILE = "+447400123456"
 def _sms(shop: Shop, invoice_id: int) -> object:
     (row,) = [m for m in shop.outbox_of(invoice_id) if m.channel == "sms"]
     return row
-
-
-def _balance(shop: Shop) -> int:
-    with shop.app.connect() as conn:
-        return int(
-            conn.execute(
-                select(tables.sms_credits.c.balance).where(
-                    tables.sms_credits.c.site_id == shop.site_id
-                )
-            ).scalar_one()
-        )
 
 
 def test_a_dunning_text_goes_through_twilio_and_its_delivery_report_is_recorded(
@@ -64,12 +53,12 @@ def test_an_undelivered_report_fails_the_text_and_gives_its_credits_back(
     shop, server = twilio
     invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
     shop.run()
-    before = _balance(shop)
+    before = shop.sms_balance()
     (sent,) = server.messages
     server.post_status(sent.sid, "undelivered", error_code=30003)
     row = _sms(shop, invoice)
     assert (row.status, row.error_code) == ("failed", "30003")
-    assert _balance(shop) == before + row.segments
+    assert shop.sms_balance() == before + row.segments
 
 
 def test_a_text_resent_after_an_undelivered_report_is_charged_again(

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
 from dunwell.bootstrap import App
 from dunwell.services.collection import process_due_cycles
@@ -18,7 +18,7 @@ from dunwell.services.sender_queue import load_queues, save_queues
 from dunwell.services.sms_settings import update_sms_settings
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
-from tests.integration.fake_twilio import FakeTwilioServer
+from tests.integration.fake_twilio import FakeMessage, FakeTwilioServer
 
 # Numbers in London, where 20:00 UTC is 20:00 local in March (the window ends at 20:30).
 MOBILES = [f"+4474001234{n:02d}" for n in range(5)]
@@ -183,19 +183,17 @@ def test_a_text_twilio_dropped_at_the_end_of_its_validity_goes_out_in_the_next_w
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:
     shop, server = twilio
-    invoice = _failing(shop, MOBILES[0])
-    shop.run()
-    (first,) = server.messages
-    balance_after_sending = _balance(shop)
+    invoice, first = _one_text_through_twilio(shop, server)
+    balance_after_sending = shop.sms_balance()
     shop.advance(11.5 / 24)  # 20:30: the window has closed with the text still queued
     assert server.post_status(first.sid, "failed", error_code=30036) == 204
     (text,) = _texts(shop, [invoice])
     assert (text.status, text.error_code) == ("pending", "30036")
     assert "send window closed" in text.last_error
-    assert _balance(shop) == balance_after_sending + text.segments  # not sent, not paid
+    assert shop.sms_balance() == balance_after_sending + text.segments  # not sent, not paid
     assert "message.failed" not in _event_types(shop)
     assert server.post_status(first.sid, "failed", error_code=30036) == 204  # again: no change
-    assert _balance(shop) == balance_after_sending + text.segments
+    assert shop.sms_balance() == balance_after_sending + text.segments
     shop.run()
     (text,) = _texts(shop, [invoice])
     assert (text.status, text.held_reason) == ("pending", "quiet_hours")
@@ -218,9 +216,7 @@ def test_a_text_that_keeps_expiring_fails_once_its_tries_are_used_up(
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:
     shop, server = twilio
-    invoice = _failing(shop, MOBILES[0])
-    shop.run()
-    (sent,) = server.messages
+    invoice, sent = _one_text_through_twilio(shop, server)
     (text,) = _texts(shop, [invoice])
     with shop.app.begin() as conn:  # as after ten earlier expiries
         conn.execute(update(tables.outbox).where(tables.outbox.c.id == text.id).values(attempts=11))
@@ -234,24 +230,18 @@ def test_other_failures_reported_by_twilio_still_fail_the_text(
     twilio: tuple[Shop, FakeTwilioServer],
 ) -> None:
     shop, server = twilio
-    invoice = _failing(shop, MOBILES[0])
-    shop.run()
-    (sent,) = server.messages
+    invoice, sent = _one_text_through_twilio(shop, server)
     server.post_status(sent.sid, "failed", error_code=30007)  # filtered as spam
     (text,) = _texts(shop, [invoice])
     assert (text.status, text.error_code) == ("failed", "30007")
     assert "message.failed" in _event_types(shop)
 
 
-def _balance(shop: Shop) -> int:
-    with shop.app.connect() as conn:
-        return int(
-            conn.execute(
-                select(tables.sms_credits.c.balance).where(
-                    tables.sms_credits.c.site_id == shop.site_id
-                )
-            ).scalar_one()
-        )
+def _one_text_through_twilio(shop: Shop, server: FakeTwilioServer) -> tuple[int, FakeMessage]:
+    invoice = _failing(shop, MOBILES[0])
+    shop.run()
+    (sent,) = server.messages
+    return invoice, sent
 
 
 def _event_types(shop: Shop) -> list[str]:
