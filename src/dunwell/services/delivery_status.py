@@ -38,7 +38,8 @@ RANK = {
 FINAL_FAILURES = ("undelivered", "failed")
 #: Twilio's code for a text dropped unsent at the end of its validity period.
 VALIDITY_EXPIRED = "30036"
-#: Expiries a text may go through: one per delivery try it has left.
+#: A text is queued again after an expiry only while it has had fewer tries
+#: than delivery allows (each expiry followed a try).
 MOST_ATTEMPTS = len(RETRY_DELAYS) + 1
 
 
