@@ -488,3 +488,41 @@ def test_a_text_in_doubt_put_back_at_the_deadline_stays_in_doubt(
     assert len(server.messages) == 1
     outcomes = [a.outcome for a in shop.all(tables.message_attempts, outbox_id=row.id)]
     assert outcomes == ["unknown", "reconciled"]
+
+
+def test_one_address_s_emails_stop_at_the_deadline_and_the_rest_keeps_its_order(
+    app: App,
+) -> None:
+    """Six invoices of one customer queue six emails to one address: one
+    chain. With a quarter of a second to start emails that take 0.2 s each,
+    the chain is cut short between messages, not only before its first, so
+    the last email started ends within the lease; the rest goes next batch,
+    still in the order it was queued."""
+    with SmtpServer() as server:
+        shop = Shop.create(app)
+        _save_smtp(shop, server)
+        customer = shop.customer(INSUFFICIENT, phone="+447400123400", email="one@x.test")
+        for _ in range(6):
+            shop.invoice(customer, 4900)
+        process_due_cycles(app, "worker-1", limit=500)
+        app.settings = replace(app.settings, lease_seconds=1, delivery_concurrency=1)
+        server.delay = 0.2
+
+        deliver_due_messages(app, "worker-1", limit=200)
+
+        emails = sorted(shop.all(tables.outbox, channel="email"), key=lambda m: m.id)
+        sent = [m for m in emails if m.status == "sent"]
+        assert 1 <= len(sent) <= 2  # started at 0 s and perhaps 0.2 s, not at 0.4 s
+        assert emails[: len(sent)] == sent  # the first ones, in order
+        for message in emails[len(sent) :]:
+            assert (message.status, message.attempts, message.lease_owner) == ("pending", 0, None)
+            assert shop.all(tables.message_attempts, outbox_id=message.id) == []
+
+        shop.run()
+        received = [m.message["Message-ID"] for m in server.messages]
+
+    emails = sorted(shop.all(tables.outbox, channel="email"), key=lambda m: m.id)
+    assert [m.status for m in emails] == ["sent"] * 6
+    # Message-ID "<outbox-{id}.site-...>": each once, in the order queued.
+    sent_ids = [int(r.removeprefix("<outbox-").split(".")[0]) for r in received]
+    assert sent_ids == [m.id for m in emails]

@@ -35,9 +35,10 @@ is turned away too, the provider is down or full: the rest of the batch
 waits for its retry without being tried, so a relay that never answers
 costs one timeout per lane, not one per message.
 
-Lanes stop taking chains in time for the last message sent to end within
-the batch's lease (``claims.start_window``, with the transports' timeout as
-the longest a message takes). The messages no lane reached are put back as
+Lanes stop starting messages, the first of a chain or the next in one, in
+time for the last message sent to end within the batch's lease
+(``claims.start_window``, with the transports' timeout as the longest a
+message takes). The messages no lane reached are put back as
 they were before the claim, with no attempt counted, and go in the next
 batch: a slow provider makes batches smaller, instead of letting the lease
 expire while messages are in flight, which would let another worker send
@@ -198,7 +199,8 @@ class Chains:
     def __init__(self, chains: list[list[Outgoing]], lanes: int, until: float | None) -> None:
         self._chains = deque(chains)
         self._lanes = lanes  # lanes that may still take a chain
-        self._until = until  # time.monotonic() after which no chain is taken
+        self._until = until  # time.monotonic() after which no message is started
+        self._cut: list[Outgoing] = []  # the unsent ends of chains the time cut short
         self._lock = Lock()
 
     def take(self) -> list[Outgoing] | None:
@@ -209,10 +211,25 @@ class Chains:
             self._lanes -= 1
             return None
 
-    def left_behind(self) -> list[Outgoing]:
-        """The messages of the chains no lane took (once every lane has ended)."""
+    def go_on(self, rest: list[Outgoing]) -> bool:
+        """Whether a lane may start ``rest``, the unsent end of its chain.
+
+        The start window holds for every message, not only a chain's first:
+        a chain of several, each as slow as the timeout, would otherwise run
+        past the lease. Once the time is up the rest is left behind with the
+        chains no lane took; the earlier messages have gone, so the address
+        keeps its order when the rest goes in the next batch.
+        """
+        if self._until is None or time.monotonic() < self._until:
+            return True
         with self._lock:
-            return [item for chain in self._chains for item in chain]
+            self._cut.extend(rest)
+        return False
+
+    def left_behind(self) -> list[Outgoing]:
+        """The messages no lane started (once every lane has ended)."""
+        with self._lock:
+            return [*self._cut, *(item for chain in self._chains for item in chain)]
 
     def hand_over(self, rest: list[Outgoing]) -> bool:
         """Put the unsent rest of a chain first in the queue, and end the lane.
@@ -440,6 +457,8 @@ def _take_and_send(
 ) -> None:
     while (chain := chains.take()) is not None:
         for index, item in enumerate(chain):
+            if index and not chains.go_on(chain[index:]):
+                break  # the next take ends the lane: the time is up
             outcome = _attempt(item, send)
             error = outcome.error
             if error is not None and error.turned_away:
