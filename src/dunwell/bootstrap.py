@@ -90,14 +90,17 @@ def bootstrap(
     if gateways is None:
         gateways = GatewayRegistry([SandboxGateway(engine, clock.now)])
         if settings.stripe_api_key:
+            from dunwell.gateways.pace import SharedPace
             from dunwell.gateways.stripe import StripeGateway
 
+            # One Stripe account behind every worker: they share its pace.
+            pace = SharedPace(engine, StripeGateway.name, settings.stripe_max_per_second)
             gateways.add(
                 StripeGateway(
                     settings.stripe_api_key,
                     settings.stripe_api_base or None,
                     concurrency=settings.stripe_concurrency,
-                    max_per_second=settings.stripe_max_per_second,
+                    pace=pace,
                 )
             )
     channels = ChannelRegistry(

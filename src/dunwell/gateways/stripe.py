@@ -36,7 +36,9 @@ with its own connection: a charge takes Stripe a few hundred milliseconds,
 so one after another a worker would charge two or three invoices a second.
 Every request has its own idempotency key, so their order does not matter.
 The lanes together start at most ``max_per_second`` requests a second, under
-Stripe's limit for one endpoint.
+Stripe's limit for one endpoint; a worker's gateway takes its turns from a
+:class:`~dunwell.gateways.pace.SharedPace`, so that limit holds for all the
+workers together.
 A lane that Stripe rate-limits (HTTP 429) pauses and asks again, as Stripe
 advises; a rate-limited request is never stored under its key, so asking
 again cannot charge twice. Lanes stop starting requests at the caller's
@@ -53,7 +55,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from threading import Lock
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,7 @@ import stripe
 
 from dunwell.domain.states import AttemptStatus
 from dunwell.gateways.base import ChargeRequest, ChargeResponse
+from dunwell.gateways.pace import LocalPace, Pace
 
 if TYPE_CHECKING:
     from stripe.params import InvoicePayParams, PaymentIntentCreateParams
@@ -108,23 +110,24 @@ class StripeGateway:
         concurrency: int = DEFAULT_CONCURRENCY,
         max_per_second: float = DEFAULT_MAX_PER_SECOND,
         rate_limit_pauses: Sequence[float] = DEFAULT_RATE_LIMIT_PAUSES,
+        pace: Pace | None = None,
     ) -> None:
         """``api_base`` replaces ``https://api.stripe.com`` (tests point it at a fake).
 
         ``max_network_retries`` lets the SDK retry connection errors, 409s and
         5xx itself (reusing our idempotency key, so it is safe); the default 0
-        leaves retrying to Dunwell's schedule.
+        leaves retrying to Dunwell's schedule. ``pace`` spaces the requests'
+        starts; the default is a :class:`~dunwell.gateways.pace.LocalPace` of
+        ``max_per_second``, this process's alone.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-        if max_per_second <= 0:
-            raise ValueError(f"max_per_second must be above 0, not {max_per_second}")
         # A request started just before the deadline: its own wait, and at
         # most one pause after a 429 before the lane sees the deadline.
         self.longest_charge_seconds = timeout + 1.5 * max(rate_limit_pauses, default=0.0)
         self._concurrency = concurrency
         # Kept across batches, so back-to-back batches keep the pace too.
-        self._pace = _Pace(max_per_second)
+        self._pace = pace if pace is not None else LocalPace(max_per_second)
         self._rate_limit_pauses = tuple(rate_limit_pauses)
         # Our own HTTP client, rather than the SDK's default, so that close()
         # can release its connections and the timeout is ours, not 80 s.
@@ -267,25 +270,6 @@ class StripeGateway:
         return self._client.v1.invoices.pay(
             invoice, params, options={"idempotency_key": request.idempotency_key}
         )
-
-
-class _Pace:
-    """Spaces the starts of all lanes' requests at least ``1 / per_second`` apart."""
-
-    def __init__(self, per_second: float) -> None:
-        self._gap = 1 / per_second
-        self._next = 0.0  # time.monotonic() of the next free start
-        self._lock = Lock()
-
-    def wait_turn(self, until: float | None) -> bool:
-        """Sleep until this caller may start a request; False if that is past ``until``."""
-        with self._lock:
-            start = max(time.monotonic(), self._next)
-            if until is not None and start >= until:
-                return False
-            self._next = start + self._gap
-        time.sleep(max(0.0, start - time.monotonic()))
-        return True
 
 
 def _from_invoice(invoice: stripe.Invoice) -> ChargeResponse:

@@ -567,6 +567,17 @@ sms_sender_queues = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+gateway_paces = Table(
+    "gateway_paces",
+    metadata,
+    _id(),
+    Column("gateway", String(40), nullable=False, unique=True),
+    # The wall-clock time from which the gateway's next request may start,
+    # shared by every worker: each reserves a few turns by moving it on.
+    Column("next_start_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 sms_credit_ledger = Table(
     "sms_credit_ledger",
     metadata,
