@@ -8,13 +8,17 @@ For each transport (the sandbox mailbox and phone, SMTP to an aiosmtpd
 server on loopback, the real ``twilio`` SDK to a local server speaking
 Twilio's API) it queues N rendered messages and times the real delivery
 worker until the outbox is empty. SMS go through the compliance gate
-(window, cap, opt-out, credits) like any other.
+(window, cap, opt-out, credits) like any other. Then it writes N events an
+endpoint asked for and times the webhook worker until every delivery has
+reached a local receiver, which verifies each signature as a merchant's
+would (``webhooks``).
 
 ``--concurrency`` is the worker's ``delivery_concurrency`` (lanes per site
-and channel for SMTP and Twilio). ``--provider-latency-ms`` makes the local
-relay and Twilio wait that long before answering each message, as real
-ones do (tens to hundreds of milliseconds), so the figure shows what the
-worker does while it waits; 0 measures the worker's own cost per message.
+and channel for SMTP and Twilio) and its ``webhook_concurrency``.
+``--provider-latency-ms`` makes the local relay, Twilio and the webhook
+receiver wait that long before answering each message, as real ones do
+(tens to hundreds of milliseconds), so the figure shows what the worker
+does while it waits; 0 measures the worker's own cost per message.
 ``--provider-connection-limit`` makes the relay greet connections beyond
 that many at once with "421", and Twilio answer requests beyond that many
 with 429, as providers with such limits do.
@@ -48,13 +52,17 @@ from tests.integration.fake_twilio import (  # noqa: E402
     FakeTwilioServer,
 )
 from tests.integration.smtp_server import SmtpServer  # noqa: E402
+from tests.integration.webhook_receiver import Receiver  # noqa: E402
 
 from dunwell.bootstrap import App, bootstrap  # noqa: E402
 from dunwell.channels.registry import ChannelRegistry, TransportOptions  # noqa: E402
 from dunwell.services import sms_credits  # noqa: E402
 from dunwell.services.channel_config import save_channel_config  # noqa: E402
 from dunwell.services.delivery import deliver_due_messages  # noqa: E402
+from dunwell.services.events import EventBatch  # noqa: E402
 from dunwell.services.sites import create_site  # noqa: E402
+from dunwell.services.webhook_delivery import deliver_due_webhooks  # noqa: E402
+from dunwell.services.webhook_endpoints import create_endpoint  # noqa: E402
 from dunwell.settings import Settings  # noqa: E402
 from dunwell.store import tables  # noqa: E402
 from dunwell.store.migrate import upgrade  # noqa: E402
@@ -113,11 +121,48 @@ def drain(app: App, site_id: int, count: int) -> dict[str, Any]:
     return figures
 
 
+def webhooks(app: App, count: int, latency_ms: float) -> dict[str, Any]:
+    """``count`` events to one endpoint on loopback, delivered by the webhook worker."""
+    with Receiver().running() as receiver:
+        receiver.delay = latency_ms / 1000
+        with app.begin() as conn:
+            site_id = create_site(conn, app.clock, slug="webhooks", name="Hooks", clock_start=NOON)
+        endpoint = create_endpoint(app, site_id, url=receiver.url, events=["sms.opted_out"])
+        receiver.secret = endpoint["secret"]
+        batch = EventBatch()
+        for n in range(count):
+            batch.add(site_id, "sms.opted_out", NOON, phone=f"+4474{n:08d}", keyword="STOP")
+        with app.begin() as conn:
+            batch.write(conn)
+        started = time.perf_counter()
+        while deliver_due_webhooks(app, "bench", app.settings.delivery_batch_size):
+            pass
+        elapsed = time.perf_counter() - started
+        d = tables.webhook_deliveries
+        with app.connect() as conn:
+            left = conn.execute(
+                select(d.c.status, d.c.last_error, func.count())
+                .where(d.c.site_id == site_id, d.c.status != "delivered")
+                .group_by(d.c.status, d.c.last_error)
+            ).all()
+        figures: dict[str, Any] = {
+            "seconds": round(elapsed, 3),
+            "per_s": round(count / elapsed),
+            "received": len(receiver.verified()),
+            "most_at_once": receiver.most_in_flight,
+        }
+    if left:
+        figures["undelivered"] = {f"{status}: {error}": n for status, error, n in left}
+    return figures
+
+
 def run(
     url: str, count: int, concurrency: int, latency_ms: float, connection_limit: int | None
 ) -> dict[str, Any]:
     settings = Settings(database_url=url, secret_key="bench-secret")
-    app = bootstrap(replace(settings, delivery_concurrency=concurrency))
+    app = bootstrap(
+        replace(settings, delivery_concurrency=concurrency, webhook_concurrency=concurrency)
+    )
     upgrade(app.engine)
     results: dict[str, Any] = {
         "messages": count,
@@ -173,6 +218,7 @@ def run(
         results["twilio"]["received"] = len(twilio.messages)
         results["twilio"]["most_at_once"] = twilio.fake.most_in_flight
         results["twilio"]["turned_away"] = twilio.fake.turned_away
+    results["webhooks"] = webhooks(app, count, latency_ms)
     app.close()
     return results
 

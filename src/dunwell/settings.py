@@ -48,6 +48,9 @@ class Settings:
     # Messages a worker sends side by side to SMTP relays and Twilio, whose
     # answers take tens to hundreds of milliseconds (see services/delivery.py).
     delivery_concurrency: int = 8
+    # Webhook requests a worker has in flight at once, to any endpoints
+    # (see services/webhook_delivery.py).
+    webhook_concurrency: int = 8
     # For tests: a local server that speaks Twilio's REST API.
     twilio_api_base: str = ""
     mail_from: str = "billing@dunwell.localhost"
@@ -68,7 +71,7 @@ class Settings:
     twilio_catch_up_seconds: int = 300
 
     def __post_init__(self) -> None:
-        for name in ("delivery_concurrency", "stripe_concurrency"):
+        for name in ("delivery_concurrency", "stripe_concurrency", "webhook_concurrency"):
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be at least 1, not {value}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -270,6 +271,57 @@ def test_a_slow_answer_times_out_and_is_retried(
     assert delivery.status == "pending"
     [attempt] = attempts(shop, delivery.id)
     assert (attempt.status_code, attempt.error) == (None, "no answer within 0.2 s")
+
+
+def _stops(shop: Shop, count: int) -> None:
+    """``count`` customers text STOP: one ``sms.opted_out`` event each."""
+    for n in range(count):
+        opt_out(shop, f"+4474001235{n:02d}")
+
+
+def test_a_batch_goes_out_in_lanes_side_by_side_up_to_the_setting(
+    app: App, client: TestClient, shop: Shop, receiver: Receiver
+) -> None:
+    endpoint = add_endpoint(client, shop, receiver, events=["sms.opted_out"])
+    _stops(shop, 12)
+    receiver.answer(*[200] * 12, delay=0.1)
+    app.settings = replace(app.settings, webhook_concurrency=4)
+
+    assert deliver_due_webhooks(app, "test-worker", 50) == 12
+
+    assert [d.status for d in deliveries(shop, endpoint["id"])] == ["delivered"] * 12
+    assert 1 < receiver.most_in_flight <= 4
+
+
+def test_deliveries_no_lane_starts_within_the_lease_wait_untouched_for_the_next_batch(
+    app: App, client: TestClient, shop: Shop, receiver: Receiver
+) -> None:
+    """A one-second lease, with attempts that may take 0.9 s (three 0.3 s
+    timeouts), leaves a quarter of a second to start requests the receiver
+    answers in 0.1 s each, one lane after another: twelve cannot all go."""
+    endpoint = add_endpoint(client, shop, receiver, events=["sms.opted_out"])
+    _stops(shop, 12)
+    receiver.answer(*[200] * 12, delay=0.1)
+    app.settings = replace(app.settings, lease_seconds=1, webhook_concurrency=1)
+    sender = Sender(timeout=0.3)
+
+    assert deliver_due_webhooks(app, "test-worker", 50, sender) == 12
+
+    rows = deliveries(shop, endpoint["id"])
+    delivered = [d for d in rows if d.status == "delivered"]
+    waiting = [d for d in rows if d.status != "delivered"]
+    assert delivered and waiting
+    for delivery in waiting:
+        assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("pending", 0, None)
+        assert delivery.next_attempt_at <= shop.now  # due at once
+        assert attempts(shop, delivery.id) == []
+    while deliver_due_webhooks(app, "test-worker", 50, sender):
+        pass
+    ids = sorted(r.headers["webhook-id"] for r in receiver.verified())
+    assert ids == sorted(f"msg_{d.id}" for d in rows)  # each once
+    for delivery in deliveries(shop, endpoint["id"]):
+        assert delivery.status == "delivered"
+        assert [a.attempt_no for a in attempts(shop, delivery.id)] == [1]
 
 
 def test_a_410_disables_the_endpoint_and_cancels_its_pending_deliveries(

@@ -47,6 +47,10 @@ class Receiver:
         self.host_name = "127.0.0.1"
         self.received: list[Received] = []
         self.status = 200  # the answer once the queued ones are used up
+        self.delay = 0.0  # and how long it takes
+        #: The most requests that were being answered at one moment.
+        self.most_in_flight = 0
+        self._in_flight = 0
         self._queued: list[tuple[int, float]] = []
         self._lock = threading.Lock()
         self._http = LocalHttpServer(_handler(self), ThreadingHTTPServer, join_timeout=5)
@@ -70,6 +74,15 @@ class Receiver:
     def types(self) -> list[str]:
         return sorted(r.type for r in self.verified())
 
+    def arrived(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+
+    def answered(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, float, bytes]:
         try:
             payload = Webhook(self.secret).verify(body, headers)
@@ -79,7 +92,7 @@ class Receiver:
             return 400, 0.0, b"signature rejected"
         with self._lock:
             self.received.append(Received(headers, body, payload, None))
-            status, delay = self._queued.pop(0) if self._queued else (self.status, 0.0)
+            status, delay = self._queued.pop(0) if self._queued else (self.status, self.delay)
         return status, delay, f"answered {status}".encode()
 
     @contextmanager
@@ -91,6 +104,13 @@ class Receiver:
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            receiver.arrived()
+            try:
+                self._answer()
+            finally:
+                receiver.answered()
+
+        def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             headers = {name.lower(): value for name, value in self.headers.items()}
             status, delay, text = receiver.handle(headers, body)

@@ -17,6 +17,11 @@ def test_stripe_concurrency_is_read_from_the_environment() -> None:
     assert Settings.from_env({}).stripe_concurrency == 8
 
 
+def test_webhook_concurrency_is_read_from_the_environment() -> None:
+    assert Settings.from_env({"DUNWELL_WEBHOOK_CONCURRENCY": "32"}).webhook_concurrency == 32
+    assert Settings.from_env({}).webhook_concurrency == 8
+
+
 def test_stripe_max_per_second_is_read_and_must_be_above_zero() -> None:
     assert Settings.from_env({"DUNWELL_STRIPE_MAX_PER_SECOND": "80"}).stripe_max_per_second == 80
     assert Settings.from_env({}).stripe_max_per_second == 20
@@ -26,7 +31,10 @@ def test_stripe_max_per_second_is_read_and_must_be_above_zero() -> None:
         Settings.from_env({"DUNWELL_STRIPE_MAX_PER_SECOND": "0"})
 
 
-@pytest.mark.parametrize("name", ["DUNWELL_DELIVERY_CONCURRENCY", "DUNWELL_STRIPE_CONCURRENCY"])
+@pytest.mark.parametrize(
+    "name",
+    ["DUNWELL_DELIVERY_CONCURRENCY", "DUNWELL_STRIPE_CONCURRENCY", "DUNWELL_WEBHOOK_CONCURRENCY"],
+)
 @pytest.mark.parametrize("raw", ["0", "-2"])
 def test_a_concurrency_below_one_is_refused_by_name(name: str, raw: str) -> None:
     with pytest.raises(ValueError, match=f"{name} must be at least 1, not {raw}"):

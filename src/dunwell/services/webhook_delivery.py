@@ -5,10 +5,19 @@ One batch:
 1. *Claim* (one transaction): lease due deliveries (``pending``, or
    ``sending`` under an expired lease); cancel those whose endpoint has been
    disabled meanwhile; open an attempt row for each of the others.
-2. *Send*, with no transaction open, a few at a time: check the target
-   again (:func:`~dunwell.services.webhook_endpoints.target_addresses`), then
-   POST the payload, signed per Standard Webhooks, to the address checked.
-3. *Record* each answer in its own short transaction.
+2. *Send*, with no transaction open, in up to ``webhook_concurrency``
+   lanes side by side: check the target again
+   (:func:`~dunwell.services.webhook_endpoints.target_addresses`), then POST
+   the payload, signed per Standard Webhooks, to the address checked.
+3. *Record* each answer in its own short transaction, in the lane that sent it.
+
+Lanes stop starting requests in time for the last one to end within the
+batch's lease (``claims.start_window``; an attempt takes at most three
+timeouts: connecting, sending, waiting). The deliveries no lane reached are
+put back as they were before the claim, with no attempt counted, and go in
+the next batch. So a batch can be as large as the delivery batch: receivers
+that answer quickly get a whole batch at once, and slow ones make batches
+smaller instead of letting the lease expire while requests are in flight.
 
 A 2xx answer delivers. 410 Gone disables the endpoint and cancels its
 pending deliveries. Anything else (another status, a timeout, a refused or
@@ -27,20 +36,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from standardwebhooks import Webhook
 
 from dunwell import __version__
 from dunwell.bootstrap import App
 from dunwell.clock import Clock, SystemClock
 from dunwell.security.secrets import SecretBox, SecretUnreadable
-from dunwell.services.claims import claim_due
+from dunwell.services.claims import claim_due, start_window
 from dunwell.services.webhook_endpoints import (
     Resolver,
     TargetRefused,
@@ -57,8 +67,6 @@ log = logging.getLogger("dunwell.webhooks")
 #: in all, so a delivery that never gets through fails after its 10th attempt.
 RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 30, 120, 300, 600, 600, 840, 1200))
 TIMEOUT = 10.0
-#: Attempts in flight at once in one worker.
-PARALLEL = 8
 EXCERPT_CHARS = 500
 USER_AGENT = f"Dunwell-Webhooks/{__version__}"
 IN_DOUBT = "no answer was recorded: the worker stopped during the attempt"
@@ -78,6 +86,11 @@ class Sender:
     transport: httpx.BaseTransport | None = None
     resolve: Resolver = resolve_host
     wall_clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def longest_attempt(self) -> float:
+        """Seconds an attempt can take: connecting, sending and waiting, a timeout each."""
+        return 3 * self.timeout
 
 
 @dataclass(frozen=True)
@@ -110,34 +123,76 @@ def webhook_id(delivery_id: int) -> str:
 def deliver_due_webhooks(app: App, owner: str, limit: int, sender: Sender | None = None) -> int:
     """Deliver one batch; return how many deliveries were claimed (0 when idle)."""
     sender = sender or Sender()
-    lease = app.settings.lease_seconds
-    # An attempt may spend the timeout connecting, sending and waiting for
-    # the answer. The batch must end before its lease does, or another
-    # worker would claim the same deliveries and send them again.
-    limit = min(limit, PARALLEL * max(1, int(lease // (3 * sender.timeout))))
     real_now = app.clock.now()
+    lease_until = real_now + timedelta(seconds=app.settings.lease_seconds)
     with app.begin() as conn:
         d = webhook_deliveries
         due = [d.c.status.in_(("pending", "sending"))]
-        ids = claim_due(
-            conn,
-            d,
-            d.c.next_attempt_at,
-            due,
-            owner,
-            real_now,
-            real_now + timedelta(seconds=lease),
-            limit,
-        )
+        ids = claim_due(conn, d, d.c.next_attempt_at, due, owner, real_now, lease_until, limit)
         if not ids:
             return 0
         outgoing = _prepare(app, conn, ids, real_now)
     if outgoing:
-        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(outgoing))) as pool:
-            futures = {pool.submit(send, sender, item): item for item in outgoing}
-            for future in as_completed(futures):
-                _record(app, owner, futures[future], future.result())
+        lease_left = (lease_until - app.clock.now()).total_seconds()
+        until = time.monotonic() + start_window(lease_left, sender.longest_attempt)
+        queue = deque(outgoing)
+        _send_in_lanes(app, owner, sender, queue, until)
+        _put_back(app, owner, list(queue))
     return len(ids)
+
+
+def _send_in_lanes(
+    app: App, owner: str, sender: Sender, queue: deque[Outgoing], until: float
+) -> None:
+    """Send from ``queue`` in lanes until it is empty or the time is up; then
+    raise the first failure, if any. What no lane started stays in ``queue``.
+
+    Every lane runs to its end even when another fails (the database, say),
+    so each delivery is either recorded, left leased or left in the queue.
+    """
+
+    def lane() -> None:
+        while time.monotonic() < until:
+            try:
+                item = queue.popleft()  # atomic: lanes share the queue without a lock
+            except IndexError:
+                return
+            _record(app, owner, item, send(sender, item))
+
+    count = min(app.settings.webhook_concurrency, len(queue))
+    with ThreadPoolExecutor(count, thread_name_prefix="dunwell-webhook") as pool:
+        lanes = [pool.submit(lane) for _ in range(count)]
+        wait(lanes)
+    for finished in lanes:
+        finished.result()
+
+
+def _put_back(app: App, owner: str, items: list[Outgoing]) -> None:
+    """Return deliveries no lane reached in time to how they were before the claim.
+
+    The attempt reserved for each is removed and not counted, so a delivery
+    put back is due at once and loses none of its tries.
+    """
+    if not items:
+        return
+    d, a = webhook_deliveries, webhook_attempts
+    with app.begin() as conn:
+        held = conn.execute(
+            update(d)
+            .where(d.c.id.in_([i.id for i in items]), d.c.lease_owner == owner)
+            .values(status="pending", attempts=d.c.attempts - 1, lease_owner=None, lease_until=None)
+            .returning(d.c.id)
+        ).scalars()
+        reserved = {i.id: i.attempt_no for i in items}
+        rows = [{"b_delivery": i, "b_attempt": reserved[i]} for i in held]
+        if rows:
+            conn.execute(
+                delete(a)
+                .where(a.c.delivery_id == bindparam("b_delivery"))
+                .where(a.c.attempt_no == bindparam("b_attempt"))
+                .where(a.c.finished_at.is_(None)),
+                rows,
+            )
 
 
 def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> list[Outgoing]:
@@ -248,7 +303,8 @@ def send(sender: Sender, item: Outgoing) -> Answer:
         )
     try:
         addresses = target_addresses(item.url, item.site_mode, sender.resolve)
-        code, excerpt = _post(sender, item, item.secret, addresses[0], started + 3 * sender.timeout)
+        deadline = started + sender.longest_attempt
+        code, excerpt = _post(sender, item, item.secret, addresses[0], deadline)
     except TargetRefused as error:
         return answer(None, None, f"not sent: {error}")
     except httpx.TimeoutException:
