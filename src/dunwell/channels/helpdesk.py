@@ -47,6 +47,7 @@ import httpx
 
 from dunwell import __version__
 from dunwell.channels.base import TransportError
+from dunwell.security.tls import client_tls
 
 TIMEOUT = 10.0
 USER_AGENT = f"Dunwell-Concierge/{__version__}"
@@ -183,6 +184,7 @@ class HelpdeskClient:
             timeout=self.config.timeout,
             trust_env=False,
             follow_redirects=False,
+            verify=client_tls(),
         ) as client:
             request = client.build_request(
                 method, url, headers=headers, extensions=extensions, **content

@@ -50,6 +50,7 @@ from dunwell import __version__
 from dunwell.bootstrap import App
 from dunwell.clock import Clock, SystemClock
 from dunwell.security.secrets import SecretBox, SecretUnreadable
+from dunwell.security.tls import client_tls
 from dunwell.services.claims import claim_due, start_window
 from dunwell.services.webhook_endpoints import (
     Resolver,
@@ -339,9 +340,10 @@ def _post(
     }
     extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
     # trust_env=False: a proxy from the environment would connect somewhere
-    # other than the address checked.
+    # other than the address checked. A client per attempt, so no connection
+    # made for one endpoint's name carries another's request to the same address.
     with httpx.Client(
-        transport=sender.transport, timeout=sender.timeout, trust_env=False
+        transport=sender.transport, timeout=sender.timeout, trust_env=False, verify=client_tls()
     ) as client:
         request = client.build_request(
             "POST",
