@@ -104,17 +104,16 @@ class Receiver:
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            # In flight until the answer is ready to go: once it is written,
+            # the sender may start its next request before this thread ends.
             receiver.arrived()
             try:
-                self._answer()
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                status, delay, text = receiver.handle(headers, body)
+                time.sleep(delay)
             finally:
                 receiver.answered()
-
-        def _answer(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            status, delay, text = receiver.handle(headers, body)
-            time.sleep(delay)
             try:
                 self.send_response(status)
                 self.send_header("content-type", "text/plain")
