@@ -35,12 +35,13 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the local test servers live under tests/
@@ -100,18 +101,28 @@ def queue(app: App, slug: str, count: int, channel: str) -> int:
     return site_id
 
 
-def drain(app: App, site_id: int, count: int) -> dict[str, Any]:
-    """Deliver until nothing is due; the time, the rate, and what was left undelivered."""
+def drain(
+    app: App,
+    site_id: int,
+    count: int,
+    deliver: Callable[[App, str, int], int] = deliver_due_messages,
+    table: Table = tables.outbox,
+    done: tuple[str, ...] = ("sent", "delivered"),
+) -> dict[str, Any]:
+    """Deliver until nothing is due; the time, the rate, and what was left undelivered.
+
+    ``deliver`` runs one batch of the worker's (messages by default, or
+    webhooks), and ``table`` holds its rows, finished once in a ``done`` status.
+    """
     started = time.perf_counter()
-    while deliver_due_messages(app, "bench", app.settings.delivery_batch_size):
+    while deliver(app, "bench", app.settings.delivery_batch_size):
         pass
     elapsed = time.perf_counter() - started
-    o = tables.outbox
     with app.connect() as conn:
         left = conn.execute(
-            select(o.c.status, o.c.last_error, func.count())
-            .where(o.c.site_id == site_id, o.c.status.not_in(("sent", "delivered")))
-            .group_by(o.c.status, o.c.last_error)
+            select(table.c.status, table.c.last_error, func.count())
+            .where(table.c.site_id == site_id, table.c.status.not_in(done))
+            .group_by(table.c.status, table.c.last_error)
         ).all()
     figures: dict[str, Any] = {"seconds": round(elapsed, 3), "per_s": round(count / elapsed)}
     if left:
@@ -134,25 +145,11 @@ def webhooks(app: App, count: int, latency_ms: float) -> dict[str, Any]:
             batch.add(site_id, "sms.opted_out", NOON, phone=f"+4474{n:08d}", keyword="STOP")
         with app.begin() as conn:
             batch.write(conn)
-        started = time.perf_counter()
-        while deliver_due_webhooks(app, "bench", app.settings.delivery_batch_size):
-            pass
-        elapsed = time.perf_counter() - started
-        d = tables.webhook_deliveries
-        with app.connect() as conn:
-            left = conn.execute(
-                select(d.c.status, d.c.last_error, func.count())
-                .where(d.c.site_id == site_id, d.c.status != "delivered")
-                .group_by(d.c.status, d.c.last_error)
-            ).all()
-        figures: dict[str, Any] = {
-            "seconds": round(elapsed, 3),
-            "per_s": round(count / elapsed),
-            "received": len(receiver.verified()),
-            "most_at_once": receiver.most_in_flight,
-        }
-    if left:
-        figures["undelivered"] = {f"{status}: {error}": n for status, error, n in left}
+        figures = drain(
+            app, site_id, count, deliver_due_webhooks, tables.webhook_deliveries, ("delivered",)
+        )
+        figures["received"] = len(receiver.verified())
+        figures["most_at_once"] = receiver.most_in_flight
     return figures
 
 
