@@ -73,10 +73,11 @@ def test_two_workers_together_keep_one_accounts_pace(
     assert sorted(server.fake.executed, key=str) == sorted(keys)  # each once
     arrivals = sorted(r.arrived_at for r in server.fake.requests)
     assert len(arrivals) == INVOICES
-    # The most requests in any 0.95 s (a second, less the jitter of a sleep
-    # and a loopback request): at most the pace. Two workers each on a pace
-    # of its own send twice that while their batches overlap.
-    busiest = max(bisect_left(arrivals, a + 0.95) - n for n, a in enumerate(arrivals))
+    # The most requests in any 0.85 s (a second, less the jitter of a sleep
+    # and a loopback request on a busy machine): at most the pace. Two
+    # workers each on a pace of its own send twice that while their batches
+    # overlap (20 in a second when this was measured).
+    busiest = max(bisect_left(arrivals, a + 0.85) - n for n, a in enumerate(arrivals))
     assert busiest <= PER_SECOND, [round(a - arrivals[0], 2) for a in arrivals]
     for invoice in invoices:
         assert [a.status for a in shop.attempts_of(invoice)] == ["succeeded"]

@@ -61,24 +61,28 @@ def test_two_workers_together_start_no_more_than_the_pace(
     # Twenty turns 1/20 s apart span 0.95 s; each worker on a pace of its
     # own would start its ten in 0.45 s, side by side with the other's.
     assert starts[-1] - starts[0] > 0.85
-    # No ten in a row closer together than ten gaps allow (less a sleep's jitter).
-    assert min(b - a for a, b in zip(starts, starts[10:], strict=False)) > 0.45
+    # No ten in a row closer together than ten gaps allow (0.5 s, less the
+    # jitter of a late first turn); paces of their own would interleave
+    # two lines at 20 a second each, ten turns in 0.25 s.
+    assert min(b - a for a, b in zip(starts, starts[10:], strict=False)) > 0.35
 
 
 def test_a_worker_reserves_no_turn_past_its_deadline(engines: tuple[Engine, Engine]) -> None:
     first, second = (SharedPace(engine, "stripe", per_second=10) for engine in engines)
     wall = time.time()
 
-    # Turns at 0, 0.1 and 0.2 s come before a deadline at 0.25 s; 0.3 s does not.
-    starts = _turns(first, 10, until=time.monotonic() + 0.25)
+    # Turns at 0, 0.1 and 0.2 s come before a deadline at 0.28 s; 0.3 s does not.
+    starts = _turns(first, 10, until=time.monotonic() + 0.28)
 
     assert len(starts) == 3
     with engines[0].connect() as conn:
         line = conn.execute(select(gateway_paces.c.next_start_at)).scalar_one()
-    assert line.timestamp() - wall < 0.35  # the line ran no further than the turns it gave
-    # The other worker's next turn is after those three.
+    # The line ran no further than the turns it gave (0.3 s, plus the first
+    # reservation's own time); one turn more would put it at 0.4 s.
+    assert line.timestamp() - wall < 0.38
+    # The other worker's next turn is after those three, a gap later.
     (after,) = _turns(second, 1)
-    assert after - starts[-1] > 0.09
+    assert after - starts[-1] > 0.05
 
 
 def test_turns_left_unused_are_not_spent_in_a_burst_later(engines: tuple[Engine, Engine]) -> None:
@@ -88,8 +92,9 @@ def test_turns_left_unused_are_not_spent_in_a_burst_later(engines: tuple[Engine,
 
     starts = _turns(pace, 5)
 
-    # Spent at once, the four old turns would start four requests together.
-    assert starts[-1] - starts[0] > 0.18
+    # Spent at once, the four old turns would start four requests together;
+    # taken afresh, five turns span 0.2 s (less a late first turn).
+    assert starts[-1] - starts[0] > 0.1
 
 
 def test_each_gateway_has_its_own_line(engines: tuple[Engine, Engine]) -> None:
@@ -100,7 +105,7 @@ def test_each_gateway_has_its_own_line(engines: tuple[Engine, Engine]) -> None:
     started = time.monotonic()
     _turns(other, 1)
 
-    assert time.monotonic() - started < 0.04  # no wait behind Stripe's turns
+    assert time.monotonic() - started < 0.15  # not 0.25 s behind Stripe's five turns
     with engines[0].connect() as conn:
         lines = conn.execute(select(gateway_paces.c.gateway).order_by("gateway")).scalars()
         assert list(lines) == ["other", "stripe"]
