@@ -206,7 +206,7 @@ class Chains:
     def take(self) -> list[Outgoing] | None:
         """The next chain; None when all are taken or the time is up, and the lane ends."""
         with self._lock:
-            if self._chains and (self._until is None or time.monotonic() < self._until):
+            if self._chains and self._time_left():
                 return self._chains.popleft()
             self._lanes -= 1
             return None
@@ -220,11 +220,14 @@ class Chains:
         chains no lane took; the earlier messages have gone, so the address
         keeps its order when the rest goes in the next batch.
         """
-        if self._until is None or time.monotonic() < self._until:
+        if self._time_left():
             return True
         with self._lock:
             self._cut.extend(rest)
         return False
+
+    def _time_left(self) -> bool:
+        return self._until is None or time.monotonic() < self._until
 
     def left_behind(self) -> list[Outgoing]:
         """The messages no lane started (once every lane has ended)."""
