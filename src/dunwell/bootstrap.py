@@ -94,7 +94,12 @@ def bootstrap(
             from dunwell.gateways.stripe import StripeGateway
 
             # One Stripe account behind every worker: they share its pace.
-            pace = SharedPace(engine, StripeGateway.name, settings.stripe_max_per_second)
+            pace = SharedPace(
+                engine,
+                StripeGateway.name,
+                settings.stripe_max_per_second,
+                horizon_seconds=settings.lease_seconds,
+            )
             gateways.add(
                 StripeGateway(
                     settings.stripe_api_key,

@@ -111,6 +111,47 @@ def test_each_gateway_has_its_own_line(engines: tuple[Engine, Engine]) -> None:
         assert list(lines) == ["other", "stripe"]
 
 
+def test_a_clock_far_ahead_does_not_stop_the_other_workers(
+    engines: tuple[Engine, Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    ahead = SharedPace(
+        engines[0], "stripe", per_second=20, wall=lambda: time.time() + 3600, horizon_seconds=60
+    )
+    _turns(ahead, 1)  # the line is now an hour ahead of the real time
+    behind = SharedPace(engines[1], "stripe", per_second=20, horizon_seconds=60)
+
+    # A deadline a second away: left an hour behind, this worker would send nothing.
+    starts = _turns(behind, 3, until=time.monotonic() + 1.0)
+
+    assert len(starts) == 3
+    assert "3600 s ahead of this machine's clock" in caplog.text
+    with engines[1].connect() as conn:
+        line = conn.execute(select(gateway_paces.c.next_start_at)).scalar_one()
+    assert line.timestamp() - time.time() < 1  # started again from the real time
+
+
+def test_a_line_ahead_by_less_than_a_lease_is_waited_for(
+    engines: tuple[Engine, Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    ahead = SharedPace(engines[0], "stripe", per_second=20, wall=lambda: time.time() + 0.5)
+    _turns(ahead, 1)  # the line is half a second ahead: within the horizon
+    behind = SharedPace(engines[1], "stripe", per_second=20, horizon_seconds=60)
+
+    started = time.monotonic()
+    (first,) = _turns(behind, 1)
+
+    assert first - started > 0.4  # its turn comes after the line, not before
+    assert "ahead of this machine's clock" not in caplog.text
+
+
+@pytest.mark.parametrize("horizon", [0, -5.0])
+def test_a_horizon_that_cannot_work_is_refused(
+    engines: tuple[Engine, Engine], horizon: float
+) -> None:
+    with pytest.raises(ValueError, match=f"horizon_seconds must be above 0, not {horizon}"):
+        SharedPace(engines[0], "stripe", per_second=20, horizon_seconds=horizon)
+
+
 @pytest.mark.parametrize("per_second", [0, -1.0])
 def test_a_pace_that_cannot_work_is_refused(
     engines: tuple[Engine, Engine], per_second: float

@@ -25,10 +25,20 @@ turn left before its deadline reserves nothing and sends nothing more this
 batch, as it would with a pace of its own. Turns a worker reserved and
 did not use (its batch ended first) are not handed back; they pass unused,
 a quarter of a second at most, which errs below the limit, never above.
+
+So the line is never further ahead of the wall clock than the longest
+lease, unless a machine's clock runs ahead of the others'. Left alone,
+such a line would hold every other worker back, charging nothing, until
+real time caught up with it. A worker that finds the line further ahead
+than ``horizon_seconds`` (the lease) logs a warning and starts the line
+again from its own clock: a clock out of sync can then cost a few
+requests over the limit, which the gateway refuses and the schedule
+retries, but never a stop to collection.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -43,10 +53,13 @@ from dunwell.store.db import reproducible_commit, writer
 from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import gateway_paces
 
+log = logging.getLogger(__name__)
+
 #: Seconds of turns a worker reserves at once: short enough that several
 #: workers take turns about evenly, long enough that a reservation (one
 #: row update) is rare next to the requests it covers.
 RESERVE_SECONDS = 0.25
+WARN_EVERY_SECONDS = 60.0
 
 
 class Pace(Protocol):
@@ -92,8 +105,14 @@ class SharedPace:
         gateway: str,
         per_second: float,
         wall: Callable[[], float] = time.time,
+        *,
+        horizon_seconds: float = 60.0,
     ) -> None:
         self._gap = _check(per_second)
+        if not horizon_seconds > 0:
+            raise ValueError(f"horizon_seconds must be above 0, not {horizon_seconds}")
+        self._horizon = timedelta(seconds=horizon_seconds)
+        self._warned_at: float | None = None
         self._chunk = max(1, math.floor(per_second * RESERVE_SECONDS))
         self._writes = writer(engine)
         self._gateway = gateway
@@ -139,6 +158,9 @@ class SharedPace:
                 insert_ignore(conn, table, [row], ["gateway"])
                 stored = conn.execute(query).scalar_one()
             first = max(stored, now)
+            if first - now > self._horizon:
+                self._warn_line_ahead(first - now, monotonic)
+                first = now
             wait = (first - now).total_seconds()
             count = self._chunk
             if until is not None:
@@ -152,3 +174,17 @@ class SharedPace:
                 .values(next_start_at=first + timedelta(seconds=count * self._gap), updated_at=now)
             )
         self._turns.extend(monotonic + wait + n * self._gap for n in range(count))
+
+    def _warn_line_ahead(self, ahead: timedelta, monotonic: float) -> None:
+        # Once a minute: while the clocks disagree, every reservation resets.
+        if self._warned_at is not None and monotonic - self._warned_at < WARN_EVERY_SECONDS:
+            return
+        self._warned_at = monotonic
+        seconds = ahead.total_seconds()
+        log.warning(
+            "the %s pace's line is %.0f s ahead of this machine's clock, more than a lease:"
+            " another machine's clock runs ahead (check NTP); starting the line again from here",
+            self._gateway,
+            seconds,
+            extra={"gateway": self._gateway, "ahead_s": round(seconds, 1)},
+        )
