@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import insert, update
+from sqlalchemy.exc import DBAPIError
 
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
@@ -17,6 +19,11 @@ from dunwell.services.message_render import MessageRenderer
 from dunwell.services.messages import resend_message
 from dunwell.services.sites import site_now
 from dunwell.store import tables
+from tests.integration.db_faults import (
+    REFUSAL,
+    allow_finishing_attempts,
+    refuse_finishing_attempts,
+)
 from tests.integration.factories import INSUFFICIENT, Shop
 from tests.integration.fake_twilio import FakeTwilioServer
 from tests.integration.smtp_server import SmtpServer
@@ -526,3 +533,39 @@ def test_one_address_s_emails_stop_at_the_deadline_and_the_rest_keeps_its_order(
     # Message-ID "<outbox-{id}.site-...>": each once, in the order queued.
     sent_ids = [int(r.removeprefix("<outbox-").split(".")[0]) for r in received]
     assert sent_ids == [m.id for m in emails]
+
+
+def test_when_recording_fails_the_messages_no_lane_started_are_put_back_at_once(
+    app: App,
+) -> None:
+    """The database refuses to record the first message sent: its lane fails,
+    and the batch with it. That message stays leased, in doubt, as after a
+    crash; every message no lane started is due at once, not after the lease."""
+    with SmtpServer() as server:
+        shop = Shop.create(app)
+        _save_smtp(shop, server)
+        _failing_customers(shop, [f"+4474001234{n:02d}" for n in range(4)])
+        process_due_cycles(app, "worker-1", limit=500)  # four emails and four texts
+        app.settings = replace(app.settings, delivery_concurrency=1)
+        refuse_finishing_attempts(app, "message_attempts")
+
+        with pytest.raises(DBAPIError, match=REFUSAL):
+            deliver_due_messages(app, "worker-1", limit=200)
+
+        messages = shop.all(tables.outbox)
+        (in_doubt,) = [m for m in messages if m.lease_owner is not None]
+        assert (in_doubt.status, in_doubt.attempts) == ("sending", 1)
+        put_back = [m for m in messages if m.lease_owner is None]
+        assert len(put_back) == 7
+        for message in put_back:
+            assert (message.status, message.attempts) == ("pending", 0)
+            assert shop.all(tables.message_attempts, outbox_id=message.id) == []
+
+        allow_finishing_attempts(app, "message_attempts")
+        deliver_due_messages(app, "worker-1", limit=200)  # without waiting for the lease
+
+        sent = [m for m in shop.all(tables.outbox) if m.status in ("sent", "delivered")]
+        assert sorted(m.id for m in sent) == sorted(m.id for m in put_back)
+        received = sorted(m.message["To"] for m in server.messages)
+    # Each email once, the one in doubt (if it was an email) included.
+    assert received == sorted(f"c{n}@x.test" for n in range(4))

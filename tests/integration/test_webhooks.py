@@ -18,6 +18,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import DBAPIError
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from dunwell.bootstrap import App
@@ -30,6 +31,11 @@ from dunwell.services.sites import advance_clock, create_site
 from dunwell.services.webhook_delivery import RETRY_DELAYS, Sender, deliver_due_webhooks
 from dunwell.services.webhook_endpoints import create_endpoint, new_secret
 from dunwell.store import tables
+from tests.integration.db_faults import (
+    REFUSAL,
+    allow_finishing_attempts,
+    refuse_finishing_attempts,
+)
 from tests.integration.factories import INSUFFICIENT, Shop
 from tests.integration.webhook_receiver import Receiver
 
@@ -322,6 +328,36 @@ def test_deliveries_no_lane_starts_within_the_lease_wait_untouched_for_the_next_
     for delivery in deliveries(shop, endpoint["id"]):
         assert delivery.status == "delivered"
         assert [a.attempt_no for a in attempts(shop, delivery.id)] == [1]
+
+
+def test_when_recording_fails_the_deliveries_no_lane_started_are_put_back_at_once(
+    app: App, client: TestClient, shop: Shop, receiver: Receiver
+) -> None:
+    """The database refuses to record the first answer: the lane fails, and
+    the batch with it. The delivery it sent stays leased, in doubt, as after
+    a crash; the two it never started are due at once, not after the lease."""
+    endpoint = add_endpoint(client, shop, receiver, events=["sms.opted_out"])
+    _stops(shop, 3)
+    receiver.answer(*[200] * 3)
+    app.settings = replace(app.settings, webhook_concurrency=1)
+    refuse_finishing_attempts(app, "webhook_attempts")
+
+    with pytest.raises(DBAPIError, match=REFUSAL):
+        deliver_due_webhooks(app, "test-worker", 50)
+
+    assert len(receiver.verified()) == 1
+    rows = deliveries(shop, endpoint["id"])
+    (in_doubt,) = [d for d in rows if d.lease_owner is not None]
+    assert (in_doubt.status, in_doubt.attempts) == ("sending", 1)
+    put_back = [d for d in rows if d.lease_owner is None]
+    assert len(put_back) == 2
+    for delivery in put_back:
+        assert (delivery.status, delivery.attempts) == ("pending", 0)
+        assert attempts(shop, delivery.id) == []
+
+    allow_finishing_attempts(app, "webhook_attempts")
+    assert deliver_due_webhooks(app, "test-worker", 50) == 2  # without waiting for the lease
+    assert len(receiver.verified()) == 3
 
 
 def test_a_410_disables_the_endpoint_and_cancels_its_pending_deliveries(

@@ -129,13 +129,18 @@ def deliver_due_messages(app: App, owner: str, limit: int) -> int:
     )
     lanes = [lane for group in _groups(outgoing) for lane in _lanes(group, app.settings, until)]
     concurrency = app.settings.delivery_concurrency
-    if concurrency == 1 or len(lanes) == 1:
-        for first, chains in lanes:
-            _send_lane(app, owner, first, chains)
-    elif lanes:
-        _send_side_by_side(app, owner, lanes, concurrency)
-    queues = {id(chains): chains for _, chains in lanes}.values()
-    _put_back(app, owner, [item for chains in queues for item in chains.left_behind()])
+    try:
+        if concurrency == 1 or len(lanes) == 1:
+            for first, chains in lanes:
+                _send_lane(app, owner, first, chains)
+        elif lanes:
+            _send_side_by_side(app, owner, lanes, concurrency)
+    finally:
+        # Also when a lane failed (the database, say): what no lane started
+        # was never sent, and should not wait out the lease to be taken
+        # again as if it might have been.
+        queues = {id(chains): chains for _, chains in lanes}.values()
+        _put_back(app, owner, [item for chains in queues for item in chains.left_behind()])
     return len(ids)
 
 

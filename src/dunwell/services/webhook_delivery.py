@@ -137,8 +137,13 @@ def deliver_due_webhooks(app: App, owner: str, limit: int, sender: Sender | None
         lease_left = (lease_until - app.clock.now()).total_seconds()
         until = time.monotonic() + start_window(lease_left, sender.longest_attempt)
         queue = deque(outgoing)
-        _send_in_lanes(app, owner, sender, queue, until)
-        _put_back(app, owner, list(queue))
+        try:
+            _send_in_lanes(app, owner, sender, queue, until)
+        finally:
+            # Also when the lanes failed (the database, say): what none of
+            # them started was never sent, and should not wait out the lease
+            # to be taken again as if it might have been.
+            _put_back(app, owner, list(queue))
     return len(ids)
 
 
