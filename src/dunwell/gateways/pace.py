@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 #: workers take turns about evenly, long enough that a reservation (one
 #: row update) is rare next to the requests it covers.
 RESERVE_SECONDS = 0.25
+#: While a machine's clock runs ahead, every reservation finds the line out
+#: of reach: one warning a minute says so without flooding the log.
 WARN_EVERY_SECONDS = 60.0
 
 
@@ -176,7 +178,6 @@ class SharedPace:
         self._turns.extend(monotonic + wait + n * self._gap for n in range(count))
 
     def _warn_line_ahead(self, ahead: timedelta, monotonic: float) -> None:
-        # Once a minute: while the clocks disagree, every reservation resets.
         if self._warned_at is not None and monotonic - self._warned_at < WARN_EVERY_SECONDS:
             return
         self._warned_at = monotonic
