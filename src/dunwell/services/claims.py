@@ -9,12 +9,24 @@ are claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import dunning_cycles, sites
@@ -125,6 +137,46 @@ def release_cycles(conn: Connection, ids: Sequence[int], owner: str) -> None:
             .where(dunning_cycles.c.id.in_(ids), dunning_cycles.c.lease_owner == owner)
             .values(lease_owner=None, lease_until=None)
         )
+
+
+def put_back_unstarted(
+    conn: Connection,
+    table: Table,
+    reserved: Mapping[int, int],
+    owner: str,
+    *,
+    attempt_of: Column[Any],
+    unfinished: ColumnElement[bool],
+) -> set[int]:
+    """Return claimed rows no lane started to how they were before the claim.
+
+    For the outbox and webhook deliveries, whose claim counts a try and
+    reserves its attempt row. ``reserved`` maps each row's id to the number
+    of that attempt. The rows this owner still holds become ``pending`` with
+    the try not counted, due at once; each one's reserved attempt (found by
+    ``attempt_of``, the attempt log's reference to the row, and still
+    ``unfinished``) is deleted. Returns the ids that were still held.
+    """
+    held = set(
+        conn.execute(
+            update(table)
+            .where(table.c.id.in_(list(reserved)), table.c.lease_owner == owner)
+            .values(
+                status="pending", attempts=table.c.attempts - 1, lease_owner=None, lease_until=None
+            )
+            .returning(table.c.id)
+        ).scalars()
+    )
+    if held:
+        log = attempt_of.table
+        conn.execute(
+            delete(log)
+            .where(attempt_of == bindparam("b_row"))
+            .where(log.c.attempt_no == bindparam("b_attempt"))
+            .where(unfinished),
+            [{"b_row": row_id, "b_attempt": reserved[row_id]} for row_id in held],
+        )
+    return held
 
 
 def start_window(lease_left: float, longest_call: float) -> float:

@@ -64,14 +64,14 @@ from functools import partial
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from dunwell.bootstrap import App
 from dunwell.channels.base import EmailMessage, SendResult, SmsMessage, TransportError
 from dunwell.channels.config import ChannelConfig, sandbox_config
 from dunwell.domain.states import InvoiceStatus
 from dunwell.services.channel_config import load_channel_configs
-from dunwell.services.claims import start_window
+from dunwell.services.claims import put_back_unstarted, start_window
 from dunwell.services.events import EventBatch
 from dunwell.services.message_claims import (
     claim_due_messages,
@@ -161,36 +161,21 @@ def _put_back(app: App, owner: str, items: list[Outgoing]) -> None:
     if not items:
         return
     real_now = app.clock.now()
+    a = message_attempts
     with app.begin() as conn:
-        held = set(
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([i.row.id for i in items]), outbox.c.lease_owner == owner)
-                .values(
-                    status="pending",
-                    attempts=outbox.c.attempts - 1,
-                    lease_owner=None,
-                    lease_until=None,
-                )
-                .returning(outbox.c.id)
-            ).scalars()
+        put_back_unstarted(
+            conn,
+            outbox,
+            {i.row.id: i.attempt_no for i in items},
+            owner,
+            attempt_of=a.c.outbox_id,
+            unfinished=a.c.outcome.is_(None),
         )
-        reserved = [
-            {"b_outbox": i.row.id, "b_attempt": i.attempt_no} for i in items if i.row.id in held
-        ]
         waits: dict[tuple[int, datetime], timedelta] = defaultdict(timedelta)
         for item in items:
             waits[(item.row.site_id, item.row.test_clock or real_now)] += item.queue_wait
         for (site_id, site_now), wait in sorted(waits.items()):
             give_back(conn, site_id, wait, site_now)
-        if reserved:
-            conn.execute(
-                delete(message_attempts)
-                .where(message_attempts.c.outbox_id == bindparam("b_outbox"))
-                .where(message_attempts.c.attempt_no == bindparam("b_attempt"))
-                .where(message_attempts.c.outcome.is_(None)),
-                reserved,
-            )
 
 
 class Chains:

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from standardwebhooks import Webhook
 
 from dunwell import __version__
@@ -51,7 +51,7 @@ from dunwell.bootstrap import App
 from dunwell.clock import Clock, SystemClock
 from dunwell.security.secrets import SecretBox, SecretUnreadable
 from dunwell.security.tls import client_tls
-from dunwell.services.claims import claim_due, start_window
+from dunwell.services.claims import claim_due, put_back_unstarted, start_window
 from dunwell.services.webhook_endpoints import (
     Resolver,
     TargetRefused,
@@ -181,24 +181,16 @@ def _put_back(app: App, owner: str, items: list[Outgoing]) -> None:
     """
     if not items:
         return
-    d, a = webhook_deliveries, webhook_attempts
+    a = webhook_attempts
     with app.begin() as conn:
-        held = conn.execute(
-            update(d)
-            .where(d.c.id.in_([i.id for i in items]), d.c.lease_owner == owner)
-            .values(status="pending", attempts=d.c.attempts - 1, lease_owner=None, lease_until=None)
-            .returning(d.c.id)
-        ).scalars()
-        reserved = {i.id: i.attempt_no for i in items}
-        rows = [{"b_delivery": i, "b_attempt": reserved[i]} for i in held]
-        if rows:
-            conn.execute(
-                delete(a)
-                .where(a.c.delivery_id == bindparam("b_delivery"))
-                .where(a.c.attempt_no == bindparam("b_attempt"))
-                .where(a.c.finished_at.is_(None)),
-                rows,
-            )
+        put_back_unstarted(
+            conn,
+            webhook_deliveries,
+            {i.id: i.attempt_no for i in items},
+            owner,
+            attempt_of=a.c.delivery_id,
+            unfinished=a.c.finished_at.is_(None),
+        )
 
 
 def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> list[Outgoing]:
