@@ -7,7 +7,10 @@ answers the question those leave open: how fast could the tick go if its
 Python cost nothing, and would fewer indexes help? It loads N invoices due
 now as ``dunning_tick.py`` does and runs one worker in this process (no
 start-up counted) until idle, timing every statement and commit at the
-driver:
+driver. It stops with an error unless every invoice was handled and has
+exactly one payment attempt.
+
+It prints:
 
 - ``driver_seconds``: time inside the driver's ``execute``/``executemany``
   and ``commit`` calls, so the database's own work on the tick's rows
@@ -33,7 +36,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dunning_tick import SECRET, database, drop_database, floor_invoices_per_s, load
+from dunning_tick import (
+    SECRET,
+    database,
+    drop_database,
+    floor_invoices_per_s,
+    load,
+    written_rows,
+)
 from sqlalchemy import Engine, event, inspect
 
 from dunwell.bootstrap import bootstrap
@@ -58,6 +68,9 @@ def main() -> None:
         try:
             site = load(url, args.invoices)
             seconds, driver_seconds = _tick_in_process(url, args.batch)
+            counts = written_rows(url, site)
+            if counts["handled"] != args.invoices or counts["payment_attempts"] != args.invoices:
+                raise SystemExit(f"the tick did not handle each invoice once: {counts}")
             floor, _ = _floor(args.db, folder, url, site, args, bare=False)
             bare, dropped = _floor(args.db, folder, url, site, args, bare=True)
         finally:
@@ -67,6 +80,7 @@ def main() -> None:
             {
                 "invoices": args.invoices,
                 "db": args.db,
+                "rows_per_invoice": round(counts["rows"] / args.invoices, 2),
                 "seconds": round(seconds, 3),
                 "invoices_per_s": round(args.invoices / seconds),
                 "driver_seconds": round(driver_seconds, 3),
