@@ -168,11 +168,11 @@ def put_back_unstarted(
         ).scalars()
     )
     if held:
-        log = attempt_of.table
+        attempt_log = attempt_of.table
         conn.execute(
-            delete(log)
+            delete(attempt_log)
             .where(attempt_of == bindparam("b_row"))
-            .where(log.c.attempt_no == bindparam("b_attempt"))
+            .where(attempt_log.c.attempt_no == bindparam("b_attempt"))
             .where(unfinished),
             [{"b_row": row_id, "b_attempt": reserved[row_id]} for row_id in held],
         )
