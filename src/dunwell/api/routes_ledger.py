@@ -12,11 +12,11 @@ from sqlalchemy import Connection
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
 from dunwell.api.pagination import MAX_ID, MAX_INT, After, Limit, Moment, Text, id_path, page
 from dunwell.bootstrap import App
+from dunwell.domain.card_numbers import holds_card_number
 from dunwell.domain.intervals import IntervalUnit
 from dunwell.domain.states import Collection, SiteMode, SubscriptionStatus
 from dunwell.gateways.base import CardDetails
 from dunwell.gateways.sandbox import SUCCEED, TEST_CARDS, behaviour_of
-from dunwell.messaging.redact import redact_card_numbers
 from dunwell.services import invoice_actions, ledger, ledger_queries
 from dunwell.services.errors import InvalidInput
 from dunwell.services.sites import site_now
@@ -102,10 +102,9 @@ class PaymentMethodCreate(Strict):
     def _no_card_numbers(cls, value: Any) -> Any:
         # Refused before anything stores or echoes it: the error names the
         # field and never repeats the value.
-        if isinstance(value, int | str) and not isinstance(value, bool):
-            text = str(value)
-            if redact_card_numbers(text) != text:
-                raise ValueError("looks like a card number; send the gateway's token instead")
+        is_text_or_number = isinstance(value, int | str) and not isinstance(value, bool)
+        if is_text_or_number and holds_card_number(str(value)):
+            raise ValueError("looks like a card number; send the gateway's token instead")
         return value
 
 

@@ -1,23 +1,21 @@
 """Removing card numbers from free text before anything stores it.
 
-Customers paste card numbers into texts. A run of 13 to 19 digits (spaces
-or dashes allowed between them) that passes the Luhn check is replaced, so
-the number never reaches the database, a log line or a language model.
+Customers paste card numbers into texts. Each one (the rule is in
+:mod:`dunwell.domain.card_numbers`) is replaced, so the number never
+reaches the database, a log line or a language model.
 """
 
 from __future__ import annotations
 
-import re
+from dunwell.domain.card_numbers import card_number_spans
 
-from dunwell.gateways.sandbox import luhn_valid
-
-CARD_LIKE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 REDACTED = "[card number removed]"
 
 
 def redact_card_numbers(text: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return REDACTED if 13 <= len(digits) <= 19 and luhn_valid(digits) else match.group()
-
-    return CARD_LIKE.sub(replace, text)
+    pieces: list[str] = []
+    end = 0
+    for match in card_number_spans(text):
+        pieces += [text[end : match.start()], REDACTED]
+        end = match.end()
+    return "".join(pieces) + text[end:]

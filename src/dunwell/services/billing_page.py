@@ -19,10 +19,11 @@ from datetime import date, datetime
 from sqlalchemy import Connection, select
 
 from dunwell.bootstrap import App
+from dunwell.domain.card_numbers import luhn_valid
 from dunwell.domain.policy import MAX_ATTEMPTS_CAP
 from dunwell.domain.states import Collection, InvoiceStatus
 from dunwell.gateways.base import CardDetails
-from dunwell.gateways.sandbox import CardError, luhn_valid, tokenize
+from dunwell.gateways.sandbox import CardError, tokenize
 from dunwell.messaging.redact import redact_card_numbers
 from dunwell.services import ledger
 from dunwell.services.card_retry import collect_invoices_now
