@@ -40,10 +40,10 @@ step sends at least 200 requests), until a step fails. A step holds when
 every request got a 200, p99 < 50 ms and the achieved rate (200s per second
 of the step) is at least 95% of the target. ``max_rate`` is the highest
 step held; ``p50_ms`` and ``p99_ms`` are measured at that step. ``capped``
-says the highest rate tried still held; when the bound's ramp is capped,
-``ratio_is_upper_limit`` says the real share is lower. ``--quick`` takes 2 s steps of at
-least 50 requests, whose p99 is close to their slowest request: a smoke
-test, not a figure.
+says the highest rate tried still held; ``bound_capped`` says the same of
+the bound, whose real rate is then higher and the real share lower.
+``--quick`` takes 2 s steps of at least 50 requests, whose p99 is close
+to their slowest request: a smoke test, not a figure.
 
 The bound, ``bound_max_rate``, is the same ramp against
 ``bench/_bare_twiml_app.py``: the same uvicorn and FastAPI in one process,
@@ -627,10 +627,9 @@ def report(
         "bound_p50_ms": best_bound.p50_ms if best_bound else None,
         "bound_p99_ms": best_bound.p99_ms if best_bound else None,
         "ratio_to_bound": round(max_rate / bound_rate, 3) if bound_rate else None,
-        # A capped bound is a floor of the real one, so the ratio is at most this.
-        "ratio_is_upper_limit": bool(bound) and bound[-1].held,
         # True when the highest rate tried still held: the figure is a floor, not the limit.
         "capped": bool(steps) and steps[-1].held,
+        # A capped bound is a floor of the real one: the ratio is then at most this.
         "bound_capped": bool(bound) and bound[-1].held,
         "database": database_name,
         # Other work on the machine shows in every figure: recorded, not corrected for.
