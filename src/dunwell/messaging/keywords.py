@@ -67,33 +67,46 @@ def twilio_opt_out_type(value: str | None) -> Keyword | None:
 # Built from the wordings merchants and carriers use, in the languages sites run in.
 _QUOTE_OPEN = r"[\"'\u201c\u2018«(\[]?"
 _QUOTE_CLOSE = r"[\"'\u201d\u2019»)\]]?"
-_STOP = _QUOTE_OPEN + r"\s*stop\b" + _QUOTE_CLOSE
+#: STOP as a word of its own: "stop-payment" or "stop-gap" is another word.
+_STOP_WORD = r"\bstop\b(?!-\w)"
+_STOP = _QUOTE_OPEN + r"\s*" + _STOP_WORD + _QUOTE_CLOSE
+#: STOP written the way a keyword is written: in capitals or in quotes. A
+#: lowercase "stop" is as often the verb ("then stop to avoid cancelling").
+_STOP_AS_KEYWORD = (
+    r"(?:\b(?-i:STOP)\b(?!-\w)" + _QUOTE_CLOSE + r"|[\"'\u201c\u2018«]\s*stop\s*[\"'\u201d\u2019»])"
+)
 _SEND_VERB = (
     r"\b(?:reply|text|txt|send|respond|r[ée]pond(?:ez|re|s)?|envoy(?:ez|er|e)"
     r"|respond[ae]|responder|env[íi]a|enviar|antwort(?:e|en|et)?|sende|senden|schreib(?:e|en)?)\b"
     r"(?:\s+(?:sie|nous|with|by|par|avec|con|mit))*\s*[:\-\u2013]?\s*"
 )
 _OPT_OUT_NOUN = r"\b(?:opt[\s\-]?out|unsubscribe|d[ée]sabonnement|d[ée]sinscription|baja|abmelden)"
-_PURPOSE = (
-    r"\s*[,:=\-\u2013]?\s*(?:to|pour|para|zum|zur|um)\s+(?:[\w']+\s+){0,2}?"
-    r"(?:opt[\s\-]?out|unsub\w*|stop\b|end\b|cancel|quit\b|remove|be\s+removed|no\s+longer"
-    r"|d[ée]s(?:abonn|inscri)\w*|ne\s+plus|arr[êe]ter|annuler"
-    r"|cancelar|baja\b|no\s+recibir|anular|desuscrib\w*"
-    r"|ab(?:zu)?(?:meld|bestell)\w*|beenden|keine)"
+_TO = r"\s*[,:=\-\u2013]?\s*(?:to|pour|para|zum|zur|um)\s+(?:[\w']+\s+){0,2}?"
+#: Purposes that only ever mean leaving the list: "stop to opt out" instructs
+#: whatever the case of "stop".
+_LEAVING = (
+    r"(?:opt[\s\-]?out\b|unsub\w*|be\s+removed\b|no\s+longer\b"
+    r"|d[ée]s(?:abonn|inscri)\w*|ne\s+plus\b"
+    r"|baja\b|no\s+recibir\b|desuscrib\w*"
+    r"|ab(?:zu)?(?:meld|bestell)\w*)"
 )
+#: Purposes a plain sentence uses too ("stop to end", "stop to cancel"):
+#: they instruct only after STOP written as a keyword.
+_ENDING = r"(?:stop|end|cancel|quit|remove|arr[êe]ter|annuler|cancelar|anular|beenden|keine)\b"
 _OPT_OUT_INSTRUCTIONS = re.compile(
     "|".join(
         (
             # A verb telling the reader to send STOP: "Reply STOP", "text stop to 12345",
             # "Répondez STOP", "Responde STOP", "Antworten Sie mit STOP".
             _SEND_VERB + _STOP,
-            # STOP and what it does: "STOP to opt out", "Reply HELP for help, STOP to
-            # cancel", "STOP pour vous désabonner", "STOP para darte de baja".
-            r"\bstop\b" + _QUOTE_CLOSE + _PURPOSE,
+            # STOP and what it does: "STOP to opt out", "STOP pour vous désabonner",
+            # "STOP para darte de baja"; "Reply HELP for help, STOP to cancel".
+            _STOP_WORD + _QUOTE_CLOSE + _TO + _LEAVING,
+            _STOP_AS_KEYWORD + _TO + _ENDING,
             # A label, then STOP: "Opt out: STOP", "Désabonnement : STOP".
             _OPT_OUT_NOUN + r"\s*[:=\-\u2013]\s*" + _STOP,
-            # The French regulated form: "STOP SMS au 36111".
-            r"\bstop\b(?:\s+sms)?\s+au\s+\d",
+            # The French regulated form: "STOP SMS au 36111", a five-digit short code.
+            _STOP_WORD + r"(?:\s+sms)?\s+au\s+\d{5}(?!\d)",
         )
     ),
     re.IGNORECASE,

@@ -178,6 +178,9 @@ def test_twilio_opt_out_types_map_to_keywords(value: str | None, expected: Keywo
         "Antworte STOP",
         "Antworten Sie mit STOP",
         "STOP zum Abmelden",
+        "stop to unsubscribe",
+        "Reply HELP for help, 'stop' to end",
+        "STOP au 36180",
         "REPLY sToP TO OPT OUT",
         "Reply \u017fTOP to opt out",  # a long s is an s when case is ignored
     ],
@@ -198,6 +201,16 @@ def test_a_body_that_says_how_to_opt_out_is_recognized(body: str) -> None:
         pytest.param("Reply HELP for help", id="help but no stop"),
         pytest.param("STOP", id="the bare word instructs nothing"),
         pytest.param("a quick stop to check your card", id="stop to and another purpose"),
+        pytest.param(
+            "We'll retry once more, then stop to avoid cancelling your plan.",
+            id="stop, then a word that only starts with cancel",
+        ),
+        pytest.param("Your subscription will stop to end on June 1", id="a lowercase stop to end"),
+        pytest.param(
+            "Please text stop-payment details to our billing team.", id="stop-payment is a word"
+        ),
+        pytest.param("Les livraisons sont en stop au 3e échec.", id="au and no short code"),
+        pytest.param("We stop au 31 mars", id="au and a date"),
     ],
 )
 def test_a_body_that_does_not_say_how_to_opt_out_is_not_mistaken_for_one(body: str) -> None:
