@@ -67,11 +67,30 @@ def client(api: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
+#: One API key per site and scope for a test: a replay must come with the key
+#: that made the first request.
+_KEYS: dict[tuple[int, str], dict[str, str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keys() -> Iterator[None]:
+    _KEYS.clear()
+    yield
+    _KEYS.clear()
+
+
 def post(
-    client: TestClient, shop: Shop, path: str, body: Any = None, key: str = "key-1"
+    client: TestClient,
+    shop: Shop,
+    path: str,
+    body: Any = None,
+    key: str = "key-1",
+    scope: str = "write",
 ) -> httpx.Response:
-    headers = {**bearer(shop), "Idempotency-Key": key}
-    return client.post(path, json=body, headers=headers)
+    auth = _KEYS.get((shop.site_id, scope))
+    if auth is None:
+        auth = _KEYS[(shop.site_id, scope)] = bearer(shop, scope)
+    return client.post(path, json=body, headers={**auth, "Idempotency-Key": key})
 
 
 def test_a_retry_with_the_same_key_and_body_returns_the_first_answer_without_running_again(
@@ -115,6 +134,26 @@ def test_keys_belong_to_one_site(client: TestClient, shop: Shop, app: App) -> No
     assert theirs.status_code == 201
     assert "idempotent-replayed" not in theirs.headers
     assert theirs.json()["id"] != mine.json()["id"]
+
+
+def test_a_replay_answers_only_the_api_key_that_made_the_first_request(
+    client: TestClient, shop: Shop
+) -> None:
+    # The first answer holds the endpoint's signing secret, shown once and
+    # to an admin key only: a read key that learnt the idempotency key must
+    # not get it back as a replay.
+    endpoint = {"url": "http://127.0.0.1:9/hook"}
+    first = post(client, shop, "/v1/webhook_endpoints", endpoint, scope="admin")
+    replay = post(client, shop, "/v1/webhook_endpoints", endpoint, scope="admin")
+    by_a_read_key = post(client, shop, "/v1/webhook_endpoints", endpoint, scope="read")
+
+    assert first.status_code == 201 and first.json()["secret"]
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["secret"] == first.json()["secret"]
+    assert "idempotent-replayed" not in by_a_read_key.headers
+    assert problem(by_a_read_key, 422)["field"] == "Idempotency-Key"
+    assert first.json()["secret"] not in by_a_read_key.text
+    assert len(shop.all(tables.webhook_endpoints)) == 1
 
 
 def test_a_request_refused_before_it_ran_is_not_kept_so_the_key_can_carry_a_fixed_one(

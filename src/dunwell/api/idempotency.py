@@ -16,6 +16,11 @@ connection without doing the work twice:
   422) and server errors (5xx) are not stored: nothing was done, so the key
   may be sent again, with a corrected request.
 * Keys belong to the API key's site; two sites may use the same key.
+* A replay answers only the API key that made the first request: the same
+  key sent with another API key is refused like another body (422). A
+  stored answer may hold what only that key's scope may see (a webhook
+  endpoint's signing secret, for an admin key), and a read key that
+  learnt the idempotency key must not get it.
 * A key is kept 24 hours (real time, not a sandbox test clock); after that
   it may be reused for another request. :func:`delete_expired` removes old keys.
   A request that died without an answer (its process was killed) leaves its
@@ -49,7 +54,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dunwell.api.deps import BEFORE_COMMIT, bearer_key
 from dunwell.api.problems import PROBLEM, problem
 from dunwell.bootstrap import App
-from dunwell.services.api_keys import authenticate
+from dunwell.services.api_keys import Caller, authenticate
 from dunwell.services.housekeeping import delete_expired_idempotency_keys
 from dunwell.store.sql import insert_skipping_conflicts
 from dunwell.store.tables import idempotency_keys
@@ -143,12 +148,12 @@ class IdempotencyMiddleware:
             await problem(422, "Invalid field", detail, field=HEADER)(scope, receive, send)
             return
         authorization = _header(scope, b"authorization") or ""
-        site_id = await run_in_threadpool(_site_of, dunwell, authorization)
-        if site_id is None:  # the route answers 401 itself
+        caller = await run_in_threadpool(_caller, dunwell, authorization)
+        if caller is None:  # the route answers 401 itself
             await self.app(scope, _replay_body(body, receive), send)
             return
         incoming = Incoming(
-            site_id, key, scope["method"], _full_path(scope), _hash(site_id, key, body)
+            caller.site_id, key, scope["method"], _full_path(scope), _hash(caller, key, body)
         )
         held = await run_in_threadpool(claim_key, dunwell, incoming)
         if isinstance(held, Response):
@@ -207,7 +212,10 @@ def claim_key(app: App, incoming: Incoming) -> Claim | Response:
             incoming.path,
             incoming.request_hash,
         ):
-            detail = "this key was used with another request; use a new key for a new request"
+            detail = (
+                "this key was used with another request or another API key; "
+                "use a new key for a new request"
+            )
             return problem(422, "Invalid field", detail, field=HEADER)
         if row.status_code is None:
             return _busy()
@@ -269,13 +277,12 @@ def _answer(messages: list[Message]) -> tuple[int, Any, bool]:
         return status, None, False
 
 
-def _site_of(app: App, authorization: str) -> int | None:
+def _caller(app: App, authorization: str) -> Caller | None:
     key = bearer_key(authorization)
     if key is None:
         return None
     with app.connect() as conn:
-        found = authenticate(conn, key)
-    return None if found is None else found.site_id
+        return authenticate(conn, key)
 
 
 def _applies(scope: Scope) -> bool:
@@ -296,18 +303,20 @@ def _full_path(scope: Scope) -> str:
     return f"{scope['path']}?{query}" if query else str(scope["path"])
 
 
-def _hash(site_id: int, key: str, body: bytes) -> str:
-    """SHA-256 of the body, keyed by site and idempotency key.
+def _hash(caller: Caller, key: str, body: bytes) -> str:
+    """SHA-256 of the body, keyed by site, API key and idempotency key.
 
     JSON is compared by value, so a retry that serialises its body with
-    other spacing or key order is the same request. The site and key are
-    mixed in so the stored hash says nothing on its own about the body.
+    other spacing or key order is the same request. The API key's id is
+    mixed in so that another API key's retry is another request (see the
+    module docstring), and the site and idempotency key so the stored hash
+    says nothing on its own about the body.
     """
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, RecursionError):
         canonical = body
-    salt = f"{site_id}\n{key}\n".encode()
+    salt = f"{caller.site_id}\n{caller.key_id}\n{key}\n".encode()
     return hashlib.sha256(salt + canonical).hexdigest()
 
 
