@@ -6,10 +6,20 @@ ISO-8601), ``level``, ``logger`` and ``message``, then the fields a caller
 passed with ``extra=`` (the worker adds its name, counts per stage and the
 pass's duration), then ``exception`` when there is a traceback.
 
-Whatever the format, the signed tokens of billing and customer-page links
-are cut out of the web server's access lines: a token opens a customer's
-page, so it must not sit in log files. Callers never log card numbers,
-secrets or message bodies; this module is not a filter for them.
+Whatever the format, two things are cut out of every line, tracebacks
+included (:class:`Redact`):
+
+* the signed tokens of billing and customer-page links, from the web
+  server's access lines: a token opens a customer's page, so it must not
+  sit in log files;
+* anything that looks like a card number (:mod:`dunwell.domain.card_numbers`).
+  Callers never log one, but an error can carry what a client sent: a
+  database error names the row that broke a constraint (PostgreSQL's
+  ``DETAIL``), and a client may put a card number in any field.
+
+The database engines keep statements' values out of their errors
+(:func:`dunwell.store.db.make_engine`). Callers never log secrets or
+message bodies; this module is not a filter for them.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from dunwell.messaging.redact import redact_card_numbers
 from dunwell.settings import Settings
 
 FORMATS = ("text", "json")
@@ -51,27 +62,42 @@ class JsonFormatter(logging.Formatter):
             # An extra named like a core field must not hide the real one.
             if key not in _STANDARD and key not in _CORE:
                 entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
+        if record.exc_text:  # already formatted (and redacted)
             entry["exception"] = record.exc_text
+        elif record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # default=str: a datetime or Decimal in ``extra`` must not lose the line.
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class RedactLinkTokens(logging.Filter):
-    """Replaces the token in ``/billing/<token>`` and ``/portal/<token>`` with ``[token]``."""
+class Redact(logging.Filter):
+    """Cuts link tokens and card numbers out of a record (see the module docstring).
+
+    The traceback is formatted here, redacted, and kept as the record's
+    ``exc_text``, which every formatter prints in its place.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(isinstance(a, str) for a in record.args):
-            record.args = tuple(
-                _LINK_TOKEN.sub(r"\1[token]", a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(_redacted(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = _LINK_TOKEN.sub(r"\1[token]", record.msg)
+            record.msg = _redacted(record.msg)
+        if record.exc_info and record.exc_info[0] is not None:
+            text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
+            record.exc_text = redact_card_numbers(text)
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact_card_numbers(record.exc_text)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+def _redacted(text: str) -> str:
+    return redact_card_numbers(_LINK_TOKEN.sub(r"\1[token]", text))
 
 
 def make_handler(log_format: str) -> logging.Handler:
@@ -81,7 +107,7 @@ def make_handler(log_format: str) -> logging.Handler:
     handler = logging.StreamHandler()
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
-    handler.addFilter(RedactLinkTokens())
+    handler.addFilter(Redact())
     return handler
 
 
