@@ -301,6 +301,26 @@ def test_stop_in_words_opts_out_and_confirms_once(store: Store) -> None:
     assert store.shop.one(tables.sms_opt_outs, phone=NUMBER).opted_out is True
 
 
+def test_stop_ends_a_pending_question_so_a_later_yes_opts_back_in(store: Store) -> None:
+    # Carriers read YES after STOP as an opt-in; if the concierge read it as
+    # the answer to its question, it would skip an order the customer walked
+    # away from and keep the number opted out while the carrier opts it in.
+    (question,) = store.phone.text("please skip my next order")
+    assert "Skip your order on Wed, Mar 11" in question
+    # Keyword answers go back in the webhook's TwiML with Twilio, so only
+    # the sandbox phone shows them here.
+    store.phone.text("STOP")
+    assert store.conversation().status == "closed"
+
+    answers = store.phone.text("YES")
+
+    assert not any("skipped" in answer for answer in answers)
+    assert local_day(store.subscription().next_charge_at) == "2026-03-11"
+    assert store.shop.one(tables.sms_opt_outs, phone=NUMBER).opted_out is False
+    types = [e.type for e in store.shop.all(tables.events) if e.type.startswith("sms.opted")]
+    assert types == ["sms.opted_out", "sms.opted_in"]
+
+
 def test_a_switched_off_concierge_stays_silent(store: Store) -> None:
     store.settings(enabled=False)
     assert store.phone.text("skip my next order") == []

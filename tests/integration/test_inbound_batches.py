@@ -152,6 +152,32 @@ def test_a_batch_ends_exactly_as_the_same_texts_one_by_one(app: App) -> None:
     ]
 
 
+def test_stop_ends_the_question_so_a_yes_after_it_opts_back_in_batched_or_not(
+    app: App,
+) -> None:
+    alone, together = _site(app, "alone"), _site(app, "together")
+    texts = [(DEE, "STOP"), (DEE, "yes")]
+
+    def batch(shop: Shop, prefix: str) -> list[InboundSms]:
+        return [
+            InboundSms(shop.site_id, "twilio", f"SM{prefix}{n:030d}", phone, "+14155550000", body)
+            for n, (phone, body) in enumerate(texts)
+        ]
+
+    one_by_one = []
+    for sms in batch(alone, "A"):
+        with app.begin() as conn:
+            one_by_one.append(receive_sms(conn, sms, site_now(conn, alone.site_id, app.clock)))
+    with app.begin() as conn:
+        batched = receive_many(conn, batch(together, "B"), app.clock)
+
+    for shop, results in ((alone, one_by_one), (together, batched)):
+        assert [r.keyword for r in results] == [Keyword.OPT_OUT, Keyword.OPT_IN]
+        assert shop.one(tables.sms_opt_outs, site_id=shop.site_id, phone=DEE).opted_out is False
+        (conversation,) = shop.all(tables.conversations, site_id=shop.site_id, phone=DEE)
+        assert (conversation.status, conversation.awaiting) == ("closed", None)
+
+
 def test_a_sid_stored_earlier_is_a_repeat_in_a_batch(app: App) -> None:
     shop = _site(app, "shop")
     first, *_ = _texts(shop.site_id, "C")

@@ -220,6 +220,21 @@ def close_conversation(conn: Connection, conversation_id: int, outcome: str, now
     )
 
 
+def close_live_conversation(
+    conn: Connection, site_id: int, phone: str, outcome: str, now: datetime
+) -> None:
+    """Close the number's open conversation, if it has one: its pending question is void.
+
+    An escalated conversation stays with the person who has it.
+    """
+    c = conversations
+    conn.execute(
+        update(c)
+        .where(c.c.site_id == site_id, c.c.phone == phone, c.c.status == "open")
+        .values(status="closed", outcome=outcome, closed_at=now, nudge_at=None, awaiting=None)
+    )
+
+
 def mark_escalated(conn: Connection, conversation_id: int, now: datetime) -> None:
     conn.execute(
         update(conversations)

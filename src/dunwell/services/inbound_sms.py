@@ -32,7 +32,7 @@ from dunwell.clock import Clock
 from dunwell.messaging.keywords import Keyword, match_keyword, twilio_opt_out_type
 from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.messaging.redact import redact_card_numbers
-from dunwell.services.conversations import live_states
+from dunwell.services.conversations import close_live_conversation, live_states
 from dunwell.services.errors import NotFound
 from dunwell.services.events import EventBatch
 from dunwell.services.late_answers import LateAnswer, answered_late, queue_late_answers
@@ -144,10 +144,13 @@ def _receive(
     customer_ids = _customers_by_phone(conn, senders)
     # While the concierge waits for a yes, a bare YES answers it (not START).
     awaiting = _awaiting_confirmation(conn, senders, sites_by_id)
-    read = [
-        _read(sms, sender, customer_ids.get(sender), sender in awaiting, sites_by_id)
-        for sms, sender in zip(texts, senders, strict=True)
-    ]
+    read = []
+    for sms, sender in zip(texts, senders, strict=True):
+        text = _read(sms, sender, customer_ids.get(sender), sender in awaiting, sites_by_id)
+        if text.keyword is Keyword.OPT_OUT:
+            # STOP ends the question (see _apply): a YES after it opts back in.
+            awaiting.discard(sender)
+        read.append(text)
     # A sid seen earlier in the batch is a retried delivery; so is one stored
     # before, by this process or another: the insert skips it (ON CONFLICT DO
     # NOTHING / OR IGNORE) and returns no id for it.
@@ -230,6 +233,9 @@ def _apply(
     events = EventBatch()
     # Per number, the last keyword of the batch wins, as it would one text at a time.
     opt_outs: dict[Sender, _Consent] = {}
+    # STOP voids whatever the concierge was asking: a later YES must opt the
+    # number back in, as carriers read it, not confirm a change.
+    ended: dict[Sender, datetime] = {}
     late_answers: list[LateAnswer] = []
     results = []
     for text, inbound_id in zip(read, ids, strict=True):
@@ -243,6 +249,7 @@ def _apply(
         source = "twilio" if text.advanced else "keyword"
         if keyword is Keyword.OPT_OUT:
             opt_outs[text.sender] = _Consent(True, source, at, text.late)
+            ended[text.sender] = at
             events.add(site_id, "sms.opted_out", at, customer_id=customer_id, phone=phone)
             template = site.settings.stop_reply
         elif keyword is Keyword.OPT_IN:
@@ -269,6 +276,8 @@ def _apply(
         waiting_id = inbound_id if keyword is None else None
         results.append(InboundResult(False, keyword, reply, customer_id, phone, waiting_id))
     _set_opt_outs(conn, opt_outs)
+    for (site_id, phone), at in ended.items():
+        close_live_conversation(conn, site_id, phone, "answered", at)
     events.write(conn)
     if late_answers:  # only texts read back from the provider's log have any
         settings = {site_id: site.settings for site_id, site in sites_by_id.items()}
