@@ -15,7 +15,7 @@ REDACTED = "[card number removed]"
 def redact_card_numbers(text: str) -> str:
     pieces: list[str] = []
     end = 0
-    for match in card_number_spans(text):
-        pieces += [text[end : match.start()], REDACTED]
-        end = match.end()
+    for start, stop in card_number_spans(text):
+        pieces += [text[end:start], REDACTED]
+        end = stop
     return "".join(pieces) + text[end:]
