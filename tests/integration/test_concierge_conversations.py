@@ -19,6 +19,7 @@ from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
 from dunwell.services import api_keys, ledger
+from dunwell.services import subscription_changes as changes
 from dunwell.services.concierge_settings import update_concierge_settings
 from dunwell.services.sites import site_now
 from dunwell.store import tables
@@ -109,6 +110,27 @@ def test_skip_is_confirmed_then_applied(store: Store) -> None:
     assert done == "Done! Your order is skipped. Your next order is on Sat, Apr 11."
     assert local_day(store.subscription().next_charge_at) == "2026-04-11"
     assert store.conversation().outcome == "completed"
+
+
+def test_a_yes_to_a_question_about_an_order_that_changed_since_changes_nothing(
+    store: Store,
+) -> None:
+    # Asked to skip the Mar 11 order; meanwhile the customer skips it on the
+    # customer page. A yes must not skip the April order as well.
+    (question,) = store.phone.text("please skip my next order")
+    assert "Skip your order on Wed, Mar 11" in question
+    with store.shop.app.begin() as conn:
+        who = changes.Changer(
+            store.shop.site_id, store.customer_id, store.shop.now, source="customer"
+        )
+        changes.skip_next_order(conn, who, store.subscription_id)
+    assert local_day(store.subscription().next_charge_at) == "2026-04-11"
+
+    (answer,) = store.phone.text("yes")
+
+    assert "changed since I asked, so nothing was done" in answer
+    assert local_day(store.subscription().next_charge_at) == "2026-04-11"
+    assert store.conversation().outcome == "failed"
 
 
 def test_a_no_changes_nothing(store: Store) -> None:

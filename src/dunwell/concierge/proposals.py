@@ -21,6 +21,8 @@ from dunwell.concierge.texts import customer_page, when
 #: How far ahead an order may be moved (as on the customer page).
 MAX_AHEAD = timedelta(days=366)
 YES_NO = "Reply YES to confirm or NO to keep it as it is."
+#: The proposal's key for the date of the order it was asked about.
+ORDER_DATE = "order_date"
 
 
 def skip(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
@@ -32,7 +34,7 @@ def skip(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
         f"Your next order would then be on {when(order.following_date)}. {YES_NO}"
     )
     params = {"subscription_id": order.subscription_id, "next": order.following_date.isoformat()}
-    return _ask(state, question, "skip", params)
+    return _ask(state, question, "skip", params, order)
 
 
 def delay(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
@@ -61,7 +63,7 @@ def cancel_subscription(state: State, slots: dict[str, Any], ctx: Context) -> Ou
         f"If you'd still rather cancel, you can do it here: {page}"
     )
     params = {"subscription_id": order.subscription_id, "date": new_date.isoformat()}
-    return _ask(state, question, "move_date", {**params, "reason": "retention"})
+    return _ask(state, question, "move_date", {**params, "reason": "retention"}, order)
 
 
 def change_date(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
@@ -79,7 +81,7 @@ def change_date(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
         return _say(state, problem)
     question = f"Move your next order from {when(order.next_date)} to {when(on)}? {YES_NO}"
     params = {"subscription_id": order.subscription_id, "date": raw, "reason": "change_date"}
-    return _ask(state, question, "move_date", params)
+    return _ask(state, question, "move_date", params, order)
 
 
 def ship_now(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
@@ -91,7 +93,7 @@ def ship_now(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
         f"Process your next order now instead of on {when(order.next_date)}? "
         f"{items}, {order.total}, charged today. {YES_NO}"
     )
-    return _ask(state, question, "ship_now", {"subscription_id": order.subscription_id})
+    return _ask(state, question, "ship_now", {"subscription_id": order.subscription_id}, order)
 
 
 def add_product(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
@@ -117,7 +119,7 @@ def add_product(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
         f"(this order only)? {YES_NO}"
     )
     params = {"subscription_id": order.subscription_id, "product": product, "quantity": quantity}
-    return _ask(state, question, "add_product", params)
+    return _ask(state, question, "add_product", params, order)
 
 
 def swap_product(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
@@ -144,7 +146,7 @@ def swap_product(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
         "from": item.name,
         "to": target,
     }
-    return _ask(state, question, "swap_product", params)
+    return _ask(state, question, "swap_product", params, order)
 
 
 def change_quantity(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
@@ -178,7 +180,7 @@ def change_quantity(state: State, slots: dict[str, Any], ctx: Context) -> Outcom
         "quantity": quantity,
         "previous": item.quantity,
     }
-    return _ask(state, question, "change_quantity", params)
+    return _ask(state, question, "change_quantity", params, order)
 
 
 def no_order(state: State, ctx: Context) -> Outcome:
@@ -221,7 +223,7 @@ def _move_by(state: State, ctx: Context, span: str, reason: str, prefix: str) ->
         "date": new_date.isoformat(),
         "reason": reason,
     }
-    return _ask(state, question, "move_date", params)
+    return _ask(state, question, "move_date", params, order)
 
 
 def _clamped(order: Order, span: str, ctx: Context) -> date:
@@ -257,11 +259,13 @@ def _qty(order: Order, product: str) -> int:
     return item.quantity if item else 0
 
 
-def _ask(state: State, question: str, action: str, params: dict[str, Any]) -> Outcome:
+def _ask(state: State, question: str, action: str, params: dict[str, Any], order: Order) -> Outcome:
+    # The question is about this order: a yes after it was billed or moved
+    # would change another one (see concierge_actions.carry_out).
     asked = replace(
         state.cleared(),
         awaiting=Awaiting.CONFIRMATION.value,
-        proposal=Proposal(action, params),
+        proposal=Proposal(action, {**params, ORDER_DATE: order.next_date.isoformat()}),
         question=question,
     )
     return Outcome((question,), asked)

@@ -20,9 +20,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from dunwell.concierge.model import Action, ActionResult, Context
+from dunwell.concierge.proposals import ORDER_DATE
 from dunwell.services import invoice_actions
 from dunwell.services import subscription_changes as changes
-from dunwell.services.errors import InvalidInput, ServiceError
+from dunwell.services.errors import Conflict, InvalidInput, ServiceError
 from dunwell.services.policies import load_policies
 from dunwell.store.tables import dunning_cycles, products
 
@@ -45,12 +46,33 @@ def carry_out(
     runner = _RUNNERS[action.kind]
     who = changes.Changer(site_id, customer_id, now, source="concierge")
     try:
+        _still_the_order_asked_about(conn, who, action, zone)
         facts = runner(conn, who, action, ctx, zone)
     except InvalidInput as error:
         return ActionResult(False, error=_sentence(error.message))
     except ServiceError as error:
         return ActionResult(False, error=_sentence(str(error)))
     return ActionResult(True, facts)
+
+
+def _still_the_order_asked_about(
+    conn: Connection, who: changes.Changer, action: Action, zone: ZoneInfo
+) -> None:
+    """Refuse a yes to a question about an order that has since been billed or moved.
+
+    Carried out anyway, "skip my order on Mar 2" would skip the April order
+    once March's was billed, and "push it back two weeks" would bill twice.
+    The customer is told and asked to start again.
+    """
+    asked = action.params.get(ORDER_DATE)
+    if asked is None:  # not about an order (a promise to pay)
+        return
+    now_on = changes.next_order_date(conn, who, action.params["subscription_id"], zone)
+    if now_on is None or now_on.isoformat() != asked:
+        raise Conflict(
+            "your order has changed since I asked, so nothing was done. "
+            "Text me again what you'd like to change"
+        )
 
 
 def handles(kind: str) -> bool:

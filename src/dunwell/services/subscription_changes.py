@@ -53,6 +53,14 @@ class Changer:
     source: str = "customer_portal"
 
 
+def next_order_date(
+    conn: Connection, who: Changer, subscription_id: int, zone: ZoneInfo
+) -> date | None:
+    """The local date of the upcoming order, read under the row's lock; None: none is due."""
+    sub = _load(conn, who, subscription_id)
+    return None if sub.next_charge_at is None else sub.next_charge_at.astimezone(zone).date()
+
+
 def skip_next_order(conn: Connection, who: Changer, subscription_id: int) -> datetime:
     """Skip the upcoming order; the one after it becomes next. Returns its date."""
     sub = _changeable(conn, who, subscription_id)

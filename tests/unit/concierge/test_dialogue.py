@@ -53,7 +53,9 @@ def test_skip_states_the_exact_change_and_waits_for_a_yes() -> None:
 def test_yes_turns_the_proposal_into_the_action() -> None:
     asked = say(Intent.SKIP_ORDER).state
     out = say(Intent.CONFIRM, asked)
-    assert out.action == Action("skip", {"subscription_id": 7, "next": "2027-01-01"})
+    # With the date of the order asked about, checked again before the skip.
+    params = {"subscription_id": 7, "next": "2027-01-01", "order_date": "2026-12-01"}
+    assert out.action == Action("skip", params)
     assert out.state.awaiting is None and out.state.proposal is None
 
 
@@ -120,6 +122,7 @@ def test_adding_a_product_is_for_the_next_order_only() -> None:
         "subscription_id": 7,
         "product": "Ceramic Mug",
         "quantity": 2,
+        "order_date": "2026-12-01",
     }
     assert "this order only" in out.replies[0]
 
