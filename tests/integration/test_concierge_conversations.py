@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from dunwell.api.app import create_app
 from dunwell.bootstrap import App
 from dunwell.channels.registry import ChannelRegistry, TransportOptions
+from dunwell.domain.states import Collection
 from dunwell.services import api_keys, ledger
 from dunwell.services import subscription_changes as changes
 from dunwell.services.concierge_settings import update_concierge_settings
@@ -253,6 +254,25 @@ def test_retry_payment_charges_now_and_reports_success(store: Store) -> None:
     texts = store.phone.text("I added money, please try my card again")
     assert "Your payment of $24.00 went through" in texts[-1]
     assert store.shop.one(tables.invoices, id=invoice).status == "paid"
+
+
+def test_retry_payment_on_a_manual_invoice_answers_with_the_page_and_charges_nothing(
+    store: Store,
+) -> None:
+    # A manual invoice is paid by the customer, never charged: the answer
+    # says so instead of the text failing and going unanswered.
+    invoice = store.shop.invoice(
+        store.customer_id, 2400, collection=Collection.MANUAL, net_terms_days=0
+    )
+    store.shop.run()
+    assert store.shop.one(tables.invoices, id=invoice).status == "past_due"
+
+    (answer,) = store.phone.text("please try my card again")
+
+    assert "paid to us directly" in answer and f"{PUBLIC}/portal/" in answer
+    assert store.shop.all(tables.payment_attempts, invoice_id=invoice) == []
+    (text,) = store.shop.all(tables.inbound_messages, body="please try my card again")
+    assert text.answered_at is not None and text.concierge_attempts == 0
 
 
 def test_retry_payment_reports_a_decline_with_the_billing_link(store: Store) -> None:

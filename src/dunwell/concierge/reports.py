@@ -14,7 +14,7 @@ from typing import Any
 
 from dunwell.concierge.intents import Awaiting
 from dunwell.concierge.model import Action, ActionResult, Context, Outcome, State
-from dunwell.concierge.texts import when
+from dunwell.concierge.texts import customer_page, when
 
 #: Changes to the order that the adjustment survey asks about.
 ADJUSTMENTS = frozenset({"skip", "move_date"})
@@ -65,6 +65,12 @@ def _retry(state: State, result: ActionResult, ctx: Context) -> Outcome:
             f"You can use another card here: {link}"
         ).strip()
         return Outcome((reply,), state.cleared(), outcome="completed", close=True)
+    if outcome == "paid_directly":
+        reply = (
+            "This invoice isn't charged to a card: it's paid to us directly. "
+            f"You can see it on your account page: {customer_page(ctx)}"
+        )
+        return Outcome((reply,), state.cleared(), outcome="answered", close=True)
     reply = "We're trying your card now and will let you know how it went."
     return Outcome((reply,), state.cleared(), outcome="completed", close=True)
 

@@ -158,8 +158,8 @@ def _settle(
             conn, conversation.site_id, action.params["invoice_id"]
         )
         if refusal is not None:
-            result = ActionResult(True, {"outcome": "declined", "reason": refusal})
-            _record_action(conn, conversation, action, "refused", {"reason": refusal}, now)
+            result = ActionResult(True, refusal)
+            _record_action(conn, conversation, action, "refused", refusal, now)
             _send(
                 gathered,
                 conn,

@@ -25,7 +25,7 @@ from dunwell.services import invoice_actions
 from dunwell.services import subscription_changes as changes
 from dunwell.services.errors import Conflict, InvalidInput, ServiceError
 from dunwell.services.policies import load_policies
-from dunwell.store.tables import dunning_cycles, products
+from dunwell.store.tables import dunning_cycles, invoices, products
 
 #: A promised payment is tried at midday, customer's time: the money has usually landed.
 PROMISE_HOUR = time(12, 0)
@@ -151,13 +151,22 @@ def _promise(
     }
 
 
-def retry_refusal(conn: Connection, site_id: int, invoice_id: int) -> str | None:
-    """Why the card on file must not be charged again by text, or None when it may.
+def retry_refusal(conn: Connection, site_id: int, invoice_id: int) -> dict[str, str] | None:
+    """Why the invoice must not be charged by text, as the facts to report; None: it may.
 
-    A customer's "try again" is held to the policy's retry threshold, and a
-    card the bank refused outright (lost, stolen, closed) is not tried again
-    at all: both only risk the card being flagged. A new card is the way on.
+    A manual invoice is never charged: the customer pays it themselves
+    (``outcome: paid_directly``). A customer's "try again" is held to the
+    policy's retry threshold, and a card the bank refused outright (lost,
+    stolen, closed) is not tried again at all: both only risk the card being
+    flagged, and a new card is the way on (``outcome: declined``).
     """
+    collection = conn.execute(
+        select(invoices.c.collection).where(
+            invoices.c.site_id == site_id, invoices.c.id == invoice_id
+        )
+    ).scalar()
+    if collection == "manual":
+        return {"outcome": "paid_directly"}
     cycle = conn.execute(
         select(
             dunning_cycles.c.attempts,
@@ -168,11 +177,12 @@ def retry_refusal(conn: Connection, site_id: int, invoice_id: int) -> str | None
     if cycle is None:
         return None
     if cycle.hard_declined:
-        return "the bank won't accept this card again"
+        return {"outcome": "declined", "reason": "the bank won't accept this card again"}
     if cycle.policy_version_id is not None:
         policy = load_policies(conn, {cycle.policy_version_id})[cycle.policy_version_id]
         if cycle.attempts >= policy.max_attempts:
-            return "this card has been tried as many times as we can"
+            reason = "this card has been tried as many times as we can"
+            return {"outcome": "declined", "reason": reason}
     return None
 
 
