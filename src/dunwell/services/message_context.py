@@ -110,7 +110,7 @@ class ContextLoader:
             "company": {"name": site.name, "support_email": site.support_email},
             "invoice": _invoice(invoice, zone),
             "subscription": {
-                "product": self.product_names.get(sub.id) if sub else None,
+                "product": (self.product_names.get(sub.id) if sub else None) or "",
                 "next_charge_date": _local_date(sub.next_charge_at, zone) if sub else None,
             },
             "card": _card(card),
@@ -180,15 +180,18 @@ def _product_names(conn: Connection, subscription_ids: set[int]) -> dict[int, st
 
 
 def _customer(row: Any) -> dict[str, Any]:
+    # Fields that "may be empty" are "" then, never nil: Liquid's
+    # ``nil != blank`` is true, so a template's ``!= blank`` test would
+    # let a nil through and print "for  with".
     if row is None:
-        return {"first_name": "", "last_name": "", "name": "", "email": None, "phone": None}
+        return {"first_name": "", "last_name": "", "name": "", "email": "", "phone": ""}
     name = " ".join(part for part in (row.first_name, row.last_name) if part)
     return {
-        "first_name": row.first_name,
-        "last_name": row.last_name,
+        "first_name": row.first_name or "",
+        "last_name": row.last_name or "",
         "name": name,
-        "email": row.email,
-        "phone": row.phone,
+        "email": row.email or "",
+        "phone": row.phone or "",
     }
 
 
@@ -210,12 +213,33 @@ def _card(row: Any) -> dict[str, Any] | None:
     if row is None:
         return None
     return {
-        "brand": row.brand,
+        "brand": card_brand_name(row.brand),
         "last4": row.last4,
         "exp_month": row.exp_month,
         "exp_year": row.exp_year,
         "expiry": f"{row.exp_month:02d}/{row.exp_year % 100:02d}",
     }
+
+
+#: How a brand is written to people; gateways store codes (Stripe's, the sandbox's).
+_BRAND_NAMES = {
+    "amex": "American Express",
+    "american_express": "American Express",
+    "cartes_bancaires": "Cartes Bancaires",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "eftpos_au": "eftpos",
+    "interac": "Interac",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+}
+
+
+def card_brand_name(code: str) -> str:
+    """``visa`` -> ``Visa``; a code not listed is shown as stored."""
+    return _BRAND_NAMES.get(code.strip().lower(), code)
 
 
 def _dunning(payload: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
