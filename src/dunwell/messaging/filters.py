@@ -24,8 +24,9 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, get_currency_precision, is_currency
 from liquid import BoundTemplate, Environment, RenderContext, Undefined
+from liquid.builtin.filters.misc import date as liquid_date
 from liquid.exceptions import FilterArgumentError, LoopIterationLimitError
-from liquid.filter import liquid_filter, with_context
+from liquid.filter import liquid_filter, with_context, with_environment
 
 __all__ = [
     "ENGLISH",
@@ -253,10 +254,36 @@ def final_action(value: object, *, context: RenderContext) -> str:
         ) from None
 
 
+#: What Liquid's ``date`` reads as "this moment", from the machine's clock.
+_MOMENTS = ("now", "today")
+
+
+@with_environment
+@liquid_filter
+def fixed_date(value: object, fmt: object, *, environment: Environment) -> str:
+    """Liquid's ``date``, without ``"now"`` and ``"today"``.
+
+    Those read the machine's clock, not the site's (a sandbox site's test
+    clock), and a render is remembered and reused (see render_plan), so the
+    date printed would be the first render's. A message is also rendered
+    when it is queued, not when it goes out (quiet hours hold it), so no
+    "now" would be right: the template names a date of the invoice or the
+    cycle instead.
+    """
+    if isinstance(value, str) and value.strip().lower() in _MOMENTS:
+        raise FilterArgumentError(
+            f'date: "{value}" is not available in messages; use a date such as '
+            "invoice.due_date or dunning.next_retry_date",
+            token=None,
+        )
+    return str(liquid_date(value, fmt, environment=environment))
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "money": money,
     "local_date": local_date,
     "final_action": final_action,
+    "date": fixed_date,
 }
 
 # ``safe`` would let a template print a customer's name unescaped in HTML.

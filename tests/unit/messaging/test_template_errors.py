@@ -140,3 +140,17 @@ def test_a_template_error_without_a_place_reads_as_part_and_message() -> None:
 def test_a_template_error_survives_pickling_to_another_process() -> None:
     error = pickle.loads(pickle.dumps(TemplateError("text", "unknown filter 'x'", 3, 12)))
     assert str(error) == "text, line 3, column 12: unknown filter 'x'"
+
+
+@pytest.mark.parametrize("moment", ["now", "today", "Now"])
+def test_the_date_filter_refuses_the_machine_s_now_when_the_template_is_saved(moment: str) -> None:
+    # "now" would be the machine's clock, not the site's, and a remembered
+    # render would print the first message's date on every later one.
+    error = sms_error(f'Sent {{{{ "{moment}" | date: "%Y-%m-%d" }}}}')
+    assert f'date: "{moment}" is not available in messages' in str(error)
+    assert (error.field, error.line) == ("body", 1)
+
+
+def test_the_date_filter_still_formats_the_template_s_own_dates() -> None:
+    template = compile_sms(SmsSource('Due {{ invoice.due_date | date: "%d/%m/%Y" }}'))
+    assert template.render(sample_context(), "en").body == "Due 02/03/2026"
