@@ -59,7 +59,7 @@ class App:
             return None
 
     def links(self) -> LinkSigner:
-        return LinkSigner(self.secret_key, self.settings.public_url)
+        return LinkSigner(self.secret_key, self.settings.public_url, self.clock.now)
 
     def begin(self) -> AbstractContextManager[Connection]:
         """A transaction that writes (committed on success, rolled back on error)."""

@@ -46,7 +46,7 @@ def customer_in_dunning(app: App) -> Dunning:
             select(tables.invoices.c.status).where(tables.invoices.c.id == invoice)
         ).scalar_one()
     assert status == "past_due"
-    link = app.links().billing_url(site, customer, invoice, app.clock.now())
+    link = app.links().billing_url(site, customer, invoice)
     return Dunning(link, customer, "INV-42")
 
 

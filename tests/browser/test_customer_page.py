@@ -47,7 +47,7 @@ def subscriber(app: App) -> Subscriber:
         sub = ledger.create_subscription(
             conn, site, customer, [ledger.Item(beans, 2)], now, starts_at=starts
         )
-    link = portal_url(app.links(), app.settings.public_url, site, customer, app.clock.now())
+    link = portal_url(app.links(), app.settings.public_url, site, customer)
     return Subscriber(link, sub, starts)
 
 

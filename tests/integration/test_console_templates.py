@@ -143,6 +143,23 @@ def test_preview_with_a_real_customer_uses_their_data_and_their_countrys_price(
         assert "Eve" not in refused
 
 
+@pytest.mark.parametrize("role", ["analytics", "configuration"])
+def test_roles_that_cannot_see_customers_preview_with_the_sample_only(
+    app: App, shop: Shop, client: TestClient, role: str
+) -> None:
+    customer = shop.customer(first_name="Zoltan", email="zoltan@x.test")
+    shop.invoice(customer, 1234)
+    csrf = signed_in_as(client, app, shop.site_id, role)
+    body = "Hi {{ customer.first_name }}, {{ invoice.amount_due | money }}: {{ billing_link }}"
+
+    refused = _live_preview(client, csrf, body_text=body, source="customer", customer=str(customer))
+    page = client.get(f"/dashboard/templates/payment_declined?channel=sms&customer={customer}")
+
+    assert "your role cannot see customers" in refused
+    assert "Zoltan" not in refused and "/billing/" not in refused
+    assert "Zoltan" not in page.text and "zoltan@x.test" not in page.text
+
+
 def test_invalid_liquid_names_line_and_column_and_saves_nothing(
     app: App, shop: Shop, client: TestClient
 ) -> None:

@@ -187,3 +187,28 @@ def test_provider_secrets_are_encrypted_at_rest_and_never_shown(
         422,
     )
     assert bad["field"] == "account_sid"
+
+
+def test_a_preview_with_a_customer_s_data_carries_a_billing_link_that_opens_nothing(
+    shop: Shop, client: TestClient
+) -> None:
+    # A preview is read by whoever may edit templates, and a test send goes
+    # to any address typed in: the link has a real link's length (the
+    # segment count is right) but has expired when it is made.
+    customer = shop.customer(INSUFFICIENT, phone=MOBILE)
+    shop.invoice(customer, 5000)
+    shop.run()
+    preview = client.post(
+        "/v1/templates/payment_declined/preview",
+        json={"channel": "sms", "customer_id": customer},
+        headers=bearer(shop),
+    )
+    assert preview.status_code == 200, preview.text
+    body = preview.json()["body_text"]
+    link = next(word for word in body.split() if "/billing/" in word)
+    path = "/billing/" + link.rstrip(".,").rsplit("/billing/", 1)[1]
+    sent = next(m for m in shop.all(tables.outbox, customer_id=customer) if m.channel == "sms")
+    real = next(word for word in sent.body_text.split() if "/billing/" in word)
+
+    assert client.get(path).status_code == 410
+    assert len(link) == len(real)

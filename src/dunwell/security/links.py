@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,9 +36,28 @@ class LinkClaims:
 
 
 class LinkSigner:
-    def __init__(self, secret_key: str, public_url: str) -> None:
+    """Makes and checks link tokens; every link is stamped with ``now``, the real clock.
+
+    Not a site's test clock: links are checked against the real clock when
+    they are opened, and revoked by real time, so a link made on a sandbox
+    site whose clock runs months ahead must not live months longer.
+    """
+
+    def __init__(self, secret_key: str, public_url: str, now: Callable[[], datetime]) -> None:
         self._key = derive_key(secret_key, "dunwell/billing-links/v1")
         self._base = public_url.rstrip("/")
+        self._now = now
+
+    def claims(
+        self,
+        site_id: int,
+        customer_id: int,
+        invoice_id: int | None,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> LinkClaims:
+        """Claims issued now, expiring after ``lifetime``."""
+        issued = self._now()
+        return LinkClaims(site_id, customer_id, invoice_id, issued, issued + lifetime)
 
     def token(self, claims: LinkClaims) -> str:
         payload = {
@@ -55,10 +75,9 @@ class LinkSigner:
         site_id: int,
         customer_id: int,
         invoice_id: int | None,
-        now: datetime,
         lifetime: timedelta = DEFAULT_LIFETIME,
     ) -> str:
-        claims = LinkClaims(site_id, customer_id, invoice_id, now, now + lifetime)
+        claims = self.claims(site_id, customer_id, invoice_id, lifetime)
         return f"{self._base}/billing/{self.token(claims)}"
 
     def verify(self, token: str, now: datetime) -> LinkClaims:

@@ -93,12 +93,10 @@ def gather_context(
         allowed_actions=frozenset(a for a in ACTIONS if settings.allows(a)),
         surveys=_surveys(settings),
         customer_page_url=(
-            portal_url(links, public_url, site_id, customer_id, now)
-            if person and customer_id
-            else None
+            portal_url(links, public_url, site_id, customer_id) if person and customer_id else None
         ),
         billing_url=(
-            links.billing_url(site_id, customer_id, debt.invoice_id if debt else None, now)
+            links.billing_url(site_id, customer_id, debt.invoice_id if debt else None)
             if person and customer_id
             else None
         ),

@@ -197,7 +197,7 @@ def _failed(conn: Connection, run: _Pass, on: Mapping[int, OutboundSite]) -> int
     queued = 0
     for row in scans.dunning_emails(conn, _recent(on), run.limit):
         site = on[row.site_id]
-        link = run.links.billing_url(site.id, row.customer_id, row.invoice_id, site.now)
+        link = run.links.billing_url(site.id, row.customer_id, row.invoice_id)
         context = {
             "company": site.name,
             "amount": {"amount_minor": row.amount_minor, "currency": row.currency},
@@ -215,7 +215,7 @@ def _cancellation(conn: Connection, run: _Pass, on: Mapping[int, OutboundSite]) 
     public_url = run.app.settings.public_url
     for row in scans.last_cancellations(conn, _recent(on), run.limit):
         site = on[row.site_id]
-        link = portal_url(run.links, public_url, site.id, row.customer_id, site.now)
+        link = portal_url(run.links, public_url, site.id, row.customer_id)
         context = {"company": site.name, "first_name": _or_nil(row.first_name), "link": link}
         body = render_text(Text.CANCELLATION, context)
         key = scans.dedupe_key("winback", row.id)

@@ -156,7 +156,7 @@ def _context(
     if source.customer_id is None:
         return sample_context(), None
     try:
-        context, recipient = customer_context(conn, links, site_id, source.customer_id, now)
+        context, recipient = customer_context(conn, links, site_id, source.customer_id)
     except NotFound as error:
         raise InvalidInput("customer", str(error)) from None
     return context, recipient.phone

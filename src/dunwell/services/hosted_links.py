@@ -128,9 +128,8 @@ def portal_url(
     public_url: str,
     site_id: int,
     customer_id: int,
-    now: datetime,
     lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> str:
     """A signed link to the customer page (the billing link's token, under /portal/)."""
-    claims = LinkClaims(site_id, customer_id, None, now, now + lifetime)
+    claims = signer.claims(site_id, customer_id, None, lifetime)
     return f"{public_url.rstrip('/')}/portal/{signer.token(claims)}"

@@ -9,7 +9,7 @@ compliance gate, as every other message.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -26,6 +26,9 @@ from dunwell.services.sms_text import SmsFinisher
 from dunwell.services.template_book import TemplateBook, UnknownTemplate
 from dunwell.store.sql import insert_one
 from dunwell.store.tables import customers, invoices, outbox, sites
+
+#: The longest recipient an outbox row holds (an address, 320 characters).
+MAX_ADDRESS = 320
 
 
 def preview(
@@ -44,7 +47,7 @@ def preview(
     if customer_id is None:
         context, wanted = sample_context(), locale or site_locale
     else:
-        context, recipient = customer_context(conn, links, site_id, customer_id, now)
+        context, recipient = customer_context(conn, links, site_id, customer_id)
         wanted = locale or recipient.locale
     book = TemplateBook(conn, [site_id], [name])
     try:
@@ -73,13 +76,20 @@ def preview(
     }
 
 
+#: A preview's billing link has expired when it is made: it has the length of
+#: a real one (the SMS segment count is right) but opens nothing. A preview
+#: is read by whoever may edit templates, and a test message goes to any
+#: address typed in; a live link would let either act as the customer.
+PREVIEW_LINK_LIFETIME = timedelta(0)
+
+
 def customer_context(
-    conn: Connection, links: LinkSigner, site_id: int, customer_id: int, now: datetime
+    conn: Connection, links: LinkSigner, site_id: int, customer_id: int
 ) -> tuple[dict[str, Any], Recipient]:
     """A real customer's render context (with their latest invoice) and who they are."""
     subject = _customer_subject(conn, site_id, customer_id)
     loader = ContextLoader(conn, [subject])
-    link = links.billing_url(site_id, customer_id, subject.invoice_id, now)
+    link = links.billing_url(site_id, customer_id, subject.invoice_id, PREVIEW_LINK_LIFETIME)
     return loader.context(subject, {}, link), loader.recipient(subject)
 
 
@@ -129,7 +139,11 @@ def send_test(
 def _recipient(conn: Connection, site_id: int, channel: str, to: str) -> str:
     to = to.strip()
     if channel == "email":
-        if not EMAIL.match(to):
+        # The column's width and SMTP's limit; control characters (NUL,
+        # line breaks) belong in no address, and PostgreSQL refuses NUL.
+        if len(to) > MAX_ADDRESS:
+            raise InvalidInput("to", f"an email address has at most {MAX_ADDRESS} characters")
+        if not EMAIL.match(to) or not to.isprintable():
             raise InvalidInput("to", f"{to!r} is not an email address")
         return to
     region = load_sms_settings(conn, [site_id])[site_id].default_region

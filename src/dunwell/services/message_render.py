@@ -69,7 +69,7 @@ class MessageRenderer:
             context = contexts.get(subject, row)
             if context is None:
                 link = links.billing_url(
-                    subject.site_id, subject.customer_id or 0, subject.invoice_id, row["created_at"]
+                    subject.site_id, subject.customer_id or 0, subject.invoice_id
                 )
                 context = loader.context(subject, row["payload"], link)
                 contexts.add(subject, row, context)

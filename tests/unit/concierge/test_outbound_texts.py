@@ -14,7 +14,7 @@ from dunwell.messaging.templates import TemplateError
 from dunwell.security.links import LinkSigner
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-SIGNER = LinkSigner("unit-test-secret-key", "https://billing.example.com")
+SIGNER = LinkSigner("unit-test-secret-key", "https://billing.example.com", lambda: NOW)
 ITEMS = ["Dark Roast Coffee 12oz", "2 x Ceramic Mug"]
 
 
@@ -24,7 +24,7 @@ def sample(
     """The context each text is given, with real signed links."""
     site, customer, invoice = ids
     money = {"amount_minor": amount_minor, "currency": "USD"}
-    portal = SIGNER.billing_url(site, customer, None, NOW).replace("/billing/", "/portal/")
+    portal = SIGNER.billing_url(site, customer, None).replace("/billing/", "/portal/")
     return {
         Text.WELCOME: {"company": company, "first_name": "Bartholomew"},
         Text.UPCOMING_ORDER: {
@@ -42,7 +42,7 @@ def sample(
         Text.FAILED_PAYMENT: {
             "company": company,
             "amount": money,
-            "link": SIGNER.billing_url(site, customer, invoice, NOW),
+            "link": SIGNER.billing_url(site, customer, invoice),
         },
         Text.CANCELLATION: {"company": company, "first_name": "Bartholomew", "link": portal},
         Text.NUDGE: {

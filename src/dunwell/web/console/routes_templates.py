@@ -306,6 +306,10 @@ def _preview(conn: Connection, desk: Desk, draft: Draft) -> dict[str, Any]:
 def _source(conn: Connection, desk: Desk, draft: Draft) -> DataSource:
     if draft.source != "customer":
         return DataSource()
+    if not desk.can(Permission.VIEW_CUSTOMERS):
+        # Reading templates is not reading customers: the analytics and
+        # configuration roles preview with the sample data only.
+        raise InvalidInput("customer", "your role cannot see customers' data; use sample data")
     if not draft.customer:
         raise InvalidInput("customer", "give a customer id or email address, or use sample data")
     return find_data_source(conn, desk.site_id, draft.customer)
