@@ -144,6 +144,19 @@ def test_sign_out_ends_the_session_on_the_server(app: App, shop: Shop, client: T
     assert replay.get("/dashboard/users", follow_redirects=False).status_code == 303
 
 
+def test_a_sign_out_posted_by_another_page_changes_nothing(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    # Without the form token, another site could sign a user out by posting
+    # here: neither the session nor the browser's cookie may go.
+    signed_in_as(client, app, shop.site_id, "owner")
+    for form in ({}, {"csrf": "forged"}):
+        answer = client.post("/dashboard/sign-out", data=form, follow_redirects=False)
+        assert answer.status_code == 303
+        assert "set-cookie" not in answer.headers
+        assert client.get("/dashboard/users", follow_redirects=False).status_code == 200
+
+
 def test_changing_a_role_signs_that_user_out(app: App, shop: Shop, client: TestClient) -> None:
     token = signed_in_as(client, app, shop.site_id, "owner")
     other = TestClient(client.app)

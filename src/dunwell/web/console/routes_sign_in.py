@@ -102,7 +102,12 @@ def sign_out(request: Request, posted: PostedForm) -> Response:
     form, _ = posted
     app = request.app.state.dunwell
     token = request.cookies.get(COOKIE, "")
-    if token and hmac.compare_digest(form.get(CSRF_FIELD, ""), csrf_token(app.secret_key, token)):
+    if token and not hmac.compare_digest(
+        form.get(CSRF_FIELD, ""), csrf_token(app.secret_key, token)
+    ):
+        # Another page posted here: the session and its cookie stay.
+        return RedirectResponse("/dashboard", status_code=303)
+    if token:
         with app.begin() as conn:
             end_session(conn, token, app.clock.now())
     response = RedirectResponse("/dashboard/sign-in", status_code=303)
