@@ -194,7 +194,7 @@ def test_an_unknown_kind_is_a_404(app: App, shop: Shop, client: TestClient) -> N
 
 def test_a_site_sees_only_its_own_versions(app: App, shop: Shop, client: TestClient) -> None:
     other = Shop.create(app, slug="other")
-    other.save_policy({"final_day": 9, "note": "x"})
+    other.save_policy({"final_day": 9})
     signed_in_as(client, app, shop.site_id, "owner")
     page = client.get(EDITOR).text
     assert "<td>version 2" not in page and 'name="final_day" value="15"' in page

@@ -6,11 +6,21 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import MAX_ID, After, Limit, Moment, id_path, page
+from dunwell.api.pagination import (
+    MAX_ID,
+    After,
+    Limit,
+    Moment,
+    PhoneText,
+    Text,
+    check_texts,
+    id_path,
+    page,
+)
 from dunwell.bootstrap import App
 from dunwell.services import inbox
 from dunwell.services.concierge_figures import concierge_figures
@@ -28,7 +38,9 @@ CustomerId = Annotated[int, id_path("customer")]
 
 
 class ReplyBody(BaseModel):
-    body: str = Field(min_length=1, max_length=1600, description="The text to send.")
+    model_config = ConfigDict(extra="forbid")
+
+    body: Text = Field(min_length=1, max_length=1600, description="The text to send.")
 
 
 @router.get("/conversations")
@@ -36,7 +48,7 @@ def list_conversations(
     who: Reader,
     conn: ReadConn,
     q: Annotated[
-        str | None, Query(max_length=200, description="Customer name, email or phone.")
+        PhoneText | None, Query(max_length=200, description="Customer name, email or phone.")
     ] = None,
     status: Literal["open", "escalated", "closed"] | None = None,
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -101,6 +113,9 @@ def patch_settings(
     key = fields.pop("helpdesk_api_key", None)
     if key is not None and not isinstance(key, str):
         raise InvalidInput("helpdesk_api_key", "must be text")
+    check_texts(fields)
+    # A key is a random token, stored encrypted: only held to what can be stored.
+    check_texts(key, "helpdesk_api_key", cards=False)
     now = site_now(conn, who.site_id, app.clock)
     update_concierge_settings(
         conn, who.site_id, fields, now, box=app.secret_box() if key else None, helpdesk_api_key=key

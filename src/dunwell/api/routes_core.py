@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import After, Limit, id_path, page
+from dunwell.api.pagination import After, Limit, Text, check_texts, id_path, page
 from dunwell.domain.policy import policy_to_dict
 from dunwell.domain.states import Collection, InvoiceStatus
 from dunwell.services import invoice_actions, policies, queries
@@ -30,12 +30,18 @@ ACTIONS = {
 
 
 class ClockAdvance(BaseModel):
-    by: str = Field(description="A duration like 3d, 12h or 1d12h.", examples=["3d"])
+    model_config = ConfigDict(extra="forbid")
+
+    by: Text = Field(
+        max_length=64, description="A duration like 3d, 12h or 1d12h.", examples=["3d"]
+    )
 
 
 class PolicyBody(BaseModel):
-    policy: dict[str, Any]
-    note: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    policy: dict[str, Any] = Field(description="See docs/policies.md; an unknown field is 422.")
+    note: Text | None = Field(None, max_length=500, description="Why this version was saved.")
 
 
 @router.get("/invoices")
@@ -93,6 +99,7 @@ def policy_versions(kind: Collection, who: Reader, conn: ReadConn) -> dict[str, 
 def save_policy(
     kind: Collection, body: PolicyBody, who: Admin, conn: WriteConn, app: AppDep
 ) -> dict[str, Any]:
+    check_texts(body.policy)  # a card number as a template's name would be quoted back
     now = site_now(conn, who.site_id, app.clock)
     return _version(policies.save_policy(conn, who.site_id, kind, body.policy, now, body.note))
 

@@ -6,11 +6,23 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 from sqlalchemy import Connection
 
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import MAX_ID, MAX_INT, After, Limit, Moment, Text, id_path, page
+from dunwell.api.pagination import (
+    MAX_ID,
+    MAX_INT,
+    After,
+    Currency,
+    Limit,
+    Moment,
+    PhoneText,
+    StorableText,
+    Text,
+    id_path,
+    page,
+)
 from dunwell.bootstrap import App
 from dunwell.domain.card_numbers import holds_card_number
 from dunwell.domain.intervals import IntervalUnit
@@ -40,7 +52,7 @@ class Strict(BaseModel):
 class CustomerFields(Strict):
     last_name: Text = Field("", max_length=200, description="Family name.")
     email: Text | None = Field(None, max_length=320, description="Where emails go.")
-    phone: Text | None = Field(
+    phone: PhoneText | None = Field(
         None,
         max_length=64,
         description="Mobile number in any common format, stored as E.164 "
@@ -51,10 +63,11 @@ class CustomerFields(Strict):
     payday: Text | None = Field(
         None, max_length=16, description="A weekday (friday), a day of the month (15) or last."
     )
-    external_id: Text | None = Field(
+    external_id: StorableText | None = Field(
         None, max_length=200, description="Your own id for the customer; unique in the site."
     )
-    marketing_sms_opt_in: bool = Field(
+    # Strict: consent is true or false, never "yes" or 1.
+    marketing_sms_opt_in: StrictBool = Field(
         False, description="Explicit consent to marketing texts (dunning texts do not need it)."
     )
 
@@ -91,9 +104,9 @@ class PaymentMethodCreate(Strict):
     last4: str = Field(
         pattern=r"^[0-9]{4}$", description="The last four digits, to show.", examples=["4242"]
     )
-    exp_month: int = Field(ge=1, le=12, examples=[12])
-    exp_year: int = Field(ge=2000, le=2100, examples=[2031])
-    make_default: bool = Field(
+    exp_month: StrictInt = Field(ge=1, le=12, examples=[12])
+    exp_year: StrictInt = Field(ge=2000, le=2100, examples=[2031])
+    make_default: StrictBool = Field(
         True, description="Charge this method from now on; sends past-due invoices to collection."
     )
 
@@ -109,27 +122,30 @@ class PaymentMethodCreate(Strict):
 
 
 class ProductCreate(Strict):
-    code: Text = Field(min_length=1, max_length=100, description="Unique in the site: plan_pro.")
+    code: StorableText = Field(
+        min_length=1, max_length=100, description="Unique in the site: plan_pro."
+    )
     name: Text = Field(min_length=1, max_length=200)
-    price_minor: int = Field(ge=0, le=MAX_INT, description="Price per period in minor units.")
-    currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code: USD.")
+    # Strict: whole minor units, never 10.0 or "100".
+    price_minor: StrictInt = Field(ge=0, le=MAX_INT, description="Price per period in minor units.")
+    currency: Currency = Field(min_length=3, max_length=3, description="ISO 4217 code: USD.")
 
 
 class ItemIn(Strict):
-    product_id: int = Field(ge=1, le=MAX_ID)
-    quantity: int = Field(1, ge=1, le=10_000)
+    product_id: StrictInt = Field(ge=1, le=MAX_ID)
+    quantity: StrictInt = Field(1, ge=1, le=10_000)
 
 
 class SubscriptionCreate(Strict):
-    customer_id: int = Field(ge=1, le=MAX_ID)
+    customer_id: StrictInt = Field(ge=1, le=MAX_ID)
     items: list[ItemIn] = Field(min_length=1, max_length=100, description="Products billed.")
     starts_at: Moment | None = Field(None, description="First charge; default now.")
     interval_unit: IntervalUnit = IntervalUnit.MONTH
-    interval_count: int = Field(1, ge=1, le=MAX_INTERVAL["day"])
+    interval_count: StrictInt = Field(1, ge=1, le=MAX_INTERVAL["day"])
     collection: Collection = Field(
         Collection.AUTOMATIC, description="automatic: charged; manual: paid by the customer."
     )
-    net_terms_days: int = Field(0, ge=0, le=365, description="Manual invoices: days to pay.")
+    net_terms_days: StrictInt = Field(0, ge=0, le=365, description="Manual invoices: days to pay.")
 
 
 class PromiseBody(Strict):
@@ -162,7 +178,7 @@ def list_customers(
     after: After = 0,
     limit: Limit = 100,
     email: Annotated[Text | None, Query(max_length=320)] = None,
-    external_id: Annotated[Text | None, Query(max_length=200)] = None,
+    external_id: Annotated[StorableText | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     rows = ledger_queries.list_customers(
         conn, who.site_id, email=email, external_id=external_id, after_id=after, limit=limit

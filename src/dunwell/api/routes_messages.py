@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import MAX_ID, After, Limit, id_path, page
+from dunwell.api.pagination import (
+    MAX_ID,
+    After,
+    Limit,
+    PhoneText,
+    StorableText,
+    Text,
+    id_path,
+    page,
+)
 from dunwell.services import message_preview, messages, templates
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.sandbox_phone import text_as_customer
@@ -23,27 +32,53 @@ Status = Literal[
 ]
 
 
+#: The longest template part: Gmail clips an email past about 100 KB, and
+#: each save parses and checks the whole text.
+MAX_TEMPLATE = 100_000
+#: Template names (``NAME`` in services/templates.py) and locales, as stored.
+TemplateName = Annotated[Text, Path(max_length=100, description="The template's name.")]
+Locale = Annotated[Text, Path(max_length=16, description="A language code: en, fr, pt_BR.")]
+
+
 class TemplateBody(BaseModel):
-    subject: str | None = Field(None, description="Email only: the subject line (Liquid).")
-    body_text: str = Field(description="Plain-text email body or the SMS body (Liquid).")
-    body_html: str | None = Field(None, description="Email only: optional HTML part (Liquid).")
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Text | None = Field(
+        None, max_length=1000, description="Email only: the subject line (Liquid)."
+    )
+    body_text: Text = Field(
+        max_length=MAX_TEMPLATE, description="Plain-text email body or the SMS body (Liquid)."
+    )
+    body_html: Text | None = Field(
+        None, max_length=MAX_TEMPLATE, description="Email only: optional HTML part (Liquid)."
+    )
 
 
 class PreviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     channel: Channel
-    locale: str | None = None
-    customer_id: int | None = Field(
+    locale: Text | None = Field(None, max_length=16, description="A language code: en, fr.")
+    customer_id: StrictInt | None = Field(
         None, ge=1, le=MAX_ID, description="Render for this customer, else sample data."
     )
 
 
 class TestSendBody(PreviewBody):
-    to: str = Field(description="An email address or a phone number.")
+    to: PhoneText = Field(max_length=320, description="An email address or a phone number.")
 
 
 class PhoneReply(BaseModel):
-    from_: str = Field(alias="from", description="The customer's phone number.")
-    body: str
+    model_config = ConfigDict(extra="forbid")
+
+    from_: PhoneText = Field(
+        alias="from",
+        max_length=64,
+        description="The customer's phone number, read with the site's SMS default region.",
+    )
+    # Stands for the customer's own text, so it is not refused for holding a
+    # card number: like a real text's, it is removed before the text is stored.
+    body: StorableText = Field(max_length=1600, description="What the customer texts.")
 
 
 @router.get("/messages")
@@ -82,15 +117,19 @@ def resend_message(
 
 
 @router.get("/templates")
-def list_templates(who: Reader, conn: ReadConn, name: str | None = None) -> dict[str, Any]:
+def list_templates(
+    who: Reader,
+    conn: ReadConn,
+    name: Annotated[Text | None, Query(max_length=100, description="Only this template.")] = None,
+) -> dict[str, Any]:
     return {"data": [t.as_dict() for t in templates.list_templates(conn, who.site_id, name)]}
 
 
 @router.put("/templates/{name}/{channel}/{locale}")
 def save_template(
-    name: str,
+    name: TemplateName,
     channel: Channel,
-    locale: str,
+    locale: Locale,
     body: TemplateBody,
     who: Writer,
     conn: WriteConn,
@@ -112,11 +151,11 @@ def save_template(
 
 @router.delete("/templates/{name}")
 def delete_template(
-    name: str,
+    name: TemplateName,
     who: Writer,
     conn: WriteConn,
     channel: Channel | None = None,
-    locale: str | None = None,
+    locale: Annotated[Text | None, Query(max_length=16)] = None,
 ) -> dict[str, Any]:
     removed = templates.delete_template(conn, who.site_id, name, channel, locale)
     return {"name": name, "deleted": removed}
@@ -124,7 +163,7 @@ def delete_template(
 
 @router.post("/templates/{name}/preview")
 def preview_template(
-    name: str, body: PreviewBody, who: Reader, conn: ReadConn, app: AppDep
+    name: TemplateName, body: PreviewBody, who: Reader, conn: ReadConn, app: AppDep
 ) -> dict[str, Any]:
     return message_preview.preview(
         conn,
@@ -140,7 +179,7 @@ def preview_template(
 
 @router.post("/templates/{name}/test", status_code=202)
 def send_test(
-    name: str, body: TestSendBody, who: Writer, conn: WriteConn, app: AppDep
+    name: TemplateName, body: TestSendBody, who: Writer, conn: WriteConn, app: AppDep
 ) -> dict[str, Any]:
     message_id = message_preview.send_test(
         conn,
@@ -160,7 +199,7 @@ def send_test(
 def sandbox_mailbox(
     who: Reader,
     conn: ReadConn,
-    to: str | None = None,
+    to: Annotated[Text | None, Query(max_length=320, description="An email address.")] = None,
     after: After = 0,
     limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -172,7 +211,7 @@ def sandbox_mailbox(
 def sandbox_phone(
     who: Reader,
     conn: ReadConn,
-    number: str | None = None,
+    number: Annotated[PhoneText | None, Query(max_length=32, description="E.164.")] = None,
     after: After = 0,
     limit: Limit = 100,
 ) -> dict[str, Any]:

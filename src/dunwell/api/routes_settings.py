@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import MAX_INT
+from dunwell.api.pagination import MAX_INT, StorableText, Text, check_texts
 from dunwell.channels.config import ChannelConfig, sandbox_config
 from dunwell.services import sms_credits
 from dunwell.services.channel_config import load_channel_configs, save_channel_config
@@ -26,20 +26,26 @@ LEDGER_ROWS = 100
 
 
 class ChannelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     provider: Literal["sandbox", "smtp", "twilio"]
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="SMTP: host, port, security, username, from_addr, reply_to, bcc. "
         "Twilio: account_sid and from_number or messaging_service_sid.",
     )
-    secret: str | None = Field(
-        None, description="SMTP password or Twilio auth token; omitted keeps the stored one."
+    secret: StorableText | None = Field(
+        None,
+        max_length=1000,
+        description="SMTP password or Twilio auth token; omitted keeps the stored one.",
     )
 
 
 class TopUp(BaseModel):
-    credits: int = Field(gt=0, le=MAX_INT)
-    note: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    credits: StrictInt = Field(gt=0, le=MAX_INT, description="A whole number of credits.")
+    note: Text | None = Field(None, max_length=500, description="Shown in the ledger.")
 
 
 @router.get("/settings/channels/{channel}")
@@ -61,6 +67,9 @@ def get_channel(
 def put_channel(
     channel: Literal["email", "sms"], body: ChannelBody, who: Admin, conn: WriteConn, app: AppDep
 ) -> dict[str, Any]:
+    # Hosts, ids and numbers, not prose: a Twilio id's hex digits may pass the
+    # Luhn check, so only what no database can store is refused here.
+    check_texts(body.config, cards=False)
     saved = save_channel_config(
         conn,
         who.site_id,
@@ -83,6 +92,7 @@ def get_sms_settings(who: Reader, conn: ReadConn) -> dict[str, Any]:
 def patch_sms_settings(
     changes: dict[str, Any], who: Admin, conn: WriteConn, app: AppDep
 ) -> dict[str, Any]:
+    check_texts(changes)  # the replies and the opt-out line are sent as written
     now = site_now(conn, who.site_id, app.clock)
     return settings_to_dict(update_sms_settings(conn, who.site_id, changes, now))
 

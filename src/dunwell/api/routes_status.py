@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn
-from dunwell.api.pagination import Text, id_path
+from dunwell.api.pagination import Currency, Text, id_path
 from dunwell.services import dunning_status, ledger_queries
 from dunwell.services.sites import site_now
 
@@ -26,8 +26,8 @@ class SiteUpdate(BaseModel):
     )
     time_zone: Text = Field("UTC", min_length=1, max_length=64, description="IANA zone.")
     locale: Text = Field("en", min_length=1, max_length=16, description="Default language.")
-    currency: Text = Field(
-        "USD", pattern=r"^[A-Za-z]{3}$", description="Default ISO 4217 currency code."
+    currency: Currency = Field(
+        "USD", min_length=3, max_length=3, description="Default ISO 4217 currency code."
     )
 
     @field_validator("support_email")

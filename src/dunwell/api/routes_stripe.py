@@ -13,15 +13,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn
+from dunwell.api.pagination import StorableText
 from dunwell.api.problems import problem
 from dunwell.bootstrap import App
-from dunwell.services.sites import site_now
+from dunwell.services.sites import SLUG, site_now
 from dunwell.services.stripe_ingest import (
     HANDLED_EVENTS,
+    UNVERIFIED,
     WebhookRejected,
     receive,
     save_webhook_secret,
@@ -33,8 +35,11 @@ router = APIRouter(tags=["stripe"])
 
 
 class StripeSettings(BaseModel):
-    webhook_secret: str | None = Field(
-        description="The endpoint's signing secret from Stripe (whsec_...); null removes it."
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_secret: StorableText | None = Field(
+        max_length=255,
+        description="The endpoint's signing secret from Stripe (whsec_...); null removes it.",
     )
 
 
@@ -42,6 +47,10 @@ class StripeSettings(BaseModel):
 async def stripe_webhook(slug: str, request: Request, app: AppDep) -> JSONResponse:
     payload = await request.body()
     signature = request.headers.get("stripe-signature")
+    if not SLUG.fullmatch(slug):
+        # No site has it (and a NUL in it would fail the database's lookup):
+        # answered like a slug no site has, which is like a bad signature.
+        return problem(400, "Invalid signature", UNVERIFIED)
     try:
         receipt = await run_in_threadpool(receive, app, slug, payload, signature)
     except WebhookRejected as error:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
-from dunwell.api.pagination import After, Limit, Text, id_path, page
+from dunwell.api.pagination import After, Limit, StorableText, Text, id_path, page
 from dunwell.services import webhook_endpoints, webhook_log
 from dunwell.services.events import list_events
 from dunwell.services.sites import site_now
@@ -26,19 +26,25 @@ EventType = Annotated[Text, Field(max_length=64)]
 
 
 class EndpointBody(BaseModel):
-    url: Text = Field(max_length=2048, description="An http or https URL.")
+    # A misspelt field is refused: "evnets" would subscribe to every event.
+    model_config = ConfigDict(extra="forbid")
+
+    url: StorableText = Field(max_length=2048, description="An http or https URL.")
     events: list[EventType] = Field(
         default_factory=list, max_length=50, description="Event types to receive; empty: all."
     )
     description: Text | None = Field(None, max_length=500)
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class EndpointChanges(BaseModel):
-    url: Text | None = Field(None, max_length=2048)
+    # A misspelt field is refused: "enabeld": false would change nothing.
+    model_config = ConfigDict(extra="forbid")
+
+    url: StorableText | None = Field(None, max_length=2048)
     events: list[EventType] | None = Field(None, max_length=50)
     description: Text | None = Field(None, max_length=500)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 @router.post("/webhook_endpoints", status_code=201)

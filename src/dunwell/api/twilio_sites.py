@@ -33,6 +33,7 @@ from twilio.request_validator import RequestValidator
 
 from dunwell.bootstrap import App
 from dunwell.services.channel_config import load_channel_configs
+from dunwell.services.sites import SLUG
 from dunwell.store.tables import sites
 
 CACHE_TTL = timedelta(seconds=10)
@@ -113,6 +114,8 @@ class TwilioSites:
         return entry
 
     def _read(self, slug: str) -> TwilioSite | None:
+        if not SLUG.fullmatch(slug):
+            return None  # no site has it, and a NUL in it would fail the database's lookup
         with self._app.connect() as conn:
             site_id = conn.execute(select(sites.c.id).where(sites.c.slug == slug)).scalar()
             if site_id is None:

@@ -202,14 +202,41 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     }
 
 
+#: The fields of a policy, a step and the final action, as :func:`policy_to_dict` writes them.
+POLICY_FIELDS = (
+    "kind",
+    "retry_interval_hours",
+    "max_attempts",
+    "final_day",
+    "steps",
+    "final",
+)
+STEP_FIELDS = ("day", "retry", "email_template", "sms_template", "webhook")
+FINAL_FIELDS = (
+    "subscription_action",
+    "downgrade_plan",
+    "invoice_outcome",
+    "email_template",
+    "bcc_merchant",
+)
+#: Template names and product codes are at most this long (their columns).
+MAX_NAME = 100
+
+
 def policy_from_dict(data: dict[str, Any]) -> Policy:
-    """Build a policy from JSON-like data, naming the field at fault on error."""
+    """Build a policy from JSON-like data, naming the field at fault on error.
+
+    An unknown field is an error too: a misspelt one (``max_attemps``)
+    would otherwise leave the default in place without a word.
+    """
     if not isinstance(data, dict):
         raise PolicyError("policy", "must be an object")
+    _known_fields(data, POLICY_FIELDS, "")
     steps = tuple(_step_from_dict(i, raw) for i, raw in enumerate(_list(data, "steps")))
     final_raw = data.get("final") or {}
     if not isinstance(final_raw, dict):
         raise PolicyError("final", "must be an object")
+    _known_fields(final_raw, FINAL_FIELDS, "final")
     final = FinalAction(
         subscription_action=_enum(
             SubscriptionAction, final_raw, "subscription_action", "final", SubscriptionAction.CANCEL
@@ -235,6 +262,7 @@ def _step_from_dict(index: int, raw: Any) -> Step:
     where = f"steps[{index}]"
     if not isinstance(raw, dict):
         raise PolicyError(where, "must be an object")
+    _known_fields(raw, STEP_FIELDS, where)
     if "day" not in raw:
         raise PolicyError(f"{where}.day", "is required")
     return Step(
@@ -248,6 +276,12 @@ def _step_from_dict(index: int, raw: Any) -> Step:
 
 def _path(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
+
+
+def _known_fields(data: dict[str, Any], known: tuple[str, ...], prefix: str) -> None:
+    for key in data:
+        if key not in known:
+            raise PolicyError(_path(prefix, str(key)), f"is not a field; use {', '.join(known)}")
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:
@@ -277,7 +311,22 @@ def _opt_str(data: dict[str, Any], key: str, prefix: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise PolicyError(_path(prefix, key), "must be a string")
+    # Names a template or a product, whose names are never longer; and a
+    # policy is stored as JSON, where PostgreSQL refuses NUL as in text.
+    # (Nothing stricter: stored versions are read back through here.)
+    if len(value) > MAX_NAME:
+        raise PolicyError(_path(prefix, key), f"must be at most {MAX_NAME} characters")
+    if "\x00" in value or not _encodable(value):
+        raise PolicyError(_path(prefix, key), "must be text without NUL characters")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _enum(enum: type[E], data: dict[str, Any], key: str, prefix: str, default: E) -> E:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from babel.core import get_global
+from babel.numbers import get_territory_currencies
 from sqlalchemy import Connection, Select, Table, func, select, update
 
 from dunwell.domain.intervals import IntervalUnit, first_period_from
@@ -31,6 +33,18 @@ from dunwell.store.tables import (
 )
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def _currencies_in_use() -> frozenset[str]:
+    territories = get_global("territory_currencies")
+    return frozenset(code for t in territories for code in get_territory_currencies(t))
+
+
+#: ISO 4217 codes of the currencies that are legal tender somewhere today,
+#: all of which the messages' ``money`` filter can format. Babel knows more
+#: codes, but no one bills in them: funds codes (USN), metals (XAU), the
+#: testing and no-currency codes (XTS, XXX) and retired ones (DEM, HRK).
+CURRENCIES = _currencies_in_use()
 #: The largest id a BIGINT column holds.
 MAX_ID = 2**63 - 1
 SITE_FIELDS = frozenset({"name", "support_email", "time_zone", "locale", "currency"})
@@ -298,6 +312,20 @@ def _move(
 # -- the calling site ----------------------------------------------------------------
 
 
+def check_currency(code: str, field: str = "currency") -> str:
+    """``code`` in upper case; InvalidInput naming ``field`` unless it is in :data:`CURRENCIES`.
+
+    The one check of every currency a request sets: a code the ``money``
+    filter cannot format would fail each message about the invoice.
+    """
+    upper = code.upper()
+    if not CURRENCY.fullmatch(upper):
+        raise InvalidInput(field, "must be a three-letter ISO 4217 code like USD")
+    if upper not in CURRENCIES:
+        raise InvalidInput(field, f"{upper} is not an ISO 4217 currency in use, like USD or EUR")
+    return upper
+
+
 def get_site(conn: Connection, site_id: int) -> dict[str, Any]:
     return _one(conn, select(sites).where(sites.c.id == site_id), "site", site_id)
 
@@ -323,9 +351,7 @@ def update_site(conn: Connection, site_id: int, changes: Mapping[str, Any]) -> d
     if values.get("locale") and not LOCALE.match(values["locale"]):
         raise InvalidInput("locale", f"{values['locale']!r} is not a language code like en or fr")
     if values.get("currency"):
-        values["currency"] = values["currency"].upper()
-        if not CURRENCY.match(values["currency"]):
-            raise InvalidInput("currency", "must be a three-letter ISO 4217 code like USD")
+        values["currency"] = check_currency(values["currency"])
     if values:
         conn.execute(update(sites).where(sites.c.id == site_id).values(**values))
     return get_site(conn, site_id)

@@ -16,11 +16,13 @@ from sqlalchemy import Connection, insert, select
 from dunwell.bootstrap import App
 from dunwell.channels.sandbox import SANDBOX_FROM_NUMBER
 from dunwell.domain.states import SiteMode
+from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.messaging.redact import redact_card_numbers
 from dunwell.services.concierge import answer_pending_texts
 from dunwell.services.errors import Conflict, InvalidInput
 from dunwell.services.inbound_sms import InboundResult, InboundSms, receive_sms
 from dunwell.services.sites import site_now
+from dunwell.services.sms_settings import load_sms_settings
 from dunwell.store.tables import conversation_turns, sandbox_messages, sites
 
 
@@ -32,8 +34,7 @@ def reply_as_customer(
         raise Conflict("the sandbox phone exists only on sandbox sites")
     if not body.strip():
         raise InvalidInput("body", "a text cannot be empty")
-    if not from_phone.strip():
-        raise InvalidInput("from", "give the customer's phone number")
+    from_phone = _sender(conn, site_id, from_phone)
     sid = "SBIN" + secrets.token_hex(15)
     result = receive_sms(
         conn, InboundSms(site_id, "sandbox", sid, from_phone, SANDBOX_FROM_NUMBER, body), now
@@ -47,6 +48,21 @@ def reply_as_customer(
         )
     conn.execute(insert(sandbox_messages), rows)
     return result
+
+
+def _sender(conn: Connection, site_id: int, raw: str) -> str:
+    """The number texting, in E.164, read like a customer's phone field.
+
+    A real text always comes from a number; one that is not (``garbage``)
+    would open a conversation nothing could ever answer.
+    """
+    if not raw.strip():
+        raise InvalidInput("from", "give the customer's phone number")
+    region = load_sms_settings(conn, [site_id])[site_id].default_region
+    try:
+        return normalize_phone(raw, region)
+    except PhoneError as error:
+        raise InvalidInput("from", str(error)) from None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, select, update
@@ -18,6 +18,14 @@ from dunwell.store.sql import insert_one
 from dunwell.store.tables import sites
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+#: A test clock stops here: past it, every date the API takes (2000 to 2100,
+#: see ``api/pagination.py``) would be in the past, and nothing could be done.
+LAST_YEAR = 2100
+#: The first instant a test clock cannot reach.
+CLOCK_END = datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC)
+#: More than a test clock can ever move, and short enough for a timedelta.
+LONGEST_DURATION = timedelta(days=366 * (LAST_YEAR - 2000 + 1))
+_DURATION_PART = re.compile(r"(\d+)\s*([wdhms])")
 
 
 def create_site(
@@ -84,6 +92,9 @@ def advance_clock(conn: Connection, site_id: int, by: timedelta) -> datetime:
         raise Conflict("only sandbox sites have a test clock")
     if by <= timedelta(0):
         raise InvalidInput("by", "a test clock only moves forward")
+    # Compared as durations: the sum of a far-off one would overflow.
+    if by >= CLOCK_END - row.clock_now:
+        raise InvalidInput("by", f"would move the test clock past the year {LAST_YEAR}")
     new_now: datetime = row.clock_now + by
     conn.execute(update(sites).where(sites.c.id == site_id).values(clock_now=new_now))
     batch = EventBatch()
@@ -95,10 +106,19 @@ def advance_clock(conn: Connection, site_id: int, by: timedelta) -> datetime:
 def parse_duration(text: str) -> timedelta:
     """Parse ``3d``, ``12h``, ``90m``, ``2w`` or a combination like ``1d12h``."""
     units = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-    parts = re.findall(r"(\d+)\s*([wdhms])", text.strip().lower())
-    if not parts or re.sub(r"\s|(\d+)\s*([wdhms])", "", text.lower()):
+    parts = _DURATION_PART.findall(text.strip().lower())
+    if not parts or _DURATION_PART.sub("", text.lower()).strip():
         raise InvalidInput("duration", f"{text!r} is not like 3d, 12h, 90m or 1d12h")
-    return timedelta(seconds=sum(int(n) * units[u] for n, u in parts))
+    # Bounded before timedelta() and int(), which overflow or refuse a
+    # number of thousands of digits.
+    longest = int(LONGEST_DURATION.total_seconds())
+    seconds = 0
+    for number, unit in parts:
+        digits = number.lstrip("0") or "0"
+        seconds += int(digits) * units[unit] if len(digits) <= 12 else longest + 1
+        if seconds > longest:
+            raise InvalidInput("duration", f"is longer than a test clock can move (to {LAST_YEAR})")
+    return timedelta(seconds=seconds)
 
 
 def _check_zone(name: str) -> None:

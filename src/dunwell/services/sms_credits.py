@@ -24,6 +24,9 @@ from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import outbox, sites, sms_credit_ledger, sms_credits
 
 SANDBOX_STARTING_CREDITS = 1000
+#: The balance and the ledger's amounts are 32-bit integers in PostgreSQL
+#: (SQLite would grow past it and hold a balance PostgreSQL cannot).
+MAX_BALANCE = 2**31 - 1
 
 
 def balances(conn: Connection, site_ids: Iterable[int], now: datetime) -> dict[int, int]:
@@ -111,10 +114,25 @@ def top_up(
     note: str | None = None,
     reason: str = "top_up",
 ) -> int:
-    """Add credits and release the texts held for lack of them."""
+    """Add credits and release the texts held for lack of them.
+
+    Refused (``credits``) past :func:`room`; an auto-refill is cut down to
+    it instead, since it runs while texts are being sent and must not fail.
+    """
     if credits <= 0:
         raise InvalidInput("credits", "must be a positive whole number")
-    balances(conn, [site_id], now)
+    balance = balances(conn, [site_id], now)[site_id]
+    fits = room(conn, site_id, balance)
+    if credits > fits:
+        if reason != "auto_refill":
+            raise InvalidInput(
+                "credits",
+                f"at most {max(fits, 0)} more credits fit: the balance, plus what texts "
+                f"already paid for may still get back as refunds, cannot pass {MAX_BALANCE}",
+            )
+        if fits <= 0:
+            return balance
+        credits = fits
     balance = _change(conn, site_id, credits, reason, None, now, note)
     conn.execute(
         update(outbox)
@@ -128,6 +146,25 @@ def top_up(
         .values(low_balance_notified_at=None)
     )
     return balance
+
+
+def room(conn: Connection, site_id: int, balance: int) -> int:
+    """How many credits a top-up may add, so that no refund can overflow the balance.
+
+    A refund gives back a message's last charge, whenever its failure is
+    reported, even days after it was delivered. So room is kept for every
+    charge not refunded: a debit moves credits from the balance to what may
+    come back, a refund moves them back, and only a top-up grows the sum of
+    the two, which stays within :data:`MAX_BALANCE`.
+    """
+    ledger = sms_credit_ledger
+    spent = conn.execute(
+        select(func.coalesce(func.sum(ledger.c.delta), 0)).where(
+            ledger.c.site_id == site_id, ledger.c.reason.in_(("debit", "refund"))
+        )
+    ).scalar_one()
+    may_come_back = max(-int(spent), 0)
+    return MAX_BALANCE - balance - may_come_back
 
 
 def debit_message(
