@@ -447,6 +447,43 @@ def test_a_signed_body_that_is_not_an_event_is_400_naming_the_problem(
     assert nothing_stored(shop)
 
 
+@pytest.mark.parametrize("created", [10**20, -(10**15), 0])
+def test_a_signed_event_from_an_impossible_time_is_400_and_stores_nothing(
+    client: TestClient, shop: Shop, ids: tuple[str, str, str], created: int
+) -> None:
+    customer, _, invoice = ids
+    evt = failed_payment(customer, invoice)
+    evt["created"] = created
+
+    assert '"created" is out of range' in rejected(deliver(client, evt))
+    assert nothing_stored(shop)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"amount_due": 2**63}, '"amount_due" is out of range'),
+        ({"amount_due": 10**30}, '"amount_due" is out of range'),
+        ({"amount_due": -5}, '"amount_due" is out of range'),
+        ({"currency": "zzz"}, "\"currency\" 'zzz' is not an ISO 4217 currency"),
+        ({"currency": "abcd"}, "\"currency\" 'abcd' is not an ISO 4217 currency"),
+    ],
+)
+def test_a_signed_invoice_the_ledger_cannot_hold_is_recorded_failed_naming_the_field(
+    client: TestClient, shop: Shop, ids: tuple[str, str, str], fields: dict[str, Any], named: str
+) -> None:
+    # Answered 200 with the outcome, not 500: Stripe would retry a 500 for
+    # three days, and the same body would fail the same way each time.
+    customer, _, invoice = ids
+    evt = failed_payment(customer, invoice)
+    evt["data"]["object"].update(fields)
+
+    answer = accepted(deliver(client, evt), "failed")
+
+    assert named in answer["detail"]
+    assert not shop.all(tables.invoices)
+
+
 def test_each_site_sees_only_its_own_stripe_events(
     client: TestClient, app: App, shop: Shop, ids: tuple[str, str, str]
 ) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dunwell.services.ledger_queries import CURRENCIES
+
 #: The decline code recorded when a failed invoice payment names none. New
 #: API versions no longer put the charge on the invoice, so usually none does.
 DEFAULT_DECLINE_CODE = "card_declined"
@@ -132,8 +134,8 @@ def invoice_facts(obj: Mapping[str, Any]) -> InvoiceFacts:
         raise EventError("the invoice has no customer")
     parent = obj.get("parent")
     details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
-    due = _int(obj, "amount_due")
-    paid = _int(obj, "amount_paid")
+    due = _amount(obj, "amount_due")
+    paid = _amount(obj, "amount_paid")
     remaining = obj.get("amount_remaining")
     return InvoiceFacts(
         id=_required_str(obj, "id"),
@@ -148,10 +150,10 @@ def invoice_facts(obj: Mapping[str, Any]) -> InvoiceFacts:
         number=_str(obj, "number"),
         status=_str(obj, "status"),
         collection_method=_str(obj, "collection_method") or "charge_automatically",
-        currency=_required_str(obj, "currency").upper(),
+        currency=_currency(obj, required=True),
         amount_due=due,
         amount_paid=paid,
-        amount_remaining=remaining if isinstance(remaining, int) else due - paid,
+        amount_remaining=_amount(obj, "amount_remaining") if remaining is not None else due - paid,
         created=_time(obj, "created"),
         decline_code=_decline_code(obj),
         reference=_ref(obj.get("payment_intent")) or _ref(obj.get("charge")),
@@ -180,7 +182,7 @@ def subscription_facts(obj: Mapping[str, Any]) -> SubscriptionFacts:
         id=_required_str(obj, "id"),
         customer=customer,
         status=_required_str(obj, "status"),
-        currency=(_str(obj, "currency") or "").upper(),
+        currency=_currency(obj),
         collection_method=_str(obj, "collection_method") or "charge_automatically",
         started=_time(obj, "start_date" if "start_date" in obj else "created"),
         items=tuple(_price(item) for item in data or () if isinstance(item, Mapping)),
@@ -197,8 +199,8 @@ def card_facts(obj: Mapping[str, Any]) -> CardFacts | None:
         customer=_ref(obj.get("customer")),
         brand=_str(card, "brand") or "unknown",
         last4=_required_str(card, "last4"),
-        exp_month=_int(card, "exp_month"),
-        exp_year=_int(card, "exp_year"),
+        exp_month=_int(card, "exp_month", 1, 12),
+        exp_year=_int(card, "exp_year", 2000, 2100),
     )
 
 
@@ -215,16 +217,18 @@ def billing_contact(obj: Mapping[str, Any], customer: str) -> CustomerFacts:
 def _price(item: Mapping[str, Any]) -> PriceFacts:
     price = item.get("price") or item.get("plan") or {}
     recurring = price.get("recurring") or {}
-    amount = price.get("unit_amount", price.get("amount"))
+    key = "unit_amount" if "unit_amount" in price else "amount"
     product = price.get("product")
     product_name = product.get("name") if isinstance(product, Mapping) else None
     quantity = item.get("quantity")
     return PriceFacts(
         id=_required_str(price, "id"),
         name=_str(price, "nickname") or product_name or _required_str(price, "id"),
-        unit_amount=amount if isinstance(amount, int) else 0,
-        currency=(_str(price, "currency") or "").upper(),
-        quantity=quantity if isinstance(quantity, int) and quantity > 0 else 1,
+        unit_amount=_amount(price, key) if isinstance(price.get(key), int) else 0,
+        currency=_currency(price),
+        quantity=_int(item, "quantity", 1, MAX_AMOUNT)
+        if isinstance(quantity, int) and quantity > 0
+        else 1,
         interval=_str(recurring, "interval") or _str(price, "interval"),
         interval_count=recurring.get("interval_count") or price.get("interval_count") or 1,
     )
@@ -267,14 +271,43 @@ def _required_str(obj: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _int(obj: Mapping[str, Any], key: str) -> int:
+#: Money columns are 32-bit in PostgreSQL, as in the API (an amount of
+#: 21,474,836.47 in a two-decimal currency).
+MAX_AMOUNT = 2**31 - 1
+#: Unix times of 2000-01-01 and 2101-01-01: the moments billing can hold.
+_EARLIEST, _LATEST = 946_684_800, 4_133_980_800
+
+
+def _int(obj: Mapping[str, Any], key: str, low: int = -(2**63), high: int = 2**63 - 1) -> int:
     value = obj.get(key)
+    kind = obj.get("object") or "object"
     if not isinstance(value, int) or isinstance(value, bool):
-        kind = obj.get("object") or "object"
         raise EventError(f'the {kind} has no whole number "{key}"')
+    if not low <= value <= high:
+        raise EventError(f'the {kind}\'s "{key}" is out of range ({low} to {high})')
     return value
+
+
+def _amount(obj: Mapping[str, Any], key: str) -> int:
+    """An amount in minor units that the ledger can store."""
+    return _int(obj, key, 0, MAX_AMOUNT)
+
+
+def _currency(obj: Mapping[str, Any], *, required: bool = False) -> str:
+    """The object's ``currency`` in upper case ("" when absent and not required).
+
+    One Dunwell can bill in: a code the messages cannot format would fail
+    every message about the invoice.
+    """
+    code = _required_str(obj, "currency") if required else _str(obj, "currency")
+    if code is None:
+        return ""
+    if code.upper() not in CURRENCIES:
+        kind = obj.get("object") or "object"
+        raise EventError(f'the {kind}\'s "currency" {code!r} is not an ISO 4217 currency in use')
+    return code.upper()
 
 
 def _time(obj: Mapping[str, Any], key: str) -> datetime:
     """A Unix timestamp (Stripe's form of every moment) as an aware UTC datetime."""
-    return datetime.fromtimestamp(_int(obj, key), UTC)
+    return datetime.fromtimestamp(_int(obj, key, _EARLIEST, _LATEST - 1), UTC)
