@@ -58,6 +58,15 @@ def send(client: TestClient, method: str, path: str, payload: Any, headers: dict
     return client.request(method, path, content=content, headers=headers)
 
 
+def refused(client: TestClient, shop: Shop, method: str, path: str, payload: Any) -> dict[str, Any]:
+    """Send as an admin; the 422 problem, once checked that no table gained or lost a row."""
+    headers = bearer(shop, "admin")  # a new API key row, before the count
+    before = row_counts(shop.app)
+    body = problem(send(client, method, path, payload, headers), 422)
+    assert row_counts(shop.app) == before
+    return body
+
+
 # -- text that no database can store, or longer than its column ----------------------------
 
 UNSTORABLE: list[tuple[str, str, Any, str]] = [
@@ -139,13 +148,7 @@ UNSTORABLE: list[tuple[str, str, Any, str]] = [
 def test_text_no_database_can_store_or_too_long_for_its_column_is_422_naming_the_field(
     client: TestClient, shop: Shop, method: str, path: str, payload: Any, field: str
 ) -> None:
-    headers = bearer(shop, "admin")
-    before = row_counts(shop.app)
-
-    response = send(client, method, path, payload, headers)
-
-    assert problem(response, 422)["field"] == field
-    assert row_counts(shop.app) == before
+    assert refused(client, shop, method, path, payload)["field"] == field
 
 
 def test_a_webhook_slug_no_site_can_have_is_answered_like_an_unknown_site(
@@ -301,11 +304,7 @@ def test_a_phone_number_whose_digits_pass_the_luhn_check_is_still_a_phone_number
 def test_a_misspelt_field_is_422_naming_it_and_nothing_changes(
     client: TestClient, shop: Shop, method: str, path: str, payload: Any, field: str
 ) -> None:
-    headers = bearer(shop, "admin")
-    before = row_counts(shop.app)
-    response = send(client, method, path, payload, headers)
-    assert problem(response, 422)["field"] == field
-    assert row_counts(shop.app) == before
+    assert refused(client, shop, method, path, payload)["field"] == field
 
 
 def test_a_misspelt_change_to_a_webhook_endpoint_is_refused(client: TestClient, shop: Shop) -> None:
@@ -373,11 +372,7 @@ def test_a_misspelt_change_to_a_webhook_endpoint_is_refused(client: TestClient, 
 def test_a_number_flag_or_phone_of_the_wrong_kind_is_422_naming_the_field(
     client: TestClient, shop: Shop, method: str, path: str, payload: Any, field: str
 ) -> None:
-    headers = bearer(shop, "admin")
-    before = row_counts(shop.app)
-    response = send(client, method, path, payload, headers)
-    assert problem(response, 422)["field"] == field
-    assert row_counts(shop.app) == before
+    assert refused(client, shop, method, path, payload)["field"] == field
 
 
 def test_the_sandbox_phone_reads_the_sender_like_a_customers_phone_field(
@@ -407,12 +402,9 @@ def test_the_sandbox_phone_reads_the_sender_like_a_customers_phone_field(
 def test_a_currency_messages_cannot_format_is_422_naming_the_field(
     client: TestClient, shop: Shop, method: str, path: str, payload: dict[str, Any]
 ) -> None:
-    headers = bearer(shop, "admin")
-    before = row_counts(shop.app)
-    body = problem(send(client, method, path, payload, headers), 422)
+    body = refused(client, shop, method, path, payload)
     assert body["field"] == "currency"
     assert "ISO 4217" in body["detail"]
-    assert row_counts(shop.app) == before
     assert shop.one(tables.sites, id=shop.site_id).currency == "USD"
 
 
