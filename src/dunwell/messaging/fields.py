@@ -50,7 +50,7 @@ FIELDS: tuple[Field, ...] = (
     Field("customer.phone", "text", "Phone number in E.164 form; may be empty."),
     Field("company", "object", "The merchant (the site) sending the message."),
     Field("company.name", "text", "The merchant's name as customers know it."),
-    Field("company.support_email", "text", "Where customers can write for help."),
+    Field("company.support_email", "text", "Where customers can write for help; may be empty."),
     Field("invoice", "object", "The invoice the message is about; nil when there is none."),
     Field("invoice.number", "text", "Invoice number, e.g. INV-1042."),
     Field("invoice.total", "money", "The invoice's full amount."),
@@ -139,7 +139,7 @@ def sample_context(*, sparse: bool = False) -> dict[str, Any]:
             "email": "ada@example.com",
             "phone": "" if sparse else "+15555550123",
         },
-        "company": {"name": "Acme Cloud", "support_email": "billing@acme.example"},
+        "company": {"name": "Acme Cloud", "support_email": "" if sparse else "billing@acme.example"},
         "invoice": {
             "number": "INV-1042",
             "total": {"amount_minor": 4900, "currency": "USD"},

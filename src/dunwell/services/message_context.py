@@ -107,7 +107,7 @@ class ContextLoader:
         card = self.cards.get(subject.customer_id) if subject.customer_id else None
         return {
             "customer": _customer(customer),
-            "company": {"name": site.name, "support_email": site.support_email},
+            "company": {"name": site.name, "support_email": site.support_email or ""},
             "invoice": _invoice(invoice, zone),
             "subscription": {
                 "product": (self.product_names.get(sub.id) if sub else None) or "",

@@ -110,3 +110,32 @@ def test_the_html_part_declares_its_language(locale: str) -> None:
     html = email("payment_declined", locale).html
     assert html is not None
     assert html.startswith(f'<!DOCTYPE html>\n<html lang="{locale}">')
+
+
+@pytest.mark.parametrize(("name", "locale"), EVERY_TEMPLATE)
+def test_every_base_email_offers_a_reply_when_the_site_has_no_support_address(
+    name: str, locale: str
+) -> None:
+    # A site need not give a support address; the email must not then
+    # say "contact us at ." or link to an empty mailto.
+    address = sample_context()["company"]["support_email"]
+    source = compile_email(email(name, locale))
+    with_address = source.render(sample_context(), locale)
+    without = source.render(sample_context(sparse=True), locale)
+    assert without.html is not None and with_address.html is not None
+    assert 'mailto:"' not in without.html
+    for part in (without.text, without.html):
+        assert " ." not in part.replace(" .\n", "") and "  " not in part.replace("\n", "")
+    if "{{ company.support_email }}" in (email(name, locale).text):
+        assert address in with_address.text and address not in without.text
+        assert f'href="mailto:{address}"' in with_address.html
+        assert REPLY[locale] in without.text and REPLY[locale] in without.html
+        assert REPLY[locale] not in with_address.text
+
+
+REPLY = {
+    "en": "reply to this email",
+    "de": "antworten Sie einfach auf diese E-Mail",
+    "es": "responda a este correo",
+    "fr": "répondez simplement à cet e-mail",
+}
