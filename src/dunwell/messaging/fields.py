@@ -139,7 +139,10 @@ def sample_context(*, sparse: bool = False) -> dict[str, Any]:
             "email": "ada@example.com",
             "phone": "" if sparse else "+15555550123",
         },
-        "company": {"name": "Acme Cloud", "support_email": "" if sparse else "billing@acme.example"},
+        "company": {
+            "name": "Acme Cloud",
+            "support_email": "" if sparse else "billing@acme.example",
+        },
         "invoice": {
             "number": "INV-1042",
             "total": {"amount_minor": 4900, "currency": "USD"},
