@@ -134,6 +134,28 @@ def test_a_yes_to_a_question_about_an_order_that_changed_since_changes_nothing(
     assert store.conversation().outcome == "failed"
 
 
+@pytest.mark.parametrize("order_moved", [False, True], ids=["unchanged", "moved"])
+def test_no_nudge_about_an_order_that_changed_since_the_question(
+    store: Store, order_moved: bool
+) -> None:
+    # The reminder repeats the question; once the order it asked about was
+    # skipped elsewhere, its yes would only be refused, so none is sent.
+    (question,) = store.phone.text("please skip my next order")
+    assert "Skip your order on Wed, Mar 11" in question
+    if order_moved:
+        with store.shop.app.begin() as conn:
+            who = changes.Changer(
+                store.shop.site_id, store.customer_id, store.shop.now, source="customer"
+            )
+            changes.skip_next_order(conn, who, store.subscription_id)
+    store.shop.advance(0.25)  # six hours: past the two-hour nudge, out of quiet hours
+    store.shop.run()
+
+    nudges = store.shop.all(tables.outbox, template="concierge_nudge")
+    assert len(nudges) == (0 if order_moved else 1)
+    assert store.conversation().nudge_at is None  # due, and dealt with either way
+
+
 def test_a_no_changes_nothing(store: Store) -> None:
     (question,) = store.phone.text("can you push my order back 2 weeks")
     assert "from Wed, Mar 11 to Wed, Mar 25" in question

@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dunwell.bootstrap import App
 from dunwell.concierge.outbound import Text, render_text
+from dunwell.concierge.proposals import ORDER_DATE
 from dunwell.concierge.texts import when
 from dunwell.domain.compliance import local_zone
 from dunwell.messaging.phones import phone_time_zone
@@ -56,7 +57,14 @@ from dunwell.services.conversations import (
     queue_text,
 )
 from dunwell.services.hosted_links import portal_url
-from dunwell.store.tables import concierge_settings, conversations, outbox, sites
+from dunwell.store.tables import (
+    concierge_settings,
+    conversations,
+    customers,
+    outbox,
+    sites,
+    subscriptions,
+)
 
 #: How far back the scans look, in site time.
 WINDOW = timedelta(days=2)
@@ -231,7 +239,7 @@ def _nudges(conn: Connection, real_now: datetime, off: set[int], limit: int) -> 
         if row.nudge_at < row.site_now - WINDOW:
             continue
         conversation = load_conversation(conn, row.site_id, row.id)
-        if conversation is None:
+        if conversation is None or _order_moved_since_asked(conn, conversation):
             continue
         question = conversation.state.get("question")
         body = render_text(Text.NUDGE, {"question": _or_nil(question)})
@@ -245,6 +253,29 @@ def _nudges(conn: Connection, real_now: datetime, off: set[int], limit: int) -> 
             .values(nudge_at=None)
         )
     return queued
+
+
+def _order_moved_since_asked(conn: Connection, conversation: Conversation) -> bool:
+    """Whether the question waits on an order that has since been billed or moved.
+
+    Its yes would be refused (see ``concierge_actions``), so reminding the
+    customer to give it would only lead to "nothing was done".
+    """
+    proposal = conversation.state.get("proposal")
+    params = proposal.get("params") if isinstance(proposal, dict) else None
+    if not isinstance(params, dict) or ORDER_DATE not in params:
+        return False
+    s, c = subscriptions, customers
+    row = conn.execute(
+        select(s.c.next_charge_at, c.c.time_zone, sites.c.time_zone.label("site_zone"))
+        .join(c, c.c.id == s.c.customer_id)
+        .join(sites, sites.c.id == s.c.site_id)
+        .where(s.c.site_id == conversation.site_id, s.c.id == params.get("subscription_id"))
+    ).first()
+    if row is None or row.next_charge_at is None:
+        return True
+    zone = local_zone(row.time_zone, phone_time_zone(conversation.phone), row.site_zone)
+    return bool(row.next_charge_at.astimezone(zone).date().isoformat() != params[ORDER_DATE])
 
 
 _JOBS: Sequence[tuple[str, Callable[[Connection, _Pass, Mapping[int, OutboundSite]], int]]] = (
