@@ -360,6 +360,40 @@ def test_an_email_whose_answer_never_came_is_recorded_in_doubt_and_resent_as_the
     assert outcomes == ["unknown", "sent"]
 
 
+@pytest.mark.parametrize(
+    ("site_name", "shown"),
+    [
+        ('Bob\'s "Best" Shop', 'Bob\'s "Best" Shop'),
+        ("Acme Tools\\", "Acme Tools\\"),
+        ("Acme\r\nLtd", "Acme Ltd"),
+        ("Café, Crème & Co.", "Café, Crème & Co."),
+    ],
+    ids=["quotes", "backslash", "line-break", "accents-and-comma"],
+)
+def test_the_site_name_in_from_is_quoted_so_the_header_and_envelope_stay_whole(
+    app: App, site_name: str, shown: str
+) -> None:
+    # The name is the merchant's text: pasted between quotes as it was, a
+    # quote or backslash broke the header and the envelope sender read
+    # from it, and a line break failed every email of the site.
+    with SmtpServer() as server:
+        shop = Shop.create(app)
+        with app.begin() as conn:
+            conn.execute(
+                update(tables.sites).where(tables.sites.c.id == shop.site_id).values(name=site_name)
+            )
+        _save_smtp(shop, server)
+        shop.invoice(shop.customer(INSUFFICIENT), 4900)
+        shop.run()
+        (received,) = server.messages
+    assert received.mail_from == "billing@shop.example"
+    sender = received.message["From"]
+    assert (sender.addresses[0].display_name, sender.addresses[0].addr_spec) == (
+        shown,
+        "billing@shop.example",
+    )
+
+
 def test_dunning_email_goes_through_smtp_with_both_parts_and_stable_headers(app: App) -> None:
     with SmtpServer() as server:
         shop = Shop.create(app)

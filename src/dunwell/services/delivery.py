@@ -59,6 +59,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.utils import parseaddr
 from functools import partial
 from threading import Lock
@@ -585,9 +587,18 @@ def sms_message(app: App, item: Outgoing) -> SmsMessage:
 
 
 def _named(name: str, address: str) -> str:
-    if "<" in address:
+    """``address`` with the site's name shown, quoted and escaped as RFC 5322 asks.
+
+    A name is the merchant's own text: a quote, a backslash or a line break
+    in it must not break the header or the envelope sender read from it.
+    """
+    display = " ".join(name.split())
+    if "<" in address or not display:
         return address
-    return f'"{name}" <{address}>' if name else address
+    try:
+        return str(Address(display_name=display, addr_spec=address))
+    except (ValueError, HeaderParseError):  # the transport refuses the address itself
+        return address
 
 
 def _record(app: App, owner: str, item: Outgoing, outcome: Outcome) -> None:
