@@ -8,10 +8,12 @@ retries moves on the site's test clock.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -37,6 +39,7 @@ from tests.integration.db_faults import (
     refuse_finishing_attempts,
 )
 from tests.integration.factories import INSUFFICIENT, Shop
+from tests.integration.local_http import LocalHttpServer
 from tests.integration.webhook_receiver import Receiver
 
 MOBILE = "+447400123456"
@@ -279,6 +282,58 @@ def test_a_slow_answer_times_out_and_is_retried(
     assert (attempt.status_code, attempt.error) == (None, "no answer within 0.2 s")
 
 
+class _StallingHandler(BaseHTTPRequestHandler):
+    """Answers 200 with a body that stops short of its Content-Length, then waits."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.server.requests += 1  # type: ignore[attr-defined]
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nok")
+        self.wfile.flush()
+        self.server.stop.wait(2)  # type: ignore[attr-defined]
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_a_2xx_whose_body_stalls_is_delivered_not_retried(app: App, shop: Shop) -> None:
+    # The status line decides the attempt; the body is only an excerpt for
+    # the log. Read as "no answer", the accepted event went out again.
+    http = LocalHttpServer(_StallingHandler, ThreadingHTTPServer, join_timeout=5)
+    http.server.requests = 0  # type: ignore[attr-defined]
+    http.server.stop = threading.Event()  # type: ignore[attr-defined]
+    with http:
+        saved = create_endpoint(
+            app, shop.site_id, url=f"{http.url}/hooks", events=["sms.opted_out"]
+        )
+        opt_out(shop)
+        try:
+            assert deliver_due_webhooks(app, "test-worker", 10, Sender(timeout=0.3)) == 1
+        finally:
+            http.server.stop.set()  # type: ignore[attr-defined]
+        assert http.server.requests == 1  # type: ignore[attr-defined]
+
+    [delivery] = deliveries(shop, saved["id"])
+    assert (delivery.status, delivery.last_status_code) == ("delivered", 200)
+    [attempt] = attempts(shop, delivery.id)
+    assert (attempt.status_code, attempt.error, attempt.response_excerpt) == (200, None, "ok")
+
+
+def test_an_address_that_refuses_the_connection_gives_way_to_the_next_one(
+    app: App, client: TestClient, shop: Shop, receiver: Receiver
+) -> None:
+    # A host with a broken IPv6 route still gets its webhooks over IPv4.
+    endpoint = add_endpoint(client, shop, receiver, events=["sms.opted_out"])
+    opt_out(shop)
+    both = Sender(resolve=lambda host, port: ["::1", "127.0.0.1"])
+
+    assert deliver_due_webhooks(app, "test-worker", 10, both) == 1
+
+    [delivery] = deliveries(shop, endpoint["id"])
+    assert (delivery.status, delivery.last_status_code) == ("delivered", 200)
+    assert len(receiver.verified()) == 1
+
+
 def _stops(shop: Shop, count: int) -> None:
     """``count`` customers text STOP: one ``sms.opted_out`` event each."""
     for n in range(count):
@@ -302,14 +357,14 @@ def test_a_batch_goes_out_in_lanes_side_by_side_up_to_the_setting(
 def test_deliveries_no_lane_starts_within_the_lease_wait_untouched_for_the_next_batch(
     app: App, client: TestClient, shop: Shop, receiver: Receiver
 ) -> None:
-    """A one-second lease, with attempts that may take 0.9 s (three 0.3 s
-    timeouts), leaves a quarter of a second to start requests the receiver
-    answers in 0.1 s each, one lane after another: twelve cannot all go."""
+    """A two-second lease, with attempts that may take 1.6 s (four 0.4 s
+    timeouts), leaves 0.4 s to start requests the receiver answers in
+    0.1 s each, one lane after another: twelve cannot all go."""
     endpoint = add_endpoint(client, shop, receiver, events=["sms.opted_out"])
     _stops(shop, 12)
     receiver.answer(*[200] * 12, delay=0.1)
-    app.settings = replace(app.settings, lease_seconds=1, webhook_concurrency=1)
-    sender = Sender(timeout=0.3)
+    app.settings = replace(app.settings, lease_seconds=2, webhook_concurrency=1)
+    sender = Sender(timeout=0.4)
 
     assert deliver_due_webhooks(app, "test-worker", 50, sender) == 12
 
@@ -472,6 +527,12 @@ def test_a_rotated_secret_signs_the_next_deliveries(
         ("https://192.168.0.10/hooks", "not a public address"),
         ("http://169.254.169.254/latest/meta-data", "not a public address"),
         ("http://[::ffff:10.0.0.1]/hooks", "not a public address"),
+        # IPv4 carried in other IPv6 forms, which Python counts as global
+        ("http://[::10.0.0.1]/hooks", "not a public address"),  # IPv4-compatible
+        ("http://[::127.0.0.1]:9/hooks", "loopback"),
+        ("http://[::ffff:0:10.0.0.1]/hooks", "not a public address"),  # SIIT
+        ("http://[64:ff9b:1::a00:1]/hooks", "not a public address"),  # local-use NAT64
+        ("http://[fec0::1]/hooks", "not a public address"),  # site-local
         ("ftp://example.com/hooks", "http or https"),
         ("hooks.example.com/no-scheme", "http or https"),
     ],

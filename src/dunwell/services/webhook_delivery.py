@@ -12,8 +12,9 @@ One batch:
 3. *Record* each answer in its own short transaction, in the lane that sent it.
 
 Lanes stop starting requests in time for the last one to end within the
-batch's lease (``claims.start_window``; an attempt takes at most three
-timeouts: connecting, sending, waiting). The deliveries no lane reached are
+batch's lease (``claims.start_window``; an attempt takes at most four
+timeouts: connecting, to each address in turn, sending, waiting for the
+answer, and reading the start of its body). The deliveries no lane reached are
 put back as they were before the claim, with no attempt counted, and go in
 the next batch. So a batch can be as large as the delivery batch: receivers
 that answer quickly get a whole batch at once, and slow ones make batches
@@ -90,8 +91,9 @@ class Sender:
 
     @property
     def longest_attempt(self) -> float:
-        """Seconds an attempt can take: connecting, sending and waiting, a timeout each."""
-        return 3 * self.timeout
+        """Seconds an attempt can take: a timeout each to connect (all addresses
+        together), send, wait for the answer and read the start of its body."""
+        return 4 * self.timeout
 
 
 @dataclass(frozen=True)
@@ -301,8 +303,7 @@ def send(sender: Sender, item: Outgoing) -> Answer:
         )
     try:
         addresses = target_addresses(item.url, item.site_mode, sender.resolve)
-        deadline = started + sender.longest_attempt
-        code, excerpt = _post(sender, item, item.secret, addresses[0], deadline)
+        code, excerpt = _post_to_first_reachable(sender, item, item.secret, addresses, started)
     except TargetRefused as error:
         return answer(None, None, f"not sent: {error}")
     except httpx.TimeoutException:
@@ -318,8 +319,35 @@ def send(sender: Sender, item: Outgoing) -> Answer:
     return answer(code, excerpt, f"HTTP {code}{moved}")
 
 
+def _post_to_first_reachable(
+    sender: Sender, item: Outgoing, secret: str, addresses: list[str], started: float
+) -> tuple[int, str]:
+    """POST to each checked address in turn until one takes the connection.
+
+    A name with an IPv6 and an IPv4 address whose IPv6 route is broken
+    still gets its webhooks, as any HTTP client would. The addresses share
+    one timeout for connecting, so the attempt keeps to ``longest_attempt``;
+    once a request has gone out it is never repeated to another address.
+    """
+    deadline = started + sender.longest_attempt
+    for index, address in enumerate(addresses):
+        connect_left = sender.timeout - (time.monotonic() - started)
+        last = index == len(addresses) - 1
+        try:
+            return _post(sender, item, secret, address, deadline, max(connect_left, 0.001))
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            if last or time.monotonic() - started >= sender.timeout:
+                raise
+    raise AssertionError("target_addresses returns at least one address")
+
+
 def _post(
-    sender: Sender, item: Outgoing, secret: str, address: str, deadline: float
+    sender: Sender,
+    item: Outgoing,
+    secret: str,
+    address: str,
+    deadline: float,
+    connect_timeout: float,
 ) -> tuple[int, str]:
     body = json.dumps(item.payload, separators=(",", ":"), ensure_ascii=False)
     msg_id = webhook_id(item.id)
@@ -348,6 +376,7 @@ def _post(
             content=body.encode(),
             headers=headers,
             extensions=extensions,
+            timeout=httpx.Timeout(sender.timeout, connect=connect_timeout),
         )
         response = client.send(request, stream=True)
         try:
@@ -357,12 +386,20 @@ def _post(
 
 
 def _excerpt(response: httpx.Response, deadline: float) -> str:
-    """The start of the answer; the rest is never read (it could be endless)."""
+    """The start of the answer; the rest is never read (it could be endless).
+
+    The status line has arrived by now and decides the attempt: a body that
+    stalls or breaks off leaves the excerpt short, not the answer unknown
+    (a 2xx read as "no answer" would be sent again, and in the end failed).
+    """
     data = b""
-    for chunk in response.iter_bytes():
-        data += chunk
-        if len(data) >= 4 * EXCERPT_CHARS or time.monotonic() > deadline:
-            break
+    try:
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) >= 4 * EXCERPT_CHARS or time.monotonic() > deadline:
+                break
+    except httpx.HTTPError:
+        pass
     return data.decode("utf-8", "replace")[:EXCERPT_CHARS]
 
 

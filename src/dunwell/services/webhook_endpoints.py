@@ -50,6 +50,14 @@ PUBLIC_COLUMNS = (
 MAX_URL = 2048
 MAX_DESCRIPTION = 500
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: IPv6 forms that only carry an IPv4 address in their last 32 bits: the
+#: deprecated IPv4-compatible form (``::10.0.0.1``) and SIIT's
+#: IPv4-translated one (``::ffff:0:10.0.0.1``). Python counts both global.
+CARRIERS = (ipaddress.ip_network("::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
+#: Never public, though Python counts them global: NAT64 prefixes for a
+#: local network's own translator (RFC 8215), which reach whatever IPv4
+#: address that network has, and deprecated site-local addresses.
+NOT_PUBLIC = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: (host, port) -> the addresses it resolves to; injectable for tests.
@@ -102,19 +110,20 @@ def address_refusal(address: str, site_mode: str) -> str | None:
         return (
             None if site_mode == "sandbox" else "a loopback address (allowed on sandbox sites only)"
         )
-    if not ip.is_global or ip.is_multicast:
+    if not ip.is_global or ip.is_multicast or any(ip in net for net in NOT_PUBLIC):
         return "which is not a public address"
     return None
 
 
 def _unwrapped(ip: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv6 one that only carries it (mapped, 6to4, NAT64)."""
+    """The IPv4 address inside an IPv6 one that only carries it (mapped, 6to4, NAT64...)."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
         if ip.sixtofour is not None:
             return ip.sixtofour
-        if ip in NAT64:
+        # ``::`` and ``::1`` are in ``::/96`` too, and mean themselves.
+        if ip in NAT64 or (any(ip in net for net in CARRIERS) and int(ip) > 1):
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
