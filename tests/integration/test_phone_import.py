@@ -64,6 +64,43 @@ def test_a_file_without_the_needed_columns_is_refused_by_name(app: App) -> None:
     assert error.value.field == "phone"
 
 
+def test_a_stray_comma_or_extra_value_is_one_row_s_problem_not_the_file_s(app: App) -> None:
+    # A row longer than the header used to fail the whole import with a 500.
+    # A trailing comma (an empty extra field) is harmless; a real extra value
+    # means the columns are off, so that row is reported, not guessed at.
+    shop = Shop.create(app)
+    ada, bob, cy = (shop.customer(None) for _ in range(3))
+    text = f"customer_id,phone\n{ada},+14152000001\n{bob},+14152000002,\n{cy},+14152000003,oops\n"
+    with app.begin() as conn:
+        report = import_phones(conn, shop.site_id, text).as_dict()
+    assert (report["rows"], report["applied"]) == (3, 2)
+    assert [(e["line"], e["reason"]) for e in report["errors"]] == [(4, "extra_fields")]
+    assert "3 fields but the header names 2" in report["errors"][0]["detail"]
+    assert shop.one(tables.customers, id=bob).phone == "+14152000002"
+    assert shop.one(tables.customers, id=cy).phone is None
+
+
+def test_errors_name_the_line_an_editor_shows_blank_lines_and_multi_line_values_included(
+    app: App,
+) -> None:
+    shop = Shop.create(app)
+    ada = shop.customer(None, email="ada@x.test")
+    text = (
+        "customer_id,email,phone\n"
+        "\n"  # line 2: blank
+        f"{ada},ada@x.test,+1415\n"  # line 3: too short a number
+        '999,"two\nlines@x.test",+14152000004\n'  # lines 4-5: unknown customer
+        "998,,+14152000005\n"  # line 6
+    )
+    with app.begin() as conn:
+        report = import_phones(conn, shop.site_id, text).as_dict()
+    assert [(e["line"], e["reason"]) for e in report["errors"]] == [
+        (3, "invalid_number"),
+        (4, "unknown_customer"),
+        (6, "unknown_customer"),
+    ]
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_100k_rows_with_a_tenth_bad_import_with_an_exact_report_and_rerun_changes_nothing(
     app: App,

@@ -9,7 +9,12 @@ every other row is reported with its line number and why:
 * ``duplicate``        the same customer and number appeared earlier in the file;
 * ``conflicting``      the file gives one customer two different numbers, so
                        none of them is applied (nobody can tell which is right);
-* ``missing_value``    the row lacks the phone or the customer.
+* ``missing_value``    the row lacks the phone or the customer;
+* ``extra_fields``     the row has values beyond the header's columns (a
+                       trailing comma, an empty extra field, is not counted).
+
+Line numbers are those of the file as an editor shows them: blank lines
+count, and a row whose quoted value spans lines is reported at its first.
 
 Running the same file again changes nothing: rows already holding the
 number count as ``unchanged``.
@@ -61,21 +66,43 @@ class _Row:
 def import_phones(
     conn: Connection, site_id: int, text: str, progress: Progress | None = None
 ) -> ImportReport:
-    reader = csv.DictReader(io.StringIO(text))
     try:
-        headers = {h.strip().lower() for h in (reader.fieldnames or [])}
-        return _import(conn, site_id, reader, headers, progress)
+        rows = list(_numbered_rows(text))
     except csv.Error as error:
         raise InvalidInput("body", f"not a readable CSV file: {error}") from None
+    header = [name.strip().lower() for name in rows[0][1]] if rows else []
+    return _import(conn, site_id, header, rows[1:], progress)
+
+
+def _numbered_rows(text: str) -> Iterable[tuple[int, list[str]]]:
+    """Each non-blank row with the line it starts on (1 for the first)."""
+    reader = csv.reader(io.StringIO(text))
+    while True:
+        start = reader.line_num + 1
+        row = next(reader, None)
+        if row is None:
+            return
+        if row:  # csv gives [] for a blank line
+            yield start, row
+
+
+def _fields(header: list[str], values: list[str]) -> dict[str, str] | None:
+    """The row by column name; None when it has values beyond the header."""
+    extra = values[len(header) :]
+    if any(value.strip() for value in extra):
+        return None
+    named = {name: value.strip() for name, value in zip(header, values, strict=False)}
+    return {name: named.get(name, "") for name in header}
 
 
 def _import(
     conn: Connection,
     site_id: int,
-    reader: csv.DictReader[str],
-    headers: set[str],
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
     progress: Progress | None,
 ) -> ImportReport:
+    headers = set(header)
     if "phone" not in headers:
         raise InvalidInput("phone", "the CSV needs a 'phone' column")
     if not headers & {"customer_id", "email"}:
@@ -84,12 +111,20 @@ def _import(
     by_id, by_email = _customers(conn, site_id)
     report = ImportReport()
     candidates: list[_Row] = []
-    for index, raw in enumerate(reader):
-        line = index + 2  # the header is line 1
+    for line, values in rows:
         report.rows += 1
         if progress and report.rows % 1000 == 0:
             progress(1000)
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        row = _fields(header, values)
+        if row is None:
+            report.errors.append(
+                _error(
+                    line,
+                    "extra_fields",
+                    f"the row has {len(values)} fields but the header names {len(header)}",
+                )
+            )
+            continue
         found = _match(row, by_id, by_email)
         phone = row.get("phone", "")
         if not phone or not (row.get("customer_id") or row.get("email")):
