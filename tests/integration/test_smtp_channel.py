@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -389,6 +391,84 @@ def test_a_server_that_never_greets_is_a_transient_timeout(
         error = send_failing(make_transport(port=silent.getsockname()[1], timeout=0.3))
 
     assert (error.permanent, error.code) == (False, "smtp-timeout")
+
+
+class TarpitRelay:
+    """A relay that answers every line after ``pause`` seconds, as tarpits do."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+        self.messages = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _say(self, conn: socket.socket, line: bytes) -> None:
+        time.sleep(self.pause)
+        conn.sendall(line + b"\r\n")
+
+    def _talk(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            try:
+                self._say(conn, b"220 tarpit ESMTP")
+                in_data = False
+                for line in lines:
+                    if in_data:
+                        if line == b".\r\n":
+                            in_data = False
+                            self.messages += 1
+                            self._say(conn, b"250 queued")
+                        continue
+                    command = line[:4].upper()
+                    in_data = command == b"DATA"
+                    self._say(conn, b"354 go on" if in_data else b"250 ok")
+            except OSError:
+                return  # the client cut the connection
+
+
+def test_a_relay_slow_on_every_command_cannot_stretch_a_message_past_its_timeout(
+    make_transport: MakeTransport,
+) -> None:
+    # Each answer comes within the timeout, but six of them take 1.8 s: a
+    # message allowed that long could outlast its batch's lease and be sent
+    # again by another worker. The timeout is the message's time in all.
+    relay = TarpitRelay(pause=0.3)
+    try:
+        started = time.monotonic()
+        error = send_failing(make_transport(port=relay.port, timeout=1.0))
+        took = time.monotonic() - started
+        time.sleep(1.0)  # what a late DATA would have delivered by now
+    finally:
+        relay.close()
+
+    assert (error.permanent, error.code) == (False, "smtp-timeout")
+    assert "within 1 s in all" in error.message
+    assert took < 1.5
+    assert relay.messages == 0
+
+
+def test_a_relay_slow_on_every_command_still_takes_mail_within_the_timeout(
+    make_transport: MakeTransport,
+) -> None:
+    relay = TarpitRelay(pause=0.05)
+    try:
+        with make_transport(port=relay.port, timeout=2.0).session() as session:
+            session.send(message(message_id="<one@dunwell.example>"))
+            session.send(message(message_id="<two@dunwell.example>"))
+    finally:
+        relay.close()
+    assert relay.messages == 2
 
 
 @pytest.mark.parametrize(

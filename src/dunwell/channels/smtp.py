@@ -23,6 +23,12 @@ How failures map onto :class:`~dunwell.channels.base.TransportError`:
 * a connection that times out or breaks during DATA is ``in_doubt``: the
   relay may have queued the message before its answer was lost.
 
+The timeout is the time a whole message may take, not only each read and
+write: a relay that answers every command just before the socket's timeout
+would otherwise make one message last many timeouts, past the lease of the
+batch it was sent in, and another worker would send it again. A watchdog
+cuts the connection when a message's time is up (``"smtp-timeout"``).
+
 Relays close idle connections. If the connection a session kept turns out
 to be dead when the next message starts (the MAIL command fails or is
 answered with 421), the session reconnects once and sends again: nothing
@@ -33,13 +39,18 @@ already have queued the message.
 
 from __future__ import annotations
 
+import contextlib
 import email.message
 import email.policy
 import functools
 import logging
 import re
 import smtplib
+import socket
 import ssl
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import format_datetime, getaddresses
 from types import TracebackType
@@ -158,19 +169,28 @@ class SmtpTransport:
         """A sender that keeps one connection until the ``with`` block ends."""
         return SmtpSession(self)
 
-    def _connect(self) -> smtplib.SMTP:
-        """Open, secure and log in a connection; raises smtplib's or socket errors."""
+    def _connect(self, within: float, opened: Callable[[smtplib.SMTP], None]) -> smtplib.SMTP:
+        """Open, secure and log in a connection; raises smtplib's or socket errors.
+
+        Connecting and the greeting take at most ``within`` seconds; then
+        ``opened`` gets the connection (the session's watchdog can cut it
+        from there on) and each later command has the whole timeout.
+        """
         config = self.config
         conn: smtplib.SMTP
-        # The constructors connect and read the greeting; on failure they
-        # close the socket themselves before raising.
+        # The constructors connect and read the greeting, a timeout each;
+        # on failure they close the socket themselves before raising.
+        step = max(within / 2, 0.001)
         if config.security == "tls":
             conn = smtplib.SMTP_SSL(
-                config.host, config.port, timeout=config.timeout, context=self._ssl_context
+                config.host, config.port, timeout=step, context=self._ssl_context
             )
         else:
-            conn = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            conn = smtplib.SMTP(config.host, config.port, timeout=step)
         try:
+            opened(conn)
+            if conn.sock is not None:
+                conn.sock.settimeout(config.timeout)
             conn.ehlo()
             if config.security == "starttls":
                 conn.starttls(context=self._ssl_context)
@@ -229,6 +249,12 @@ class SmtpSession:
     def __init__(self, transport: SmtpTransport) -> None:
         self._transport = transport
         self._conn: smtplib.SMTP | None = None
+        # What the watchdog of the message in hand may cut, under this lock.
+        self._lock = threading.Lock()
+        self._opening: smtplib.SMTP | None = None
+        self._deadline = 0.0
+        self._expired = False
+        self._data_started = False
 
     def __enter__(self) -> SmtpSession:
         return self
@@ -254,7 +280,45 @@ class SmtpSession:
             conn.close()
 
     def send(self, message: EmailMessage) -> SendResult:
-        """Deliver one message; raises :class:`TransportError`."""
+        """Deliver one message within the timeout in all; raises :class:`TransportError`."""
+        limit = self._transport.config.timeout
+        with self._lock:
+            self._deadline = time.monotonic() + limit
+            self._expired = False
+            self._data_started = False
+        watchdog = threading.Timer(limit, self._expire, args=(self._deadline,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self._send(message)
+        except TransportError as error:
+            if not self._expired:
+                raise
+            # Whatever the cut connection raised (a reset, a TLS error), the
+            # message ran out of time; only what DATA had begun may have arrived.
+            late = TransportError(
+                f"SMTP: no answer within {limit:g} s in all", permanent=False, code="smtp-timeout"
+            )
+            late.in_doubt = self._data_started
+            late.turned_away = error.turned_away and not self._data_started
+            raise late from error
+        finally:
+            watchdog.cancel()
+
+    def _expire(self, deadline: float) -> None:
+        """The watchdog: end the message's connection if its time is up."""
+        with self._lock:
+            if deadline != self._deadline:  # a later message's; this one ended
+                return
+            self._expired = True
+            conn = self._opening or self._conn
+            if conn is not None and conn.sock is not None:
+                # Wakes the thread blocked in a read or write on it; a socket
+                # already closed has nothing to wake.
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, message: EmailMessage) -> SendResult:
         envelope = self._transport._envelope(message)
         reconnected = False
         while True:
@@ -287,8 +351,21 @@ class SmtpSession:
 
     def _connection(self) -> smtplib.SMTP:
         if self._conn is None:
-            self._conn = self._transport._connect()
+            within = self._deadline - time.monotonic()
+            if within <= 0 or self._expired:
+                raise TimeoutError("no time left to connect")
+            try:
+                self._conn = self._transport._connect(within, self._opened)
+            finally:
+                with self._lock:
+                    self._opening = None
         return self._conn
+
+    def _opened(self, conn: smtplib.SMTP) -> None:
+        with self._lock:
+            if self._expired:
+                raise TimeoutError("the message's time ran out while connecting")
+            self._opening = conn
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -314,6 +391,7 @@ class SmtpSession:
         for recipient, (code, reply) in refused.items():
             log.warning("SMTP refused blind copy to %s: %s %s", recipient, code, _text(reply))
         answer: bytes | str
+        self._data_started = True
         try:
             code, answer = conn.data(envelope.payload)
         except smtplib.SMTPDataError as exc:  # DATA itself was refused
