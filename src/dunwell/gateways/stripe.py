@@ -46,6 +46,10 @@ deadline (``until``), and those not sent are answered ``None``.
 
 Only ids and codes ever reach messages: Dunwell never sees card numbers, and
 the SDK is only given the payment method id.
+
+Amounts are ISO 4217 minor units in Dunwell and in Stripe's units on the
+wire; :func:`to_stripe_amount` and :func:`from_stripe_amount` convert at
+this edge and at the webhook's (see :data:`STRIPE_SCALE`).
 """
 
 from __future__ import annotations
@@ -66,6 +70,34 @@ from dunwell.gateways.pace import LocalPace, Pace
 
 if TYPE_CHECKING:
     from stripe.params import InvoicePayParams, PaymentIntentCreateParams
+
+#: Currencies whose amounts Stripe's API counts in smaller units than ISO
+#: 4217's minor units (what the ledger stores), with the factor between them.
+#: ISK has no minor unit in ISO 4217 and CLDR (0 decimals), but Stripe's API
+#: keeps it two-decimal for backwards compatibility: 5,000 kr is 500000, and
+#: an amount must be a multiple of 100 (whole krónur). Every other currency
+#: has the same decimals in both, HUF and TWD (two) and KWD (three) included.
+STRIPE_SCALE: dict[str, int] = {"ISK": 100}
+
+
+def stripe_scale(currency: str) -> int:
+    """How many of Stripe's units make one ISO minor unit of ``currency``."""
+    return STRIPE_SCALE.get(currency.upper(), 1)
+
+
+def to_stripe_amount(minor: int, currency: str) -> int:
+    """ISO minor units as the amount Stripe's API expects: ``to_stripe_amount(5000, "ISK")``
+    is 500000."""
+    return minor * stripe_scale(currency)
+
+
+def from_stripe_amount(amount: int, currency: str) -> int:
+    """An amount from Stripe's API in ISO minor units; ValueError if it has a fraction of one."""
+    minor, fraction = divmod(amount, stripe_scale(currency))
+    if fraction:
+        raise ValueError(f"{amount} is not a whole number of {currency.upper()} minor units")
+    return minor
+
 
 #: Codes for SDK errors whose body names no code (a 401 has none, for one).
 _ERROR_CODES: dict[type[stripe.StripeError], str] = {
@@ -249,7 +281,7 @@ class StripeGateway:
 
     def _create_intent(self, request: ChargeRequest) -> stripe.PaymentIntent:
         params: PaymentIntentCreateParams = {
-            "amount": request.amount_minor,
+            "amount": to_stripe_amount(request.amount_minor, request.currency),
             "currency": request.currency.lower(),  # Stripe wants ISO codes in lower case
             "payment_method": request.token,
             "off_session": True,

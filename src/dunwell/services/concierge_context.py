@@ -2,10 +2,11 @@
 
 The dialogue is pure, so this module gathers its
 :class:`~dunwell.concierge.model.Context` up front: the customer's local
-date, the upcoming order (their soonest active subscription), the oldest
-unpaid invoice, the products they may add or swap to, the site's switches,
-and freshly signed links. The same facts give the understanding its
-request (catalog, items, next charge date).
+date, the upcoming order (their soonest active subscription that Dunwell
+bills, never one mirrored from Stripe), the oldest unpaid invoice, the
+products they may add or swap to, the site's switches, and freshly signed
+links. The same facts give the understanding its request (catalog, items,
+next charge date).
 """
 
 from __future__ import annotations
@@ -107,11 +108,16 @@ def gather_context(
 
 
 def _soonest_subscription(conn: Connection, site_id: int, customer_id: int | None) -> Any:
+    """The soonest subscription Dunwell bills; one mirrored from Stripe is never the order.
+
+    Stripe bills a mirrored subscription, so a change to it here would never
+    reach Stripe, and its next charge date is only a placeholder.
+    """
     s = subscriptions
     return conn.execute(
         select(s)
         .where(s.c.site_id == site_id, s.c.customer_id == customer_id)
-        .where(s.c.status.in_(OPEN_SUBSCRIPTIONS))
+        .where(s.c.status.in_(OPEN_SUBSCRIPTIONS), s.c.external_id.is_(None))
         .order_by(s.c.next_charge_at, s.c.id)
         .limit(1)
     ).first()

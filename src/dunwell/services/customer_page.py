@@ -6,6 +6,10 @@ turns one submitted form into one change from
 rules (:mod:`dunwell.services.portal_rules`) offer that action. The rules
 are checked here, not in the change functions, because other ways in (an
 operator, the SMS concierge) follow their own rules for some actions.
+
+A subscription mirrored from Stripe is listed read-only, without a next
+order date: Stripe bills it, the change functions refuse it, and the date
+Dunwell keeps for it is only a placeholder beyond any clock.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dunwell.domain.states import InvoiceStatus
 from dunwell.services import subscription_changes as changes
 from dunwell.services.errors import Conflict, InvalidInput
 from dunwell.services.hosted_links import HostedCustomer
+from dunwell.services.ids import parse_id
 from dunwell.services.portal_rules import PortalRules, ensure_site_preferences, load_portal_rules
 from dunwell.store.tables import invoices, products, subscription_items, subscriptions
 
@@ -46,9 +51,11 @@ class SubscriptionView:
     currency: str
     interval_unit: str
     interval_count: int
-    next_charge_at: datetime
+    #: None for a subscription managed in Stripe: Dunwell does not know its date.
+    next_charge_at: datetime | None
     canceled_at: datetime | None
     items: tuple[ItemView, ...]
+    managed_in_stripe: bool = False
 
     @property
     def amount_minor(self) -> int:
@@ -56,7 +63,7 @@ class SubscriptionView:
 
     @property
     def changeable(self) -> bool:
-        return self.status in changes.CHANGEABLE
+        return self.status in changes.CHANGEABLE and not self.managed_in_stripe
 
 
 @dataclass(frozen=True)
@@ -139,9 +146,10 @@ def _quantities(form: Mapping[str, str]) -> dict[int, int]:
     found: dict[int, int] = {}
     for name, value in form.items():
         prefix, _, item = name.partition("-")
-        if prefix != "qty" or not item.isdigit():
+        item_id = parse_id(item) if prefix == "qty" else None
+        if item_id is None:
             continue
-        found[int(item)] = _parse_int(value, name, "enter a whole number, 0 to remove the item")
+        found[item_id] = _parse_int(value, name, "enter a whole number, 0 to remove the item")
     return found
 
 
@@ -184,9 +192,10 @@ def _subscriptions(conn: Connection, who: HostedCustomer) -> list[SubscriptionVi
             currency=row.currency,
             interval_unit=row.interval_unit,
             interval_count=row.interval_count,
-            next_charge_at=row.next_charge_at,
+            next_charge_at=None if changes.is_mirrored(row) else row.next_charge_at,
             canceled_at=row.canceled_at,
             items=tuple(items[row.id]),
+            managed_in_stripe=changes.is_mirrored(row),
         )
         for row in subs
     ]

@@ -162,9 +162,12 @@ def _subscriptions(
     items = _items(conn, [sub.id for sub in subs])
     lines = []
     for sub in subs:
-        when = (
-            "" if sub.status == "canceled" else f", next charge {formats.day(sub.next_charge_at)}"
-        )
+        if sub.external_id is not None:
+            when = ", billed by Stripe"  # Dunwell keeps only a placeholder date for it
+        elif sub.status == "canceled":
+            when = ""
+        else:
+            when = f", next charge {formats.day(sub.next_charge_at)}"
         bought = [
             f"{row.quantity} x {row.name} at {formats.money(row.unit_price_minor, sub.currency)}"
             + ("" if row.one_time_period is None else " (next order only)")

@@ -111,7 +111,12 @@ class ContextLoader:
             "invoice": _invoice(invoice, zone),
             "subscription": {
                 "product": (self.product_names.get(sub.id) if sub else None) or "",
-                "next_charge_date": _local_date(sub.next_charge_at, zone) if sub else None,
+                # Stripe bills a mirrored subscription: its date here is a placeholder.
+                "next_charge_date": (
+                    _local_date(sub.next_charge_at, zone)
+                    if sub and sub.external_id is None
+                    else None
+                ),
             },
             "card": _card(card),
             "dunning": _dunning(payload, zone),
@@ -139,7 +144,11 @@ _INVOICE_COLUMNS = [
         "subscription_id",
     )
 ]
-_SUBSCRIPTION_COLUMNS = [subscriptions.c.id, subscriptions.c.next_charge_at]
+_SUBSCRIPTION_COLUMNS = [
+    subscriptions.c.id,
+    subscriptions.c.next_charge_at,
+    subscriptions.c.external_id,
+]
 
 
 def _by_id(conn: Connection, columns: list[Any], ids: set[int]) -> dict[int, Any]:

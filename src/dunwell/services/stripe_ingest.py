@@ -14,8 +14,11 @@
    merchant can resend it from Stripe's dashboard once the cause is fixed.
 3. **Order.** Stripe does not deliver in order. An event older (Stripe's
    ``created``) than one already applied to the same object is recorded as
-   ``ignored_stale`` and changes nothing: a late ``invoice.payment_failed``
-   cannot reopen an invoice that ``invoice.paid`` closed.
+   ``ignored_stale`` and changes nothing. A failure is also stale once the
+   invoice was seen paid or voided in the same second or later: ``created``
+   counts whole seconds, and a paid or voided invoice never fails again, so
+   a late ``invoice.payment_failed`` cannot reopen an invoice that
+   ``invoice.paid`` closed, even one Dunwell never mirrored.
 4. **Apply.** A handler per event type changes the ledger in the same
    transaction as the record. A handler that refuses the event (an unusable
    object, a rule of the ledger) leaves the ledger unchanged and the event
@@ -230,22 +233,52 @@ def _apply(
     if handler is None:
         return Outcome.IGNORED_TYPE, f"Dunwell does not act on {event.type}"
     _serialise(conn, mirror.site_id, event.object_id)
-    newest = conn.execute(
-        select(func.max(stripe_events.c.stripe_created_at)).where(
-            stripe_events.c.site_id == mirror.site_id,
-            stripe_events.c.object_id == event.object_id,
-            stripe_events.c.outcome == Outcome.APPLIED.value,
-            stripe_events.c.id != row_id,
-        )
-    ).scalar()
-    if newest is not None and newest > event.created:
-        note = f"an event about {event.object_id} created {newest.isoformat()} was applied"
-        return Outcome.IGNORED_STALE, note
+    stale = _staleness(conn, mirror.site_id, event, row_id)
+    if stale is not None:
+        return Outcome.IGNORED_STALE, stale
     try:
         with conn.begin_nested():
             return Outcome.APPLIED, handler(mirror, event)
     except (EventError, ServiceError) as error:
         return Outcome.FAILED, str(error)
+
+
+#: Events after which a Stripe invoice is final: it never fails again.
+CLOSING_EVENTS = ("invoice.paid", "invoice.payment_succeeded", "invoice.voided")
+#: Outcomes of an event Dunwell has seen, and trusts, even if it changed nothing.
+_SEEN = (Outcome.APPLIED.value, Outcome.IGNORED_STALE.value)
+
+
+def _staleness(conn: Connection, site_id: int, event: StripeEvent, row_id: int) -> str | None:
+    """Why the event is stale (a note for the log), or None if it applies.
+
+    Older than an event applied to the same object: stale. Events of the
+    same second apply in the order they arrive, except a failure after the
+    invoice was seen paid or voided in that second: ``created`` counts whole
+    seconds, so the failure may well have come first, and applying it would
+    dun an invoice that is settled. The record of events in
+    ``stripe_events`` is what remembers it, so this holds for an invoice
+    Dunwell never mirrored as well.
+    """
+    t = stripe_events
+    same_object = (t.c.site_id == site_id, t.c.object_id == event.object_id, t.c.id != row_id)
+    newest = conn.execute(
+        select(func.max(t.c.stripe_created_at)).where(
+            *same_object, t.c.outcome == Outcome.APPLIED.value
+        )
+    ).scalar()
+    if newest is not None and newest > event.created:
+        return f"an event about {event.object_id} created {newest.isoformat()} was applied"
+    if event.type != "invoice.payment_failed":
+        return None
+    closed = conn.execute(
+        select(func.max(t.c.stripe_created_at)).where(
+            *same_object, t.c.type.in_(CLOSING_EVENTS), t.c.outcome.in_(_SEEN)
+        )
+    ).scalar()
+    if closed is not None and closed >= event.created:
+        return f"{event.object_id} was paid or voided in Stripe at {closed.isoformat()}"
+    return None
 
 
 def _serialise(conn: Connection, site_id: int, object_id: str | None) -> None:

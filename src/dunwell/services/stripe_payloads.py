@@ -10,6 +10,10 @@ the snapshot event shape of API versions from 2024 on, old and new:
 
 Expandable fields (``customer``, ``subscription``, ``payment_intent``...) are
 ids in webhooks but objects when expanded; both are accepted.
+
+Amounts come back in ISO 4217 minor units, as the ledger stores them, not in
+Stripe's: the two differ for ISK, which Stripe's API counts in hundredths
+(see :data:`dunwell.gateways.stripe.STRIPE_SCALE`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dunwell.gateways.stripe import from_stripe_amount, stripe_scale
 from dunwell.services.ledger_queries import CURRENCIES
 
 #: The decline code recorded when a failed invoice payment names none. New
@@ -134,8 +139,9 @@ def invoice_facts(obj: Mapping[str, Any]) -> InvoiceFacts:
         raise EventError("the invoice has no customer")
     parent = obj.get("parent")
     details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
-    due = _amount(obj, "amount_due")
-    paid = _amount(obj, "amount_paid")
+    currency = _currency(obj, required=True)
+    due = _amount(obj, "amount_due", currency)
+    paid = _amount(obj, "amount_paid", currency)
     remaining = obj.get("amount_remaining")
     return InvoiceFacts(
         id=_required_str(obj, "id"),
@@ -150,10 +156,12 @@ def invoice_facts(obj: Mapping[str, Any]) -> InvoiceFacts:
         number=_str(obj, "number"),
         status=_str(obj, "status"),
         collection_method=_str(obj, "collection_method") or "charge_automatically",
-        currency=_currency(obj, required=True),
+        currency=currency,
         amount_due=due,
         amount_paid=paid,
-        amount_remaining=_amount(obj, "amount_remaining") if remaining is not None else due - paid,
+        amount_remaining=(
+            _amount(obj, "amount_remaining", currency) if remaining is not None else due - paid
+        ),
         created=_time(obj, "created"),
         decline_code=_decline_code(obj),
         reference=_ref(obj.get("payment_intent")) or _ref(obj.get("charge")),
@@ -221,11 +229,12 @@ def _price(item: Mapping[str, Any]) -> PriceFacts:
     product = price.get("product")
     product_name = product.get("name") if isinstance(product, Mapping) else None
     quantity = item.get("quantity")
+    currency = _currency(price)
     return PriceFacts(
         id=_required_str(price, "id"),
         name=_str(price, "nickname") or product_name or _required_str(price, "id"),
-        unit_amount=_amount(price, key) if isinstance(price.get(key), int) else 0,
-        currency=_currency(price),
+        unit_amount=_amount(price, key, currency) if isinstance(price.get(key), int) else 0,
+        currency=currency,
         quantity=_int(item, "quantity", 1, MAX_AMOUNT)
         if isinstance(quantity, int) and quantity > 0
         else 1,
@@ -288,9 +297,18 @@ def _int(obj: Mapping[str, Any], key: str, low: int = -(2**63), high: int = 2**6
     return value
 
 
-def _amount(obj: Mapping[str, Any], key: str) -> int:
-    """An amount in minor units that the ledger can store."""
-    return _int(obj, key, 0, MAX_AMOUNT)
+def _amount(obj: Mapping[str, Any], key: str, currency: str) -> int:
+    """Stripe's amount of ``currency`` as ISO minor units that the ledger can store."""
+    value = _int(obj, key, 0, MAX_AMOUNT * stripe_scale(currency))
+    try:
+        return from_stripe_amount(value, currency)
+    except ValueError:
+        # Stripe has refused fractional krónur since 2023: such an amount
+        # is not one Dunwell can store, and guessing would misstate the debt.
+        kind = obj.get("object") or "object"
+        raise EventError(
+            f'the {kind}\'s "{key}" {value} is not a whole number of {currency}'
+        ) from None
 
 
 def _currency(obj: Mapping[str, Any], *, required: bool = False) -> str:

@@ -6,6 +6,11 @@ reach their own subscriptions, and writes one event in the same transaction:
 Errors name the form field at fault (:class:`InvalidInput`), or say that the
 subscription cannot change in its state (:class:`Conflict`).
 
+A subscription mirrored from Stripe (``external_id`` set) is refused by every
+function here: Stripe bills it, and a change made to the mirror alone would
+never reach Stripe, which would go on billing a customer who believes they
+skipped or cancelled.
+
 Moving the next charge re-anchors the subscription. Renewals compute each
 date from ``anchor_at`` and ``periods_billed`` (see
 :mod:`dunwell.domain.intervals`), so simply writing a new ``next_charge_at``
@@ -33,6 +38,10 @@ from dunwell.store.tables import products, subscription_items, subscriptions
 
 #: Subscriptions whose upcoming order the customer may change.
 CHANGEABLE = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
+#: The refusal for a subscription mirrored from Stripe (see the module docstring).
+MANAGED_IN_STRIPE = (
+    "this subscription is managed in Stripe, so it cannot be changed or canceled here"
+)
 #: How far ahead a customer may move their next order.
 MAX_AHEAD = timedelta(days=366)
 #: The delays the customer page offers, as (unit, count).
@@ -56,7 +65,10 @@ class Changer:
 def next_order_date(
     conn: Connection, who: Changer, subscription_id: int, zone: ZoneInfo
 ) -> date | None:
-    """The local date of the upcoming order, read under the row's lock; None: none is due."""
+    """The local date of the upcoming order, read under the row's lock; None: none is due.
+
+    Raises Conflict for a subscription managed in Stripe: it has no order here.
+    """
     sub = _load(conn, who, subscription_id)
     return None if sub.next_charge_at is None else sub.next_charge_at.astimezone(zone).date()
 
@@ -215,7 +227,14 @@ def _load(conn: Connection, who: Changer, subscription_id: int) -> Any:
     row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"no subscription {subscription_id} for this customer")
+    if is_mirrored(row):
+        raise Conflict(MANAGED_IN_STRIPE)
     return row
+
+
+def is_mirrored(sub: Any) -> bool:
+    """Whether Stripe, not Dunwell, bills the subscription (its id is kept in ``external_id``)."""
+    return sub.external_id is not None
 
 
 def _changeable(conn: Connection, who: Changer, subscription_id: int) -> Any:
