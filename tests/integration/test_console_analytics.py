@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 
 from dunwell.bootstrap import App
 from dunwell.messaging.segments import count_segments
+from dunwell.services import invoice_actions, ledger
 from dunwell.store import tables
 from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
-from tests.integration.factories import Shop
+from tests.integration.factories import DECLINE_ALWAYS, Shop
 from tests.integration.page_figures import stats, table
 from tests.integration.recovery_world import signed_in_world
 
@@ -161,3 +162,39 @@ def test_the_other_site_sees_only_its_own_figures(app: App, client: TestClient) 
     assert shown["Texts sent"][0] == "1"
     overview = stats(client.get("/dashboard").text)
     assert overview["Revenue at risk"] == ("$77.77", "1 invoices in dunning")
+
+
+def test_policy_versions_show_each_currency_apart(app: App, shop: Shop, client: TestClient) -> None:
+    """$50.00 and €90.00 recovered under one version are two amounts, never one sum."""
+    owed = []
+    for amount, currency in ((5000, "USD"), (9000, "EUR")):
+        customer = shop.customer(DECLINE_ALWAYS)
+        with app.begin() as conn:
+            owed.append(
+                ledger.create_invoice(conn, shop.site_id, customer, amount, currency, shop.now)
+            )
+    shop.run()
+    for invoice in owed:
+        shop.act(invoice_actions.mark_paid, invoice)
+    signed_in_as(client, app, shop.site_id, "owner")
+    page = client.get("/dashboard/analytics").text
+    assert table(page, "by-version")[1] == [
+        "automatic v1",
+        "2",
+        "2",
+        "$50.00 (1 invoice)€90.00 (1 invoice)",
+        "0",
+        "0",
+        "100.0%",
+    ]
+    rows = csv.DictReader(io.StringIO(client.get("/dashboard/analytics/export.csv").text))
+    recovered = [
+        (r["breakdown"], r["count"], r["amount_minor"], r["currency"])
+        for r in rows
+        if r["figure"] == "version_recovered"
+    ]
+    assert recovered == [
+        ("automatic v1", "1", "9000", "EUR"),
+        ("automatic v1", "1", "5000", "USD"),
+        ("manual v1", "0", "0", "USD"),
+    ]

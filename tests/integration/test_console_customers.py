@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from html import unescape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from dunwell.bootstrap import App
 from dunwell.domain.states import Collection
 from dunwell.services import invoice_actions
 from dunwell.store import tables
+from dunwell.web.console.event_words import describe_event
 from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.console_support import notice_after, text_from
 from tests.integration.factories import DECLINE_ALWAYS, GOOD, INSUFFICIENT, Shop
@@ -186,3 +188,35 @@ def test_another_sites_invoice_is_not_found_and_unchanged(
         assert refused.status_code == 404, action
     assert shop.one(tables.invoices, id=invoice).status == "past_due"
     assert len(shop.attempts_of(invoice)) == 1
+
+
+def test_times_in_an_events_words_are_in_the_pages_zone() -> None:
+    """Stored in UTC, shown in the site's zone as every other time on the page."""
+    zone = ZoneInfo("America/Los_Angeles")
+    promised = {"retry_at": "2026-03-04T09:00:00+00:00"}
+    words = describe_event("invoice.promise_to_pay", promised, zone)
+    assert words == "Promised to pay; retry at 2026-03-04 01:00"
+    # An event without words of its own: its times too, and nothing else changed.
+    other = {"held_until_at": "2026-03-04T09:00:00+00:00", "on": "2026-03-04", "reason": "x"}
+    assert describe_event("invoice.held", other, zone) == (
+        "held until at: 2026-03-04 01:00, on: 2026-03-04, reason: x"
+    )
+
+
+def test_a_promise_to_pay_is_shown_in_the_sites_zone(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    with app.begin() as conn:
+        conn.execute(
+            tables.sites.update()
+            .where(tables.sites.c.id == shop.site_id)
+            .values(time_zone="America/Los_Angeles")
+        )
+    customer = shop.customer(DECLINE_ALWAYS)
+    invoice = past_due_invoice(shop, customer)
+    at = datetime(2026, 3, 4, 9, tzinfo=UTC)
+    assert shop.act(invoice_actions.promise_to_pay, invoice, at) == at
+    signed_in_as(client, app, shop.site_id, "support")
+    page = unescape(client.get(f"/dashboard/customers/{customer}").text)
+    assert "Promised to pay; retry at 2026-03-04 01:00" in page
+    assert "+00:00" not in page

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from dunwell.bootstrap import App
 from dunwell.clock import FixedClock
 from dunwell.domain.states import Collection
+from dunwell.services import invoice_actions, ledger
 from dunwell.services.policies import list_versions
 from dunwell.services.policy_figures import version_figures
 from dunwell.store import tables
@@ -331,7 +332,8 @@ def test_version_figures_count_each_invoice_under_its_version(
     shop.save_policy({"final_day": 10})
     with app.connect() as conn:
         first, second = version_figures(conn, shop.site_id, Collection.AUTOMATIC)
-    assert (first.version, first.entered, first.recovered, first.recovered_minor) == (1, 5, 2, 3000)
+    assert (first.version, first.entered, first.recovered.invoices) == (1, 5, 2)
+    assert first.recovered.amounts == {"USD": 3000}
     assert (first.lost, first.in_progress, first.recovery_rate) == (2, 1, 0.5)
     assert first.currency == "USD"
     assert (second.version, second.entered, second.recovery_rate) == (2, 0, None)
@@ -343,6 +345,38 @@ def test_version_figures_count_each_invoice_under_its_version(
     signed_in_as(client, app, shop.site_id, "owner")
     page = client.get(EDITOR).text
     assert "$30.00" in page and "50.0%" in page
+
+
+def paid_in_two_currencies(app: App, shop: Shop) -> None:
+    """Under version 1: $50.00 and €90.00 marked paid, and €30.00 still in dunning."""
+    usd = failing_invoice(shop)
+    owed: list[int] = []
+    for amount in (9000, 3000):
+        customer = shop.customer(DECLINE_ALWAYS)
+        with app.begin() as conn:
+            owed.append(
+                ledger.create_invoice(conn, shop.site_id, customer, amount, "EUR", shop.now)
+            )
+    shop.run()
+    shop.act(invoice_actions.mark_paid, usd)
+    shop.act(invoice_actions.mark_paid, owed[0])
+
+
+def test_version_figures_keep_each_currency_apart(app: App, shop: Shop, client: TestClient) -> None:
+    paid_in_two_currencies(app, shop)
+    with app.connect() as conn:
+        (first,) = version_figures(conn, shop.site_id, Collection.AUTOMATIC)
+    assert (first.entered, first.recovered.invoices, first.in_progress) == (3, 2, 1)
+    assert first.recovered.amounts == {"USD": 5000, "EUR": 9000}
+    assert first.recovered.counts == {"USD": 1, "EUR": 1}
+    assert first.currencies == ["USD", "EUR"]
+    signed_in_as(client, app, shop.site_id, "owner")
+    editor = client.get(EDITOR).text
+    (row,) = re.findall(r"<tr>\s*<td>version 1.*?</tr>", editor, re.S)
+    cells = [" ".join(unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in row.split("</td>")]
+    assert cells[5:8] == ["3", "2", "$50.00 (1 invoice) €90.00 (1 invoice)"]
+    listed = client.get("/dashboard/policies").text
+    assert re.search(r'<td class="num">3</td>\s*<td class="num">2</td>', listed)
 
 
 def _day(text: str, day: int) -> str:

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from dunwell.bootstrap import App
+from dunwell.clock import FixedClock
 from dunwell.domain.intervals import IntervalUnit, period_start
 from dunwell.gateways.base import CardDetails
 from dunwell.security.links import LinkClaims
@@ -145,7 +146,9 @@ def test_links_issued_before_a_revocation_get_a_410_page_and_newer_ones_work(
     customer, _ = in_dunning(shop)
     old = billing_path(shop, customer)
     with app.begin() as conn:
-        revoke_links(conn, shop.site_id, customer, shop.now + timedelta(seconds=1))
+        revoke_links(
+            conn, shop.site_id, customer, FixedClock(app.clock.now() + timedelta(seconds=1))
+        )
     assert client.get(old).status_code == 410
     assert client.get(old.replace("/billing/", "/portal/")).status_code == 410
     later = app.links().token(
@@ -619,3 +622,27 @@ def test_the_rules_row_is_created_with_defaults_and_checked_on_save(shop: Shop, 
         ):
             with pytest.raises(InvalidInput):
                 set_portal_rules(conn, shop.site_id, changes, shop.now)
+
+
+def test_revoking_on_a_site_whose_test_clock_runs_ahead_spares_the_links_made_after(
+    shop: Shop, client: TestClient, app: App
+) -> None:
+    # Links are stamped with the real clock, so revocation is too, not the test clock.
+    customer, _ = in_dunning(shop)
+    old = billing_path(shop, customer)
+    shop.advance(3)
+    real = app.clock.now() + timedelta(seconds=1)
+    with app.begin() as conn:
+        revoke_links(conn, shop.site_id, customer, FixedClock(real))
+        revoked_at = conn.execute(
+            select(tables.customers.c.links_revoked_at).where(tables.customers.c.id == customer)
+        ).scalar_one()
+    assert revoked_at == real
+    assert client.get(old).status_code == 410
+    assert isinstance(app.clock, FixedClock)
+    app.clock.set(real + timedelta(seconds=1))
+    assert client.get(billing_path(shop, customer)).status_code == 200
+    assert client.get(portal_path(shop, customer)).status_code == 200
+    # The event keeps the site's time, in order with the site's other events.
+    (event,) = shop.all(tables.events, type="customer.links_revoked")
+    assert event.occurred_at == shop.now

@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, select, update
 
+from dunwell.clock import Clock
 from dunwell.security.links import DEFAULT_LIFETIME, BadLink, LinkClaims, LinkSigner
 from dunwell.services.errors import NotFound
 from dunwell.services.events import EventBatch
+from dunwell.services.sites import site_now
 from dunwell.store.tables import customers, sites
 
 Refusal = Literal["invalid", "expired", "revoked"]
@@ -109,17 +111,25 @@ def _verify(signer: LinkSigner, token: str, now: datetime) -> LinkClaims:
     raise LinkRefused("expired")
 
 
-def revoke_links(conn: Connection, site_id: int, customer_id: int, now: datetime) -> None:
-    """Stop every link issued to the customer before ``now`` (site time, as links are issued)."""
+def revoke_links(conn: Connection, site_id: int, customer_id: int, clock: Clock) -> None:
+    """Stop every link issued to the customer before now, by the real ``clock``.
+
+    Links are stamped with the real clock (see ``LinkSigner``), so the
+    revocation must be too: a sandbox site's test clock runs ahead, and
+    revoking by it would also refuse the links made after it. It takes the
+    clock, not a moment, so a caller cannot pass ``site_now`` by mistake.
+    The event is dated by the site's clock, as the site's other events are.
+    """
     changed = conn.execute(
         update(customers)
         .where(customers.c.site_id == site_id, customers.c.id == customer_id)
-        .values(links_revoked_at=now)
+        .values(links_revoked_at=clock.now())
     ).rowcount
     if not changed:
         raise NotFound(f"no customer {customer_id} in this site")
     batch = EventBatch()
-    batch.add(site_id, "customer.links_revoked", now, customer_id=customer_id)
+    at = site_now(conn, site_id, clock)
+    batch.add(site_id, "customer.links_revoked", at, customer_id=customer_id)
     batch.write(conn)
 
 

@@ -56,7 +56,7 @@ def _rows(report: Report, site_currency: str) -> Iterator[Row]:
     yield from _totals(report, site_currency)
     yield from _concierge(report.concierge)
     yield from _sms(report)
-    yield from _versions(report)
+    yield from _versions(report, site_currency)
 
 
 def _series(report: Report, site_currency: str) -> Iterator[Row]:
@@ -123,19 +123,14 @@ def _sms(report: Report) -> Iterator[Row]:
     yield _row("sms_opt_out_rate", value=sms.opt_out_rate)
 
 
-def _versions(report: Report) -> Iterator[Row]:
+def _versions(report: Report, site_currency: str) -> Iterator[Row]:
     """All-time figures of each policy version (a version outlives any period)."""
     for kind, versions in report.versions.items():
         for v in versions:
             name = f"{kind.value} v{v.version}"
             yield _row("version_entered", name, count=v.entered, granularity="all_time")
-            yield _row(
-                "version_recovered",
-                name,
-                count=v.recovered,
-                amount_minor=v.recovered_minor,
-                currency=v.currency,
-                granularity="all_time",
+            yield from _money_rows(
+                "version_recovered", name, v.recovered, site_currency, "all_time"
             )
             yield _row("version_lost", name, count=v.lost, granularity="all_time")
             yield _row("version_in_progress", name, count=v.in_progress, granularity="all_time")

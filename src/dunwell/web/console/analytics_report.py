@@ -45,7 +45,7 @@ class Report:
 def gather(
     conn: Connection, site_id: int, now: datetime, days: int, zone: ZoneInfo, currency: str
 ) -> Report:
-    """``currency`` is the site's: the policy versions' amounts are counted in it."""
+    """``currency`` is the site's: the policy versions' figures always show it, even at zero."""
     window = Window.last_days(now, days, zone)
     rows = recovered_invoices(conn, site_id, window)
     entered = cohorts(conn, site_id, window)
