@@ -23,11 +23,11 @@ from pydantic import AfterValidator, AwareDatetime
 
 from dunwell.domain.card_numbers import holds_card_number
 from dunwell.services.errors import InvalidInput
+from dunwell.services.ids import MAX_ID
 from dunwell.services.ledger_queries import check_currency
 
 #: Ids are 64-bit in PostgreSQL and SQLite; a larger number can name nothing,
 #: and bounding it keeps the database driver from failing on it.
-MAX_ID = 2**63 - 1
 #: Columns holding money or counts are 32-bit integers in PostgreSQL.
 MAX_INT = 2**31 - 1
 #: What a field holding a card number is told. The number itself is never

@@ -11,7 +11,6 @@ from sqlalchemy import Connection
 
 from dunwell.api.deps import Admin, AppDep, ReadConn, Reader, WriteConn, Writer
 from dunwell.api.pagination import (
-    MAX_ID,
     After,
     Limit,
     Moment,
@@ -30,6 +29,7 @@ from dunwell.services.concierge_settings import (
     update_concierge_settings,
 )
 from dunwell.services.errors import InvalidInput
+from dunwell.services.ids import MAX_ID
 from dunwell.services.sites import site_now
 
 router = APIRouter(prefix="/v1", tags=["concierge"])

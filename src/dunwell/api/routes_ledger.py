@@ -11,7 +11,6 @@ from sqlalchemy import Connection
 
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
 from dunwell.api.pagination import (
-    MAX_ID,
     MAX_INT,
     After,
     Currency,
@@ -31,6 +30,7 @@ from dunwell.gateways.base import CardDetails
 from dunwell.gateways.sandbox import SUCCEED, TEST_CARDS, behaviour_of
 from dunwell.services import invoice_actions, ledger, ledger_queries
 from dunwell.services.errors import InvalidInput
+from dunwell.services.ids import MAX_ID
 from dunwell.services.sites import site_now
 
 router = APIRouter(prefix="/v1")

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from dunwell.api.deps import AppDep, ReadConn, Reader, WriteConn, Writer
 from dunwell.api.pagination import (
-    MAX_ID,
     After,
     Limit,
     PhoneText,
@@ -19,6 +18,7 @@ from dunwell.api.pagination import (
     page,
 )
 from dunwell.services import message_preview, messages, templates
+from dunwell.services.ids import MAX_ID
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.sandbox_phone import text_as_customer
 from dunwell.services.sites import site_now

@@ -20,6 +20,7 @@ from dunwell.domain.states import InvoiceStatus, SubscriptionStatus
 from dunwell.services.channel_config import EMAIL
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.services.events import EventBatch
+from dunwell.services.ids import parse_id
 from dunwell.services.ledger import check_zone
 from dunwell.services.templates import LOCALE
 from dunwell.store.tables import (
@@ -45,8 +46,6 @@ def _currencies_in_use() -> frozenset[str]:
 #: codes, but no one bills in them: funds codes (USN), metals (XAU), the
 #: testing and no-currency codes (XTS, XXX) and retired ones (DEM, HRK).
 CURRENCIES = _currencies_in_use()
-#: The largest id a BIGINT column holds.
-MAX_ID = 2**63 - 1
 SITE_FIELDS = frozenset({"name", "support_email", "time_zone", "locale", "currency"})
 
 
@@ -96,13 +95,11 @@ def find_customer(conn: Connection, site_id: int, text: str) -> Any:
         return None
     c = customers
     query = select(c).where(c.c.site_id == site_id)
-    # ASCII digits only: int() accepts other scripts' digits, and an id past the
-    # column's range would be a database error rather than "no such customer".
     if wanted.isascii() and wanted.isdigit():
-        customer_id = int(wanted)
+        customer_id = parse_id(wanted)  # None past the column's range: no such customer
         found = (
             conn.execute(query.where(c.c.id == customer_id)).first()
-            if customer_id <= MAX_ID
+            if customer_id is not None
             else None
         )
     else:

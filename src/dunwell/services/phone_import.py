@@ -33,6 +33,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.services.errors import InvalidInput
+from dunwell.services.ids import parse_id
 from dunwell.services.sms_settings import load_sms_settings
 from dunwell.store.tables import customers
 
@@ -173,7 +174,8 @@ def _match(
 ) -> int | None:
     raw_id = row.get("customer_id", "")
     if raw_id:
-        return int(raw_id) if raw_id.isdigit() and int(raw_id) in by_id else None
+        customer_id = parse_id(raw_id)
+        return customer_id if customer_id in by_id else None
     ids = by_email.get(row.get("email", "").lower(), [])
     # Two customers sharing an email: the file cannot say which one is meant.
     return ids[0] if len(ids) == 1 else None

@@ -21,6 +21,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from dunwell.security.keys import derive_key
+from dunwell.security.links import tokens_match
 
 DEFAULT_MAX_AGE = timedelta(hours=12)
 
@@ -41,7 +42,7 @@ class FormSigner:
         if not (nonce and issued.isdigit() and signature):
             return False
         expected = self._sign(link_token, purpose, nonce, issued)
-        if not hmac.compare_digest(signature, expected):
+        if not tokens_match(signature, expected):
             return False
         age = now.timestamp() - int(issued)
         # A little tolerance for clocks of several servers behind one address.

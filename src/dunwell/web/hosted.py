@@ -31,6 +31,7 @@ from dunwell.services.billing_page import BillingView, billing_view, read_test_c
 from dunwell.services.card_retry import retry_results
 from dunwell.services.errors import InvalidInput
 from dunwell.services.hosted_links import LinkRefused
+from dunwell.services.ids import parse_id
 from dunwell.services.portal_rules import PortalRules, load_portal_rules
 from dunwell.services.sites import site_now
 from dunwell.services.stripe_setup import CardSetup, CardSetupError, StripeCardSetup
@@ -191,4 +192,5 @@ def _site_today(conn: Connection, visit: Visit) -> date:
 
 
 def _ids(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.isdigit()][:MAX_RESULTS]
+    found = (parse_id(part) for part in text.split(","))
+    return [found_id for found_id in found if found_id is not None][:MAX_RESULTS]

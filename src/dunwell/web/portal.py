@@ -19,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from dunwell.services.customer_page import ACTIONS, PortalView, apply_portal_action, portal_view
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.services.hosted_links import LinkRefused
+from dunwell.services.ids import parse_id
 from dunwell.services.sites import site_now
-from dunwell.services.subscription_changes import MAX_AHEAD
+from dunwell.services.subscription_changes import MANAGED_IN_STRIPE, MAX_AHEAD
 from dunwell.web.render import page, sentence
 from dunwell.web.visit import Visit, open_visit, read_form, refusal
 
@@ -36,7 +37,7 @@ def portal_page(request: Request, token: str, done: str = "", sub: str = "") -> 
         visit = open_visit(request, token)
     except LinkRefused as error:
         return refusal(error)
-    return _portal(visit, done=done, done_id=int(sub) if sub.isdigit() else None)
+    return _portal(visit, done=done, done_id=parse_id(sub))
 
 
 @router.get("/portal/{token}/subscriptions/{subscription_id}/cancel")
@@ -50,6 +51,8 @@ def cancel_page(request: Request, token: str, subscription_id: str) -> Response:
     sub = next((s for s in view.subscriptions if str(s.id) == subscription_id), None)
     if sub is None:
         return _portal(visit, status=404, page_error=NOT_YOURS)
+    if sub.managed_in_stripe:
+        return _portal(visit, status=409, page_error=sentence(MANAGED_IN_STRIPE))
     if not view.rules.allow_cancel or sub.status == "canceled":
         return _portal(visit, status=409, page_error="This subscription cannot be canceled here.")
     context = {**visit.context(), "view": view, "sub": sub, "delays": DELAYS}
@@ -69,9 +72,9 @@ def _change(
         visit = open_visit(request, token)
     except LinkRefused as error:
         return refusal(error)
-    if not subscription_id.isdigit() or action not in ACTIONS:
+    sub_id = parse_id(subscription_id)
+    if sub_id is None or action not in ACTIONS:
         return _portal(visit, status=404, page_error=NOT_YOURS)
-    sub_id = int(subscription_id)
     if not visit.form_ok(form, f"portal:{sub_id}:{action}"):
         return page("form_expired.html", {"back": f"/portal/{token}"}, 403)
     try:
@@ -124,6 +127,6 @@ def _notice(visit: Visit, view: PortalView, done: str, done_id: int | None) -> s
         return None
     if done == "cancel":
         return "Your subscription has been canceled. We're sorry to see you go."
-    if done in ("skip", "delay", "date"):
+    if done in ("skip", "delay", "date") and sub.next_charge_at is not None:
         return f"Done. Your next order is now on {visit.formats.day(sub.next_charge_at)}."
     return "Done. Your next order has been updated."

@@ -2,8 +2,9 @@
 
 Every route takes a ``Desk`` from ``viewer(permission)`` (pages) or
 ``actor(permission)`` (forms). Both refuse on the server: no session sends
-the browser to sign in, a role without the permission gets a 403 page, and
-a form without this session's CSRF token gets a 403 before anything runs.
+the browser to sign in, a role without the permission gets a 403 page, a
+path whose id is past the 64-bit range gets a 404 page, and a form without
+this session's CSRF token gets a 403 before anything runs.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from dunwell.bootstrap import App
 from dunwell.domain.roles import Permission, allows
 from dunwell.security.keys import derive_key
+from dunwell.security.links import tokens_match
 from dunwell.services.console_sessions import Staff, find_session, touch_due, touch_session
 from dunwell.services.errors import Conflict, NotFound, ServiceError
+from dunwell.services.ids import out_of_range
 from dunwell.web.console.views import console_page, message_page
 
 COOKIE = "dunwell_console"
@@ -48,6 +51,10 @@ class NotAllowed(Exception):
 
 class BadFormToken(Exception):
     pass
+
+
+class NoSuchId(Exception):
+    """A path names an id no row can have."""
 
 
 @dataclass
@@ -140,6 +147,11 @@ def _open_desk(request: Request, permission: Permission) -> Desk:
         raise SignInNeeded(_path_with_query(request))
     if not allows(staff.role, permission):
         raise NotAllowed(staff, permission)
+    # Checked here, once for every route with an id in its path: such an id
+    # would reach the database, whose driver fails on it rather than finding
+    # nothing. Only ASCII digits count; other text is the route's to refuse.
+    if any(out_of_range(value) for value in request.path_params.values()):
+        raise NoSuchId()
     return Desk(request, app, staff, token, now)
 
 
@@ -179,7 +191,7 @@ def actor(
         desk = _open_desk(request, permission)
         single, lists = posted
         sent = single.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent, desk.csrf):
+        if not tokens_match(sent, desk.csrf):
             raise BadFormToken()
         desk.form = single
         desk.lists = lists
@@ -208,6 +220,14 @@ def install(api: FastAPI) -> None:
             f"({error.permission.value.replace('_', ' ')}). Ask an owner of "
             f"{error.staff.site_name} if you need it.",
             403,
+        )
+
+    @api.exception_handler(NoSuchId)
+    def _no_such_id(request: Request, error: NoSuchId) -> Response:
+        return message_page(
+            "Not found",
+            "Nothing has the number in this address: it is larger than any id can be.",
+            404,
         )
 
     @api.exception_handler(BadFormToken)

@@ -21,6 +21,7 @@ from dunwell.domain.policy import (
     policy_from_dict,
 )
 from dunwell.domain.states import Collection
+from dunwell.services.ids import parse_id
 
 #: Blank rows offered after the steps, so steps can be added without JavaScript.
 BLANK_ROWS = 3
@@ -194,4 +195,5 @@ def _number(name: str, text: str, label: str | None = None) -> int:
 
 
 def _row_count(text: str) -> int:
-    return min(int(text), MAX_ROWS) if text.strip().isdigit() else 0
+    count = parse_id(text.strip())
+    return 0 if count is None else min(count, MAX_ROWS)

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from dunwell.domain.roles import Permission
 from dunwell.services.errors import InvalidInput
+from dunwell.services.ids import parse_id
 from dunwell.services.recovery_causes import LABELS as CAUSE_LABELS
 from dunwell.services.recovery_figures import PERIODS
 from dunwell.services.sites import site_now
@@ -37,10 +38,11 @@ def parse_days(value: str | None) -> int:
     """The period asked for; anything but one of PERIODS is refused, naming the field."""
     if value is None or value == "":
         return DEFAULT_DAYS
-    if not value.isdigit() or int(value) not in PERIODS:
+    days = parse_id(value)
+    if days is None or days not in PERIODS:
         choices = ", ".join(str(p) for p in PERIODS)
         raise InvalidInput("days", f"choose one of {choices} (got {value[:20]!r})")
-    return int(value)
+    return days
 
 
 def _report(desk: Desk, days: int) -> Report:

@@ -28,6 +28,7 @@ from dunwell.services.customer_records import (
     search_customers,
 )
 from dunwell.services.errors import NotFound, ServiceError
+from dunwell.services.ids import parse_id
 from dunwell.services.sites import site_now
 from dunwell.web.console.desk import Desk, actor, refusal_status, viewer
 from dunwell.web.console.event_words import describe_event
@@ -50,10 +51,12 @@ ACTIONS: dict[str, tuple[Action, str]] = {
 
 
 @router.get("/dashboard/customers")
-def customers_page(desk: Viewer, q: str = "", after: int = 0) -> Response:
+def customers_page(desk: Viewer, q: str = "", after: str = "") -> Response:
     query = q.strip()[:200]
+    # A cursor that is no id starts from the top, as a blank one does.
+    start = parse_id(after) or 0
     with desk.app.connect() as conn:
-        found = search_customers(conn, desk.site_id, query, after_id=max(after, 0), limit=PAGE_SIZE)
+        found = search_customers(conn, desk.site_id, query, after_id=start, limit=PAGE_SIZE)
     context = {
         "active": "/dashboard/customers",
         "q": query,
@@ -120,7 +123,7 @@ def _customer_file(conn: Connection, desk: Desk, customer_id: int) -> dict[str, 
     outgoing = {t["outbox_id"] for c in history for t in c["turns"] if t["outbox_id"]}
     invoices = customer_invoices(conn, site_id, customer_id)
     timeline = [
-        {**event, "words": describe_event(event["type"], event["data"])}
+        {**event, "words": describe_event(event["type"], event["data"], desk.zone)}
         for event in customer_events(conn, site_id, customer_id)
     ]
     return {

@@ -17,6 +17,7 @@ from dunwell.domain.roles import Permission
 from dunwell.services import inbox
 from dunwell.services.customer_records import outbox_statuses
 from dunwell.services.errors import NotFound, ServiceError
+from dunwell.services.ids import parse_id
 from dunwell.services.ledger_queries import get_customer
 from dunwell.services.sites import site_now
 from dunwell.web.console.desk import Desk, actor, refusal_status, viewer
@@ -30,7 +31,7 @@ STATUSES = ("open", "escalated", "closed")
 
 
 @router.get("/dashboard/inbox")
-def inbox_page(desk: Viewer, q: str = "", status: str = "", after: int = 0) -> Response:
+def inbox_page(desk: Viewer, q: str = "", status: str = "", after: str = "") -> Response:
     query = q.strip()[:200]
     chosen = status if status in STATUSES else ""
     with desk.app.connect() as conn:
@@ -39,7 +40,8 @@ def inbox_page(desk: Viewer, q: str = "", status: str = "", after: int = 0) -> R
             desk.site_id,
             query=query or None,
             status=chosen or None,
-            after_id=max(after, 0),
+            # A cursor that is no id starts from the top, as an unknown status shows all.
+            after_id=parse_id(after) or 0,
             limit=PAGE_SIZE,
         )
     context = {

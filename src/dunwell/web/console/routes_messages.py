@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from dunwell.domain.roles import Permission
 from dunwell.services import messages
 from dunwell.services.errors import InvalidInput, ServiceError
+from dunwell.services.ids import parse_id
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.sites import site_now
 from dunwell.store.tables import OUTBOX_CHANNELS
@@ -92,10 +93,7 @@ def _filters(status: str, channel: str, before: str) -> dict[str, Any]:
         raise InvalidInput("status", f"must be one of {', '.join(messages.STATUSES)}")
     if channel and channel not in OUTBOX_CHANNELS:
         raise InvalidInput("channel", f"must be one of {', '.join(OUTBOX_CHANNELS)}")
-    if before and not (before.isdigit() and len(before) <= 18):
+    before_id = parse_id(before) if before else None
+    if before and before_id is None:
         raise InvalidInput("before", "must be a message number")
-    return {
-        "status": status or None,
-        "channel": channel or None,
-        "before_id": int(before) if before else None,
-    }
+    return {"status": status or None, "channel": channel or None, "before_id": before_id}

@@ -3,6 +3,9 @@
 Saving always writes a new version (see services/policies.py); invoices already
 in dunning keep the version they entered with. The simulator writes nothing:
 configuration readers (analytics included) may run it, only editors may save.
+A real customer's schedule shows their name, email, invoice and time zone, so
+only a role that may see customers may name one; the others simulate on a
+hypothetical customer, as template previews use the sample data.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dunwell.domain.policy import InvoiceOutcome, Policy, SubscriptionAction
 from dunwell.domain.roles import Permission
 from dunwell.domain.states import Collection
 from dunwell.services.errors import InvalidInput, ServiceError
+from dunwell.services.ids import parse_id
 from dunwell.services.policies import PolicyVersion, list_versions, save_policy
 from dunwell.services.policy_figures import version_figures
 from dunwell.services.policy_simulator import (
@@ -119,17 +123,41 @@ def simulate(kind: str, desk: Simulator) -> Response:
 def _simulation(
     desk: Desk, form: PolicyForm, kind: Collection, policy: Policy | None = None
 ) -> dict[str, Any]:
-    """What the draft does to the chosen invoice and to past failures, or why it cannot."""
+    """What the draft does to the chosen invoice and to past failures, or why it cannot.
+
+    ``invalid`` names the form input at fault, to mark it on the whole page.
+    """
     try:
+        customer = _customer(desk, form.customer)
         draft = policy or draft_policy(form, kind)
         days = _replay_days(form.replay_days)
         with desk.app.connect() as conn:
             now = site_now(conn, desk.site_id, desk.app.clock)
-            plan = plan_for_customer(conn, desk.site_id, draft, form.customer, now)
+            plan = plan_for_customer(conn, desk.site_id, draft, customer, now)
             history = replay_history(conn, desk.site_id, draft, now, days)
     except (FieldError, ServiceError) as error:
-        return {"errors": [str(error)], "plan": None, "replay": None}
-    return {"errors": [], "plan": plan, "replay": history}
+        return {"errors": [str(error)], "invalid": _inputs(error), "plan": None, "replay": None}
+    return {"errors": [], "invalid": set(), "plan": plan, "replay": history}
+
+
+def _inputs(error: Exception) -> set[str]:
+    """The form input a simulation error is about, if it names one."""
+    if isinstance(error, FieldError):
+        return {error.name}
+    return {error.field} if isinstance(error, InvalidInput) else set()
+
+
+def _customer(desk: Desk, wanted: str) -> str:
+    """The customer to simulate on: blank (a hypothetical one) for a role that cannot see them."""
+    if wanted and not desk.can(Permission.VIEW_CUSTOMERS):
+        # Reading policies is not reading customers: the schedule would show
+        # the customer's name, email, invoice, decline and time zone.
+        raise InvalidInput(
+            "customer",
+            "your role cannot see customers' data; leave it blank to simulate "
+            "on a hypothetical customer",
+        )
+    return wanted
 
 
 def _editor(
@@ -154,7 +182,8 @@ def _editor(
         "kind": kind.value,
         "form": form,
         "errors": [str(e) for e in errors or []],
-        "invalid": {e.name for e in errors or [] if isinstance(e, FieldError)},
+        "invalid": {e.name for e in errors or [] if isinstance(e, FieldError)}
+        | (simulation["invalid"] if simulation else set()),
         "history": [(v, figures.get(v.id)) for v in reversed(versions)],
         "next_version": versions[-1].version + 1,
         "emails": sorted({v.name for v in variants if v.channel == "email"}),
@@ -170,9 +199,10 @@ def _editor(
 def _replay_days(text: str) -> int:
     if not text:
         return DEFAULT_REPLAY_DAYS
-    if not text.isdigit():
+    days = parse_id(text)
+    if days is None:
         raise FieldError("replay_days", "replay days", "must be a whole number of days")
-    return int(text)
+    return days
 
 
 def _kind(kind: str) -> Collection | None:

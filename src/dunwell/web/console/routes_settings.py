@@ -29,6 +29,7 @@ from dunwell.services.concierge_settings import (
     update_concierge_settings,
 )
 from dunwell.services.errors import InvalidInput, NotFound, ServiceError
+from dunwell.services.ids import parse_id
 from dunwell.services.messages import get_message
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings, update_sms_settings
@@ -329,11 +330,11 @@ def _channel(
 
 def _test_email(conn: Connection, desk: Desk) -> dict[str, Any] | None:
     """The test email the page was sent back to follow (``?test_email=``), if it is one."""
-    wanted = desk.request.query_params.get("test_email", "")
-    if not wanted.isdigit() or len(wanted) > 18:
+    wanted = parse_id(desk.request.query_params.get("test_email", ""))
+    if wanted is None:
         return None
     try:
-        message = get_message(conn, desk.site_id, int(wanted))
+        message = get_message(conn, desk.site_id, wanted)
     except NotFound:
         return None
     return message if (message["kind"], message["channel"]) == ("test", "email") else None

@@ -8,12 +8,12 @@ accounts on several sites picks the site after the password is checked.
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from dunwell.security.links import tokens_match
 from dunwell.services.console_sessions import end_session, open_session
 from dunwell.services.console_users import check_sign_in
 from dunwell.web.console.desk import COOKIE, CSRF_FIELD, PostedForm, csrf_token
@@ -102,9 +102,7 @@ def sign_out(request: Request, posted: PostedForm) -> Response:
     form, _ = posted
     app = request.app.state.dunwell
     token = request.cookies.get(COOKIE, "")
-    if token and not hmac.compare_digest(
-        form.get(CSRF_FIELD, ""), csrf_token(app.secret_key, token)
-    ):
+    if token and not tokens_match(form.get(CSRF_FIELD, ""), csrf_token(app.secret_key, token)):
         # Another page posted here: the session and its cookie stay.
         return RedirectResponse("/dashboard", status_code=303)
     if token:
