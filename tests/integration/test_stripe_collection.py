@@ -6,6 +6,8 @@ server that speaks Stripe's API and takes a while to answer, as Stripe does.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -14,7 +16,7 @@ import pytest
 from dunwell.bootstrap import App
 from dunwell.gateways.base import CardDetails
 from dunwell.gateways.stripe import StripeGateway
-from dunwell.services import ledger
+from dunwell.services import ledger, ledger_queries
 from dunwell.services.claims import start_window
 from dunwell.services.collection import attempt_key, process_due_cycles
 from dunwell.store import tables
@@ -158,3 +160,48 @@ def test_a_retry_whose_charge_waits_for_the_next_batch_sends_nothing_before_it(
         assert [a.status for a in shop.attempts_of(invoice)] == ["declined"] * 3
         assert shop.event_types(invoice).count("payment.failed") == 3
         assert len(shop.outbox_of(invoice)) == before[invoice][1] + 1  # day 3's email
+
+
+def test_a_subscription_canceled_while_its_charge_is_in_flight_stays_canceled(
+    app: App, server: FakeStripeServer
+) -> None:
+    # The worker read the subscription as past due before calling Stripe;
+    # the merchant cancels it while Stripe answers. Written over, the
+    # canceled subscription came back to life and was billed again.
+    with use_stripe(app, server, concurrency=1):
+        shop = Shop.create(app)
+        customer = shop.customer(card=None)
+        with app.begin() as conn:
+            card = CardDetails(DECLINES, "visa", "4242", 12, 2031, gateway_customer="cus_1")
+            ledger.attach_payment_method(conn, shop.site_id, customer, "stripe", card, shop.now)
+        subscription = shop.subscribe(customer)
+        shop.run()
+        assert shop.one(tables.subscriptions, id=subscription).status == "past_due"
+        with app.begin() as conn:
+            card = CardDetails("pm_card_visa", "visa", "4242", 12, 2031, gateway_customer="cus_1")
+            ledger.attach_payment_method(conn, shop.site_id, customer, "stripe", card, shop.now)
+        server.fake.latency = 1.0
+        server.fake.most_in_flight = 0
+        worker = threading.Thread(target=shop.run)
+        worker.start()
+        while not server.fake.most_in_flight:  # the retry is at Stripe
+            time.sleep(0.01)
+        with app.begin() as conn:
+            ledger_queries.cancel_subscription(conn, shop.site_id, subscription, shop.now)
+        worker.join()
+        shop.advance(40)
+        server.fake.latency = 0
+        shop.run()
+
+    assert [a.status for a in shop.attempts_of(shop.invoice_of(subscription).id)] == [
+        "declined",
+        "succeeded",
+    ]
+    assert shop.one(tables.subscriptions, id=subscription).status == "canceled"
+    assert len(shop.all(tables.invoices, subscription_id=subscription)) == 1  # nothing renewed
+    changes = [
+        (e.data["previous"], e.data["current"])
+        for e in shop.all(tables.events, subscription_id=subscription)
+        if e.type == "subscription.state_changed"
+    ]
+    assert changes == [("active", "past_due"), ("past_due", "canceled")]

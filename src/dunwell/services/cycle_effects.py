@@ -245,7 +245,12 @@ class EffectWriter(PendingWrites):
         self, item: CycleWork, final: FinalAction, now: datetime, ids: dict[str, Any]
     ) -> None:
         status = FINAL_STATUS[final.subscription_action]
-        self._subscription(item, status, now, only_from=None)
+        # Leaving active (or downgrading) settles a past-due subscription; one
+        # the merchant paused meanwhile stays paused, and is not back-billed.
+        only_from = (
+            {SubscriptionStatus.PAST_DUE.value} if status is SubscriptionStatus.ACTIVE else None
+        )
+        self._subscription(item, status, now, only_from=only_from)
         if final.subscription_action is SubscriptionAction.DOWNGRADE and item.subscription_id:
             assert final.downgrade_plan is not None
             self.downgrades.append((item.site_id, item.subscription_id, final.downgrade_plan))
@@ -315,6 +320,7 @@ class EffectWriter(PendingWrites):
             return
         if current == SubscriptionStatus.CANCELED.value:
             return  # a canceled subscription stays canceled
+        self.loaded_status.setdefault(sub_id, item.subscription_status)
         self.subscription_status[sub_id] = status.value
         self.subscription_changes[sub_id] = (
             current,

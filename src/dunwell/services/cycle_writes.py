@@ -34,6 +34,35 @@ from dunwell.store.tables import (
 NOT_RENEWING = {SubscriptionStatus.PAUSED.value, SubscriptionStatus.UNPAID.value}
 
 
+def renew_from_next_boundary(conn: Connection, back_at: dict[int, datetime]) -> None:
+    """Subscriptions back from paused or unpaid (id -> when) renew from the next boundary.
+
+    Renewals skip paused and unpaid subscriptions, so their next charge
+    date stayed in the past; left there, every missed period would be
+    billed, one per worker pass.
+    """
+    if not back_at:
+        return
+    s = subscriptions
+    moved = []
+    for row in conn.execute(select(s).where(s.c.id.in_(back_at))):
+        period, at = first_period_from(
+            row.anchor_at,
+            IntervalUnit(row.interval_unit),
+            row.interval_count,
+            row.periods_billed,
+            row.next_charge_at,
+            back_at[row.id],
+        )
+        moved.append({"b_id": row.id, "periods": period, "next_at": at})
+    conn.execute(
+        update(s)
+        .where(s.c.id == bindparam("b_id"))
+        .values(periods_billed=bindparam("periods"), next_charge_at=bindparam("next_at")),
+        moved,
+    )
+
+
 class PendingWrites:
     def __init__(self) -> None:
         self.events = EventBatch()
@@ -47,6 +76,8 @@ class PendingWrites:
         self.versions_used: dict[int, datetime] = {}
         self.subscription_status: dict[int, str] = {}
         self.subscription_changes: dict[int, tuple[str, str, datetime, int, int]] = {}
+        # subscription id -> its status when the batch read it, for each one it changes
+        self.loaded_status: dict[int, str] = {}
         # subscription id -> (when, site, customer, its status when loaded)
         self.reactivate: dict[int, tuple[datetime, int, int, str]] = {}
         # subscription id -> when it came back from paused or unpaid
@@ -103,6 +134,7 @@ class PendingWrites:
         }
         for sub_id, (now, site_id, customer_id, current) in candidates.items():
             if sub_id not in still_owing:
+                self.loaded_status.setdefault(sub_id, self.reactivate[sub_id][3])
                 if current in NOT_RENEWING:
                     self.renew_from_now[sub_id] = now
                 self.subscription_status[sub_id] = SubscriptionStatus.ACTIVE.value
@@ -114,7 +146,36 @@ class PendingWrites:
                     customer_id,
                 )
 
+    def _keep_only_unchanged_subscriptions(self, conn: Connection) -> None:
+        """Drop the changes to subscriptions changed by someone else since the batch read them.
+
+        Statuses were read when the cycles were claimed, and a gateway call
+        has passed since. A cancel or pause through the API meanwhile wins:
+        written over, a canceled subscription would come back to life and
+        be billed again. Read under a row lock (PostgreSQL; SQLite's writer
+        already holds the database), so nobody changes them until commit.
+        """
+        touched = self.loaded_status.keys() | {sub_id for _, sub_id, _ in self.downgrades}
+        if not touched:
+            return
+        s = subscriptions
+        rows = conn.execute(
+            # In id order, as every batch locks them, so two batches never deadlock.
+            select(s.c.id, s.c.status).where(s.c.id.in_(touched)).order_by(s.c.id).with_for_update()
+        )
+        now_status = {row.id: row.status for row in rows}
+        moved = {sub for sub, loaded in self.loaded_status.items() if now_status.get(sub) != loaded}
+        for sub_id in moved:
+            self.subscription_changes.pop(sub_id, None)
+            self.renew_from_now.pop(sub_id, None)
+        self.downgrades = [
+            entry
+            for entry in self.downgrades
+            if entry[1] not in moved and now_status.get(entry[1]) != SubscriptionStatus.CANCELED
+        ]
+
     def _flush_subscriptions(self, conn: Connection) -> None:
+        self._keep_only_unchanged_subscriptions(conn)
         rows = []
         for sub_id, (before, after, now, site_id, customer_id) in self.subscription_changes.items():
             rows.append(
@@ -152,32 +213,7 @@ class PendingWrites:
         self._flush_renewal_dates(conn)
 
     def _flush_renewal_dates(self, conn: Connection) -> None:
-        """A subscription back from paused or unpaid renews from the next boundary.
-
-        Renewals skip paused and unpaid subscriptions, so their next charge
-        date stayed in the past; left there, every missed period would be
-        billed, one per worker pass.
-        """
-        if not self.renew_from_now:
-            return
-        s = subscriptions
-        moved = []
-        for row in conn.execute(select(s).where(s.c.id.in_(self.renew_from_now))):
-            period, at = first_period_from(
-                row.anchor_at,
-                IntervalUnit(row.interval_unit),
-                row.interval_count,
-                row.periods_billed,
-                row.next_charge_at,
-                self.renew_from_now[row.id],
-            )
-            moved.append({"b_id": row.id, "periods": period, "next_at": at})
-        conn.execute(
-            update(s)
-            .where(s.c.id == bindparam("b_id"))
-            .values(periods_billed=bindparam("periods"), next_charge_at=bindparam("next_at")),
-            moved,
-        )
+        renew_from_next_boundary(conn, self.renew_from_now)
 
     def _flush_downgrades(self, conn: Connection) -> None:
         for site_id, sub_id, code in self.downgrades:

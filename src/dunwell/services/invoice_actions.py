@@ -34,6 +34,7 @@ from dunwell.domain.states import (
 )
 from dunwell.services.collection_requests import schedule_retry
 from dunwell.services.cycle_rows import state_from_row
+from dunwell.services.cycle_writes import NOT_RENEWING, renew_from_next_boundary
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.services.events import EventBatch
 from dunwell.services.policies import load_policies
@@ -218,6 +219,10 @@ def _reactivate_subscription(conn: Connection, invoice: InvoiceRef, now: datetim
             .where(subscriptions.c.id == invoice.subscription_id)
             .values(status=SubscriptionStatus.ACTIVE.value)
         )
+        if status in NOT_RENEWING:
+            # As when a charge pays it: the periods spent paused or unpaid
+            # are not billed now, all at once.
+            renew_from_next_boundary(conn, {invoice.subscription_id: now})
         _events(
             conn,
             invoice,
