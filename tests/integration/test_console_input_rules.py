@@ -18,6 +18,7 @@ from dunwell.services.hosted_links import portal_url
 from dunwell.services.ids import MAX_ID
 from tests.integration.console_helpers import add_staff, sign_in, signed_in_as
 from tests.integration.factories import DECLINE_ALWAYS, Shop
+from tests.integration.test_console_policies import policy_fields
 
 SIMULATE = "/dashboard/policies/automatic/simulate"
 #: Past the 64-bit range of the id columns.
@@ -28,21 +29,7 @@ SQUARED = "%C2%B2"
 
 def draft_fields(csrf: str, **extra: str) -> dict[str, str]:
     """A valid automatic policy as the editor posts it: one step, one blank row."""
-    return {
-        "csrf": csrf,
-        "retry_interval_hours": "24",
-        "max_attempts": "8",
-        "final_day": "15",
-        "subscription_action": "cancel",
-        "invoice_outcome": "fail",
-        "final_email": "final_notice",
-        "rows": "2",
-        "step-0-day": "1",
-        "step-0-email": "payment_declined",
-        "step-0-retry": "on",
-        "step-1-day": "",
-        **extra,
-    }
+    return policy_fields(csrf, [{"day": 1, "email": "payment_declined", "retry": True}], **extra)
 
 
 def billing_path(shop: Shop, customer_id: int) -> str:
