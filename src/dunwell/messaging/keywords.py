@@ -43,6 +43,8 @@ _TWILIO_OPT_OUT_TYPES = {"stop": Keyword.OPT_OUT, "start": Keyword.OPT_IN, "help
 # Emoji are more than symbols: variation selectors, the zero-width joiner, keycap and
 # tag characters glue them together, and a trailing one must not hide a keyword.
 _EMOJI_GLUE = frozenset({"\ufe0e", "\ufe0f", "\u200d", "\u20e3"})
+#: What a keycap emoji is built on: "1️⃣" is "1", U+FE0F, U+20E3.
+_KEYCAP_BASES = frozenset("0123456789#*")
 
 
 def match_keyword(text: str, *, awaiting_confirmation: bool = False) -> Keyword | None:
@@ -161,9 +163,29 @@ def _bare_word(text: str) -> str:
 
 def _without_tail(text: str) -> str:
     end = len(text)
-    while end and _ignorable_tail(text[end - 1]):
-        end -= 1
+    while end:
+        keycap = _keycap_start(text, end)
+        if keycap is not None:
+            end = keycap
+        elif _ignorable_tail(text[end - 1]):
+            end -= 1
+        else:
+            break
     return text[:end]
+
+
+def _keycap_start(text: str, end: int) -> int | None:
+    """Where a keycap emoji ("1️⃣": digit, # or *, VS16, U+20E3) ending at ``end`` starts.
+
+    Its base is a digit (Nd), which alone is part of the message ("STOP 1" is
+    no keyword), so the whole sequence is recognized before glue is cut off.
+    """
+    if end < 2 or text[end - 1] != "\u20e3":
+        return None
+    start = end - 2
+    if text[start] == "\ufe0f":
+        start -= 1
+    return start if start >= 0 and text[start] in _KEYCAP_BASES else None
 
 
 def _ignorable_tail(char: str) -> bool:

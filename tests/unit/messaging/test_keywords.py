@@ -45,6 +45,12 @@ DRESSINGS = [
     "{} ❤️",
     "{} 👍🏽 ...",
     "{}\u00a0",
+    "{} 1\ufe0f\u20e3",
+    "{}1\ufe0f\u20e3",
+    "{} 9\u20e3",
+    "{} #\ufe0f\u20e3*\ufe0f\u20e3",
+    "{} 1\ufe0f\u20e32\ufe0f\u20e3!",
+    "{} 🔟 0\ufe0f\u20e3",
 ]
 
 # --- match_keyword ----------------------------------------------------------------
@@ -74,6 +80,8 @@ def test_every_keyword_matches_in_any_case_with_trailing_punctuation_or_emoji(
         pytest.param("unstop", Keyword.OPT_IN, id="unstop opts back in"),
         pytest.param("info?", Keyword.HELP, id="info asks for help"),
         pytest.param("\uff33\uff34\uff2f\uff30", Keyword.OPT_OUT, id="full-width letters"),
+        pytest.param("STOP 1\ufe0f\u20e3", Keyword.OPT_OUT, id="stop with a keycap emoji"),
+        pytest.param("help 3\u20e3", Keyword.HELP, id="a keycap without its selector"),
     ],
 )
 def test_a_whole_message_keyword_is_matched(text: str, expected: Keyword) -> None:
@@ -90,6 +98,9 @@ def test_a_whole_message_keyword_is_matched(text: str, expected: Keyword) -> Non
         pytest.param("yes please", id="yes and a word"),
         pytest.param("help me", id="help and a word"),
         pytest.param("STOP 1", id="a keyword and a digit"),
+        pytest.param("STOP 1\ufe0f", id="a digit and a selector is no keycap"),
+        pytest.param("STOP 12\u20e3", id="a number before a keycap"),
+        pytest.param("1\ufe0f\u20e3", id="only a keycap"),
         pytest.param("s t o p", id="spaced letters"),
         pytest.param("stopp", id="a misspelling"),
         pytest.param("stop-all", id="a hyphenated keyword"),
@@ -120,6 +131,26 @@ def test_every_other_keyword_keeps_its_meaning_while_a_confirmation_is_pending(
     tail=st.text(st.characters(categories=("P", "S", "Z")), max_size=8),
 )
 def test_any_trailing_punctuation_symbols_or_spaces_leave_a_keyword_a_keyword(
+    word: str, tail: str
+) -> None:
+    assert match_keyword(word + tail) is EXPECTED[word]
+
+
+@given(
+    word=st.sampled_from(sorted(EXPECTED)),
+    tail=st.lists(
+        st.one_of(
+            st.text(st.characters(categories=("P", "S", "Z")), max_size=3),
+            st.builds(
+                "{}{}\u20e3".format,
+                st.sampled_from("0123456789#*"),
+                st.sampled_from(["", "\ufe0f"]),
+            ),
+        ),
+        max_size=4,
+    ).map("".join),
+)
+def test_keycap_emoji_among_trailing_symbols_leave_a_keyword_a_keyword(
     word: str, tail: str
 ) -> None:
     assert match_keyword(word + tail) is EXPECTED[word]
