@@ -89,10 +89,11 @@ _ADD_SOFT = re.compile(
     rf"|\bsend\s+(?:{_COUNT}|a|an|some)\s"
 )
 _ADD_VERB = re.compile(r"\b(?:add|include|throw in|toss in)\b")
-# "2 bags of the", "two tubes of", "another", "3 more": a count just before the name.
+# "2 bags of the", "two tubes of", "2 of the", "another", "3 more": a count just before
+# the name. A bare "of" needs its own branch: "[a-z]+ of" would want a unit before it.
 _QUANTITY_BEFORE = re.compile(
     rf"\b(?P<n>{_COUNT}|a|an|another|one more)\s+(?:x\s+|more\s+|extra\s+|additional\s+)?"
-    r"(?:[a-z]+\s+of\s+|(?:bags?|box(?:es)?|packs?|bottles?|jars?|cans?|tins?|tubes?|tubs?)\s+)?"
+    r"(?:[a-z]+\s+of\s+|of\s+|(?:bags?|box(?:es)?|packs?|bottles?|jars?|cans?|tins?|tubes?|tubs?)\s+)?"
     r"(?:the\s+|those\s+|these\s+|more\s+)?$"
 )
 _TIMES_AFTER = re.compile(r"\s*(?:x|\*)\s*(?P<n>\d{1,2})\b")

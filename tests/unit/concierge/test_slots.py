@@ -62,6 +62,29 @@ def test_adding_always_carries_a_quantity(ask: Ask) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "product", "quantity"),
+    [
+        ("add two of the decaf", DECAF, 2),
+        ("add 2 of the decaf", DECAF, 2),
+        ("add 3 of the mugs", MUG, 3),
+        ("send me 2 of the decaf too", DECAF, 2),
+        ("add two of those mugs", MUG, 2),
+    ],
+)
+def test_n_of_the_product_is_the_quantity_added(
+    ask: Ask, text: str, product: str, quantity: int
+) -> None:
+    assert answer(ask, text) == (Intent.ADD_PRODUCT, {"product": product, "quantity": quantity})
+
+
+def test_n_of_an_item_already_on_the_order_sets_its_quantity(ask: Ask) -> None:
+    assert answer(ask, "I want 3 of the dark roast") == (
+        Intent.CHANGE_QUANTITY,
+        {"product": DARK, "quantity": 3},
+    )
+
+
 def test_adding_answers_the_exact_catalog_name(ask: Ask) -> None:
     intent, slots = answer(ask, "add the paper filter pls")
     assert (intent, slots["product"]) == (Intent.ADD_PRODUCT, FILTERS)
