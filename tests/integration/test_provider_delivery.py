@@ -603,3 +603,52 @@ def test_when_recording_fails_the_messages_no_lane_started_are_put_back_at_once(
         received = sorted(m.message["To"] for m in server.messages)
     # Each email once, the one in doubt (if it was an email) included.
     assert received == sorted(f"c{n}@x.test" for n in range(4))
+
+
+def _held_after_an_outage(shop: Shop, server: FakeTwilioServer) -> tuple[int, int]:
+    """A dunning text debited, then sent back to wait by a Twilio 503; (invoice, text id)."""
+    server.fail_next(1, status=503)
+    invoice = shop.invoice(shop.customer(INSUFFICIENT, phone=MOBILE), 4900)
+    shop.run()
+    row = _sms(shop, invoice)
+    assert row.status == "pending" and row.error_code == "http-503"
+    assert _charges(shop, row.id) == [("debit", -row.segments)]  # kept for the retry
+    return invoice, row.id
+
+
+def _charges(shop: Shop, outbox_id: int) -> list[tuple[str, int]]:
+    ledger = shop.all(tables.sms_credit_ledger, outbox_id=outbox_id)
+    return [(row.reason, row.delta) for row in sorted(ledger, key=lambda r: r.id)]
+
+
+def test_a_debited_text_blocked_before_its_retry_gets_its_credits_back(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    from dunwell.services.inbound_sms import record_opt_out
+
+    shop, server = twilio
+    _invoice, sms_id = _held_after_an_outage(shop, server)
+    with shop.app.begin() as conn:
+        record_opt_out(conn, shop.site_id, MOBILE, None, "test", shop.now)
+    shop.advance(1 / 1440)
+    shop.run()
+    row = shop.one(tables.outbox, id=sms_id)
+    assert (row.status, row.last_error) == ("blocked", "opted_out")
+    assert _charges(shop, sms_id) == [("debit", -row.segments), ("refund", row.segments)]
+    assert server.messages == []
+
+
+def test_a_debited_text_withdrawn_once_the_invoice_is_paid_gets_its_credits_back(
+    twilio: tuple[Shop, FakeTwilioServer],
+) -> None:
+    from dunwell.services import invoice_actions
+
+    shop, server = twilio
+    invoice, sms_id = _held_after_an_outage(shop, server)
+    shop.act(invoice_actions.mark_paid, invoice)
+    shop.advance(1 / 1440)
+    shop.run()
+    row = shop.one(tables.outbox, id=sms_id)
+    assert row.status == "canceled"
+    assert _charges(shop, sms_id) == [("debit", -row.segments), ("refund", row.segments)]
+    assert [m.body for m in server.messages if m.body == row.body_text] == []

@@ -180,12 +180,17 @@ def debited(conn: Connection, outbox_ids: Iterable[int]) -> set[int]:
     return {i for i, (charges, refunds) in _charges(conn, outbox_ids).items() if charges > refunds}
 
 
-def refund_message(conn: Connection, site_id: int, outbox_id: int, now: datetime) -> None:
-    """Give back the last charge of a message that finally failed, once."""
+def refund_message(conn: Connection, site_id: int, outbox_id: int, now: datetime) -> int | None:
+    """Give back the last charge of a message that will not go out, once.
+
+    That is one that finally failed, or one blocked or withdrawn while it
+    still held a charge (a retry after a transient error keeps it). Returns
+    the new balance, or None when there was no charge left to give back.
+    """
     ledger = sms_credit_ledger
     charges, refunds = _charges(conn, [outbox_id]).get(outbox_id, (0, 0))
     if charges <= refunds:
-        return
+        return None
     charged = conn.execute(
         select(ledger.c.delta).where(
             ledger.c.outbox_id == outbox_id,
@@ -194,7 +199,7 @@ def refund_message(conn: Connection, site_id: int, outbox_id: int, now: datetime
         )
     ).scalar_one()
     balances(conn, [site_id], now)
-    _change(conn, site_id, -charged, "refund", outbox_id, now, None, refunds)
+    return _change(conn, site_id, -charged, "refund", outbox_id, now, None, refunds)
 
 
 def _charges(conn: Connection, outbox_ids: Iterable[int]) -> dict[int, tuple[int, int]]:

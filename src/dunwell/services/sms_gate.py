@@ -6,7 +6,8 @@ transaction:
 
 * **blocked** (never sent): the number opted out (STOP), SMS is turned off
   for the site, a marketing text without marketing opt-in, or a number that
-  is invalid or outside the site's allowed countries;
+  is invalid or outside the site's allowed countries. A text already paid
+  for (a transient error sent it back to wait) gets its charge back;
 * **held** (sent later, nothing dropped): outside the send window in the
   customer's local time, over the frequency cap, or not enough credits.
   An answer to a text the customer just sent (kinds ``reply``,
@@ -54,7 +55,7 @@ from dunwell.services.sender_queue import (
     save_queues,
 )
 from dunwell.services.sms_alerts import after_debit
-from dunwell.services.sms_credits import balances, debit_message, debited
+from dunwell.services.sms_credits import balances, debit_message, debited, refund_message
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings
 from dunwell.store.tables import customers, outbox, sites, sms_opt_outs
 
@@ -129,6 +130,8 @@ class SmsGate:
             blocked = _blocked(row, s, person, opted_out)
             if blocked is not None:
                 self._block(row, blocked, now, events)
+                if row.id in paid:
+                    self._refund(row, now, credit)
                 continue
             zone = local_zone(
                 person.time_zone if person else None,
@@ -229,6 +232,16 @@ class SmsGate:
                 lease_until=None,
             )
         )
+
+    def _refund(self, row: Any, now: datetime, credit: dict[int, int]) -> None:
+        """Give back the charge of a blocked text a transient error sent back to wait.
+
+        It was paid for when first admitted and will never go out now. The
+        balance read for this batch follows, so later texts may spend it.
+        """
+        refunded = refund_message(self.conn, row.site_id, row.id, now)
+        if refunded is not None:
+            credit[row.site_id] = refunded
 
     def _block(self, row: Any, reason: str, now: datetime, events: EventBatch) -> None:
         self.conn.execute(
