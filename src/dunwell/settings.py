@@ -11,8 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "DUNWELL_"
+#: Values of ``inbound_writer`` (see services/inbound_store.py).
+INBOUND_WRITERS = ("process", "thread")
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,31 @@ class Settings:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
                 values[f.name] = _coerce(f.name, raw, type(getattr(cls(), f.name)))
-        return cls(**values)
+        return cls(**values).checked()
 
     def with_overrides(self, **overrides: Any) -> Settings:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None}).checked()
+
+    def checked(self) -> Settings:
+        """These settings, if an operator's values make sense; else ValueError naming the first.
+
+        Applied to what the environment and the CLI give, not in
+        ``__post_init__``: tests shrink leases to 0 on purpose.
+        """
+        for name in ("batch_size", "delivery_batch_size", "lease_seconds"):
+            if (value := getattr(self, name)) < 1:
+                raise ValueError(f"{_env(name)} must be at least 1, not {value}")
+        if self.poll_seconds <= 0:
+            raise ValueError(f"{_env('poll_seconds')} must be above 0, not {self.poll_seconds}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"{_env('port')} must be between 1 and 65535, not {self.port}")
+        if self.inbound_writer not in INBOUND_WRITERS:
+            raise ValueError(
+                f"{_env('inbound_writer')} must be one of {', '.join(INBOUND_WRITERS)},"
+                f" not {self.inbound_writer!r}"
+            )
+        _check_public_url(self.public_url)
+        return self
 
 
 def setting_names() -> list[tuple[str, type]]:
@@ -105,3 +129,25 @@ def _coerce(name: str, raw: str, kind: type) -> Any:
         raise ValueError(
             f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}"
         ) from None
+
+
+def _env(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _check_public_url(url: str) -> None:
+    # Billing links and Twilio's callbacks are built on it: a value without
+    # a scheme or host would make links customers cannot open.
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    else:
+        if parts.scheme not in ("http", "https"):
+            host = None
+    if not host:
+        raise ValueError(
+            f"{_env('public_url')}={url!r} must be an http:// or https:// address with a host,"
+            " e.g. https://billing.example.com"
+        )

@@ -55,6 +55,7 @@ class Worker:
         self.name = (name or f"{socket.gethostname()[: 63 - len(pid)]}:{pid}")[:64]
         self.stopping = threading.Event()
         self._tidied_at: datetime | None = None
+        self._failing: set[str] = set()  # stages whose last run raised
 
     def run_once(self, *, busy_level: int = logging.INFO) -> int:
         """One pass: returns how many items all stages handled (0 when idle).
@@ -70,9 +71,34 @@ class Worker:
         for stage, run in self._stages():
             if self.stopping.is_set():
                 break
-            counts[stage] = run()
+            counts[stage] = self._run_stage(stage, run)
         self._log_pass(counts, time.perf_counter() - started, busy_level)
         return sum(counts.values())
+
+    def _run_stage(self, stage: str, run: Callable[[], int]) -> int:
+        """Run one stage; a failure of its own is logged and the pass goes on.
+
+        One stage's bug or one site's bad data must not stop the others
+        (emails, webhooks, escalations) for every site. A database that
+        cannot be reached is raised on: :meth:`run_forever` backs off for it.
+        The traceback is logged when a stage starts failing, then one line a
+        pass, so a stage that fails every second does not flood the log.
+        """
+        try:
+            done = run()
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as error:
+            if stage in self._failing:
+                log.error("stage %s still failing: %s", stage, error, extra={"worker": self.name})
+            else:
+                log.exception(
+                    "stage %s failed; the other stages go on", stage, extra={"worker": self.name}
+                )
+            self._failing.add(stage)
+            return 0
+        self._failing.discard(stage)
+        return done
 
     def _stages(self) -> list[tuple[str, Callable[[], int]]]:
         """The stages of a pass, in order, each run as one batch."""

@@ -54,6 +54,25 @@ class _LazyGroup(click.Group):
         _register()
         return super().list_commands(ctx)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Any command may need the key (to seal a secret, sign a link in a
+        # rendered message): a missing one is the operator's to fix, so it
+        # gets the same one-line message as serve and worker, not a traceback.
+        try:
+            return super().invoke(ctx)
+        except RuntimeError as error:
+            if _is_missing_key(error):
+                raise click.ClickException(str(error)) from None
+            raise
+
+
+def _is_missing_key(error: RuntimeError) -> bool:
+    # Imported only on an error: the key module loads SQLAlchemy, which
+    # ``concierge parse`` never needs.
+    from dunwell.security.keys import MissingSecretKey
+
+    return isinstance(error, MissingSecretKey)
+
 
 @click.group(cls=_LazyGroup)
 @_setting_options
@@ -78,6 +97,24 @@ def require_secret_key(app: App) -> None:
         raise click.ClickException(str(error)) from None
 
 
+def require_current_schema(app: App) -> None:
+    """Refuse to start on a database whose schema does not match this code.
+
+    An unreachable database is let through: the worker and the server's
+    health check already wait for it and say so.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from dunwell.store.migrate import schema_problem
+
+    try:
+        problem = schema_problem(app.engine)
+    except (OperationalError, InterfaceError):
+        return
+    if problem is not None:
+        raise click.ClickException(problem)
+
+
 def get_app(ctx: click.Context) -> App:
     """The app for this command, built once and closed when the command ends."""
     root = ctx.find_root()
@@ -85,7 +122,10 @@ def get_app(ctx: click.Context) -> App:
     if app is None:
         from dunwell.bootstrap import bootstrap
 
-        app = bootstrap(root.obj)
+        try:
+            app = bootstrap(root.obj)
+        except ValueError as error:  # a setting only checked when used, e.g. the database URL
+            raise click.UsageError(str(error)) from None
         root.meta["dunwell.app"] = app
         root.call_on_close(app.close)
     return app
@@ -114,6 +154,7 @@ def serve(ctx: click.Context, with_worker: bool) -> None:
 
     app = get_app(ctx)
     require_secret_key(app)
+    require_current_schema(app)
     worker: Worker | None = None
     thread: threading.Thread | None = None
     if with_worker:
@@ -167,6 +208,7 @@ def worker(ctx: click.Context, until_idle: bool, name: str | None) -> None:
 
     app = get_app(ctx)
     require_secret_key(app)
+    require_current_schema(app)
     runner = Worker(app, name=name)
     if until_idle:
         click.echo(f"processed {runner.run_until_idle()} items")

@@ -9,11 +9,16 @@ from typing import Any
 
 import click
 
+from dunwell.channels.config import ChannelConfig
 from dunwell.cli import get_app
 from dunwell.cli.ledger_commands import _run, json_option, site_option
 from dunwell.cli.output import emit_json, emit_table
 from dunwell.services import message_preview, messages, templates
-from dunwell.services.channel_config import load_channel_configs, save_channel_config
+from dunwell.services.channel_config import (
+    load_site_channels,
+    save_channel_config,
+    unreadable_secret_error,
+)
 from dunwell.services.errors import ServiceError
 from dunwell.services.message_render import MessageRenderer
 from dunwell.services.sandbox_phone import text_as_customer
@@ -334,10 +339,21 @@ def channels_show(ctx: click.Context, site_slug: str) -> None:
 
     def work(c: Any) -> list[dict[str, Any]]:
         site_id = site_id_for(c, site_slug)
-        found = load_channel_configs(c, [site_id], app.secret_box_or_none())
-        return [cfg.public() for cfg in found.values()]
+        found = load_site_channels(c, site_id, app.secret_box_or_none())
+        return [_shown(cfg, unreadable, site_slug) for cfg, unreadable in found.values()]
 
     emit_json(_run(ctx, work))
+
+
+def _shown(config: ChannelConfig, unreadable: bool, site_slug: str) -> dict[str, Any]:
+    """A provider as ``channels show`` prints it; a secret sealed under another key is set."""
+    if not unreadable:
+        return config.public()
+    return {
+        **config.public(),
+        "secret_set": True,
+        "secret_unreadable": unreadable_secret_error(site_slug, config.channel),
+    }
 
 
 @channels_group.command("set")

@@ -8,9 +8,10 @@ whether one is set.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -19,26 +20,98 @@ from dunwell.channels.config import ChannelConfig
 from dunwell.security.secrets import SecretBox, SecretUnreadable
 from dunwell.services.errors import InvalidInput
 from dunwell.store.sql import insert_one
-from dunwell.store.tables import site_channels
+from dunwell.store.tables import outbox, site_channels, sites
+
+log = logging.getLogger("dunwell.channels")
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 PROVIDERS = {"email": ("sandbox", "smtp"), "sms": ("sandbox", "twilio")}
 SECURITY = ("starttls", "tls", "none")
+#: ``outbox.held_reason`` of a message whose provider's secret cannot be opened.
+SECRET_UNREADABLE = "secret_unreadable"
+#: How long such a message waits before it is tried again: the key is fixed
+#: by a person, and trying every pass would only fill the log.
+UNREADABLE_RETRY = timedelta(minutes=5)
 
 
 def load_channel_configs(
     conn: Connection, site_ids: Iterable[int], box: SecretBox | None
 ) -> dict[tuple[int, str], ChannelConfig]:
-    """(site, channel) -> config for every saved provider of these sites."""
+    """(site, channel) -> config for every saved provider of these sites.
+
+    A secret sealed under another server key comes back as ``None`` rather
+    than raising, so one site's unreadable secret cannot stop a batch that
+    serves every site; senders use :func:`read_channel_configs` to hold
+    those messages instead of sending without the secret.
+    """
+    return read_channel_configs(conn, site_ids, box)[0]
+
+
+def read_channel_configs(
+    conn: Connection, site_ids: Iterable[int], box: SecretBox | None
+) -> tuple[dict[tuple[int, str], ChannelConfig], set[tuple[int, str]]]:
+    """The saved providers of these sites, and the (site, channel) whose secret cannot be opened."""
     t = site_channels
     found: dict[tuple[int, str], ChannelConfig] = {}
+    unreadable: set[tuple[int, str]] = set()
     for row in conn.execute(select(t).where(t.c.site_id.in_(set(site_ids)))):
-        secret = box.open(row.secret) if (row.secret and box is not None) else None
+        secret = None
+        if row.secret and box is not None:
+            try:
+                secret = box.open(row.secret)
+            except SecretUnreadable:
+                unreadable.add((row.site_id, row.channel))
         found[(row.site_id, row.channel)] = ChannelConfig(
             row.channel, row.provider, row.config, secret
         )
-    return found
+    return found, unreadable
+
+
+def unreadable_secret_error(site: str, channel: str) -> str:
+    """What an operator reads when a site's provider secret cannot be opened."""
+    return (
+        f"site {site}: the {channel} provider's secret unreadable: was DUNWELL_SECRET_KEY "
+        "changed? Restore the old key or save the provider again"
+    )
+
+
+def hold_unreadable(
+    conn: Connection, rows: list[Any], unreadable: set[tuple[int, str]], now: datetime
+) -> list[Any]:
+    """Hold the claimed messages whose provider secret cannot be opened; return the others.
+
+    Only that site's messages wait (for :data:`UNREADABLE_RETRY`, then they
+    are tried again); sending them without the secret would fail at the
+    provider, or worse, go out through a relay that needs no password.
+    """
+    held = [r for r in rows if (r.site_id, r.channel) in unreadable]
+    if not held:
+        return rows
+    slugs = dict(
+        conn.execute(
+            select(sites.c.id, sites.c.slug).where(sites.c.id.in_({r.site_id for r in held}))
+        )
+        .tuples()
+        .all()
+    )
+    for site_id, channel in sorted({(r.site_id, r.channel) for r in held}):
+        error = unreadable_secret_error(slugs.get(site_id, str(site_id)), channel)
+        ids = [r.id for r in held if (r.site_id, r.channel) == (site_id, channel)]
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids))
+            .values(
+                status="pending",
+                next_attempt_at=now + UNREADABLE_RETRY,
+                held_reason=SECRET_UNREADABLE,
+                last_error=error,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+        log.error("%s; %d messages held", error, len(ids), extra={"site_id": site_id})
+    return [r for r in rows if (r.site_id, r.channel) not in unreadable]
 
 
 def load_site_channels(

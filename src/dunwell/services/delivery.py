@@ -72,7 +72,7 @@ from dunwell.bootstrap import App
 from dunwell.channels.base import EmailMessage, SendResult, SmsMessage, TransportError
 from dunwell.channels.config import ChannelConfig, sandbox_config
 from dunwell.domain.states import InvoiceStatus
-from dunwell.services.channel_config import load_channel_configs
+from dunwell.services.channel_config import hold_unreadable, read_channel_configs
 from dunwell.services.claims import put_back_unstarted, start_window
 from dunwell.services.events import EventBatch
 from dunwell.services.message_claims import (
@@ -290,6 +290,9 @@ def _send_side_by_side(app: App, owner: str, lanes: list[Lane], concurrency: int
 
 def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> list[Outgoing]:
     rows = _withdraw_settled(conn, load_claimed(conn, ids, real_now), real_now)
+    box = app.secret_box_or_none()
+    configs, unreadable = read_channel_configs(conn, {r.site_id for r in rows}, box)
+    rows = hold_unreadable(conn, rows, unreadable, real_now)
     sms_rows = [r for r in rows if r.channel == "sms"]
     admitted = SmsGate(conn, real_now).review(sms_rows) if sms_rows else {}
     started = time.monotonic()
@@ -298,7 +301,6 @@ def _prepare(app: App, conn: Connection, ids: list[int], real_now: datetime) -> 
         return []
     numbers = next_attempt_numbers(conn, [r.id for r in sendable])
     doubtful = open_attempts(conn, [r.id for r in sendable])
-    configs = load_channel_configs(conn, {r.site_id for r in sendable}, app.secret_box_or_none())
     if doubtful:
         conn.execute(
             update(message_attempts)
@@ -353,7 +355,8 @@ def _withdraw_settled(conn: Connection, rows: list[Any], real_now: datetime) -> 
 
     A text held overnight for quiet hours must not ask a customer who paid
     in the meantime to pay again. The final notice is kept: it reports what
-    was done.
+    was done. A text still holding its charge (a transient error sent it
+    back to wait) gets it back.
     """
     reminders = {
         r.invoice_id
@@ -388,7 +391,23 @@ def _withdraw_settled(conn: Connection, rows: list[Any], real_now: datetime) -> 
         )
     )
     gone = set(withdrawn)
+    _refund_withdrawn(conn, [r for r in rows if r.id in gone], real_now)
     return [r for r in rows if r.id not in gone]
+
+
+def _refund_withdrawn(conn: Connection, rows: list[Any], real_now: datetime) -> None:
+    """Give back the charges withdrawn texts still hold: they will never go out."""
+    # Imported here, as in _record: the rest of this module never needs credits.
+    from dunwell.services.sms_credits import debited, refund_message
+
+    texts = [r for r in rows if r.channel == "sms"]
+    if not texts:
+        return
+    paid = debited(conn, [r.id for r in texts])
+    # In site order, so workers lock the sites' credit rows in the gate's order.
+    for row in sorted(texts, key=lambda r: (r.site_id, r.id)):
+        if row.id in paid:
+            refund_message(conn, row.site_id, row.id, row.test_clock or real_now)
 
 
 def _config(configs: dict[tuple[int, str], ChannelConfig], row: Any) -> ChannelConfig:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 def make_engine(url: str) -> Engine:
@@ -15,7 +16,7 @@ def make_engine(url: str) -> Engine:
     error is logged with its message, and the values are customers' names,
     addresses and texts, or whatever a client sent, a card number included.
     """
-    parsed = make_url(url)
+    parsed = check_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -25,7 +26,44 @@ def make_engine(url: str) -> Engine:
         return create_engine(
             url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
         )
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg://")
+    raise AssertionError(parsed.get_backend_name())  # check_database_url allows no other
+
+
+def check_database_url(url: str) -> URL:
+    """The parsed URL, or ValueError naming DUNWELL_DATABASE_URL with its password masked.
+
+    The message may be printed or logged: it never shows the password.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            f"DUNWELL_DATABASE_URL={_masked(url)!r} is not a database URL:"
+            " use sqlite:///path or postgresql+psycopg://user:pass@host/db"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.drivername in ("postgres", "postgresql"):
+        raise ValueError(
+            f"DUNWELL_DATABASE_URL={shown!r} names no usable driver:"
+            " write postgresql+psycopg:// (Dunwell uses psycopg 3)"
+        )
+    if parsed.drivername.startswith("postgres") and parsed.drivername != "postgresql+psycopg":
+        raise ValueError(
+            f"DUNWELL_DATABASE_URL={shown!r}: Dunwell reaches PostgreSQL through psycopg 3;"
+            " write postgresql+psycopg://"
+        )
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"DUNWELL_DATABASE_URL={shown!r} is not supported:"
+            " use sqlite:///path or postgresql+psycopg://user:pass@host/db"
+        )
+    return parsed
+
+
+def _masked(url: str) -> str:
+    """An unparsable URL's scheme only: where its password starts cannot be told."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://***" if sep else "***"
 
 
 def writer(engine: Engine) -> Engine:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from dunwell.store.db import writer
@@ -29,3 +31,30 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
         # After every upgrade, so indexes a migration adds get figures too.
         seed_sqlite_statistics(conn)
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why the database's schema does not match this code, or None when it does.
+
+    Checked when a server or worker starts: with a migration forgotten, each
+    query would fail on a missing column and look like an outage, retried
+    forever.
+    """
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    heads = set(scripts.get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current == heads:
+        return None
+    if not current:
+        return "the database has no Dunwell schema yet: run `dunwell migrate`"
+    known = {rev.revision for rev in scripts.walk_revisions()}
+    if current - known:
+        return (
+            f"the database schema ({', '.join(sorted(current))}) is newer than this Dunwell"
+            f" ({', '.join(sorted(heads))}): upgrade Dunwell"
+        )
+    return (
+        f"the database schema ({', '.join(sorted(current))}) is behind this Dunwell"
+        f" ({', '.join(sorted(heads))}): run `dunwell migrate`"
+    )

@@ -1,0 +1,172 @@
+"""What an operator sees when the server's configuration goes wrong: one site's
+unreadable provider secret, a stage that fails, a bad key or database URL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from dunwell import worker as worker_module
+from dunwell.bootstrap import App
+from dunwell.cli import main
+from dunwell.services.channel_config import SECRET_UNREADABLE, save_channel_config
+from dunwell.services.sites import site_now
+from dunwell.store import tables
+from dunwell.store.db import make_engine
+from dunwell.store.migrate import alembic_config
+from dunwell.worker import Worker
+from tests.integration.factories import INSUFFICIENT, Shop
+from tests.integration.smtp_server import SmtpServer
+
+OTHER_KEY = "another-secret-key-after-a-rotation-0123456789"
+
+
+def _save_smtp(shop: Shop, server: SmtpServer, secret: str | None = None) -> None:
+    config = {"host": "127.0.0.1", "port": server.port, "security": "none"}
+    if secret:
+        config["username"] = "billing"
+    with shop.app.begin() as conn:
+        save_channel_config(
+            conn,
+            shop.site_id,
+            "email",
+            "smtp",
+            {**config, "from_addr": f"billing@{shop.site_id}.example"},
+            secret,
+            shop.app.secret_box(),
+            site_now(conn, shop.site_id, shop.app.clock),
+        )
+
+
+def _change_key(app: App) -> None:
+    app.settings = replace(app.settings, secret_key=OTHER_KEY)
+    app._secret = None
+
+
+def _dun(shop: Shop, email: str) -> None:
+    shop.invoice(shop.customer(INSUFFICIENT, email=email), 4900)
+
+
+def test_one_site_s_unreadable_secret_holds_only_its_messages(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SmtpServer() as server:
+        broken, fine = Shop.create(app, "broken"), Shop.create(app, "fine")
+        _save_smtp(broken, server, secret="the old password")
+        _save_smtp(fine, server)
+        _change_key(app)
+        _dun(broken, "a@x.test")
+        _dun(fine, "b@x.test")
+        with caplog.at_level(logging.ERROR):
+            fine.run()
+        received = [m.message["To"] for m in server.messages]
+    assert set(received) == {"b@x.test"}
+    held = broken.all(tables.outbox, channel="email", site_id=broken.site_id)
+    assert {(m.status, m.held_reason) for m in held} == {("pending", SECRET_UNREADABLE)}
+    assert "site broken" in held[0].last_error
+    assert "secret unreadable: was DUNWELL_SECRET_KEY changed?" in held[0].last_error
+    assert any("site broken" in r.getMessage() for r in caplog.records)
+    assert {m.status for m in fine.all(tables.outbox, channel="email", site_id=fine.site_id)} == {
+        "sent"
+    }
+
+
+def test_channels_show_says_a_secret_is_set_but_unreadable(app: App) -> None:
+    with SmtpServer() as server:
+        shop = Shop.create(app, "broken")
+        _save_smtp(shop, server, secret="the old password")
+    url = app.engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        main,
+        ["--database-url", url, "--secret-key", OTHER_KEY, "channels", "show", "--site", "broken"],
+    )
+    assert result.exit_code == 0, result.output
+    (shown,) = json.loads(result.output)
+    assert shown["secret_set"] is True
+    assert "secret unreadable: was DUNWELL_SECRET_KEY changed?" in shown["secret_unreadable"]
+
+
+def test_a_stage_that_raises_does_not_stop_the_rest_of_the_pass(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def broken(*_args: object) -> int:
+        raise RuntimeError("a bug in the messages stage")
+
+    def later(*_args: object) -> int:
+        ran.append("webhooks")
+        return 1
+
+    monkeypatch.setattr(worker_module, "deliver_due_messages", broken)
+    monkeypatch.setattr(worker_module, "deliver_due_webhooks", later)
+    with caplog.at_level(logging.ERROR, "dunwell.worker"):
+        assert Worker(app, name="w").run_once() == 1
+        Worker(app, name="w").run_once()
+    assert ran == ["webhooks", "webhooks"]
+    assert any("stage messages failed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.postgres
+def test_a_command_needing_the_key_on_postgresql_says_to_set_it(postgres_url: str) -> None:
+    def cli(*args: str) -> object:
+        env = {"DUNWELL_DATABASE_URL": postgres_url, "PW": "a password"}
+        return CliRunner().invoke(main, list(args), env=env)
+
+    created = cli("sites", "create", "acme", "--name", "Acme")
+    assert created.exit_code == 0, created.output  # type: ignore[attr-defined]
+    config = json.dumps({"host": "smtp.example.com", "from_addr": "billing@acme.example"})
+    result = cli(
+        "channels",
+        "set",
+        "--site",
+        "acme",
+        "email",
+        "smtp",
+        "--config",
+        config,
+        "--secret-env",
+        "PW",
+    )
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    assert "Error: set DUNWELL_SECRET_KEY" in result.output  # type: ignore[attr-defined]
+    assert isinstance(result.exception, SystemExit)  # type: ignore[attr-defined]
+
+
+def _behind(url: str) -> None:
+    """Mark the database as one migration behind the code, as if migrate were forgotten."""
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    (head,) = scripts.get_heads()
+    previous = scripts.get_revision(head).down_revision
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": previous})
+    engine.dispose()
+
+
+def test_a_schema_behind_the_code_stops_the_worker_with_run_migrate(sqlite_url: str) -> None:
+    _behind(sqlite_url)
+    result = CliRunner().invoke(
+        main,
+        ["--database-url", sqlite_url, "--secret-key", OTHER_KEY, "worker", "--until-idle"],
+        env={},
+    )
+    assert result.exit_code == 1, result.output
+    assert "is behind this Dunwell" in result.output
+    assert "run `dunwell migrate`" in result.output
+
+
+def test_an_empty_database_stops_the_worker_with_run_migrate(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = CliRunner().invoke(
+        main, ["--database-url", url, "--secret-key", OTHER_KEY, "worker", "--until-idle"], env={}
+    )
+    assert result.exit_code == 1, result.output
+    assert "no Dunwell schema yet: run `dunwell migrate`" in result.output
