@@ -170,3 +170,24 @@ def test_an_empty_database_stops_the_worker_with_run_migrate(tmp_path: Path) -> 
     )
     assert result.exit_code == 1, result.output
     assert "no Dunwell schema yet: run `dunwell migrate`" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["invoices", "show", "--site", "shop"],
+        ["messages", "show", "--site", "shop"],
+        ["webhooks", "redeliver", "--site", "shop"],
+        ["concierge", "show", "--site", "shop"],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_an_id_beyond_what_the_database_holds_is_a_usage_error(app: App, args: list[str]) -> None:
+    # A 20-digit id used to end in an OverflowError traceback from the driver.
+    Shop.create(app)
+    url = app.engine.url.render_as_string(hide_password=False)
+    base = ["--database-url", url, "--secret-key", OTHER_KEY]
+    result = CliRunner().invoke(main, [*base, *args, "99999999999999999999"])
+    assert result.exit_code == 2, result.output
+    assert "99999999999999999999 is not in the range" in result.output
+    assert "Traceback" not in result.output

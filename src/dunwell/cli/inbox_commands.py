@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from dunwell.cli import get_app
 from dunwell.cli.ledger_commands import _run, json_option, site_option
 from dunwell.cli.output import emit_json, emit_table
+from dunwell.cli.params import ID
 from dunwell.services import inbox
 from dunwell.services.concierge_figures import concierge_figures
 from dunwell.services.concierge_settings import load_concierge_settings, update_concierge_settings
@@ -68,7 +69,7 @@ def conversations_list(
 
 @click.command("show")
 @site_option
-@click.argument("conversation_id", type=int)
+@click.argument("conversation_id", type=ID)
 @click.pass_context
 def conversation_show(ctx: click.Context, site_slug: str, conversation_id: int) -> None:
     """One conversation with every turn, as JSON."""
@@ -79,7 +80,7 @@ def conversation_show(ctx: click.Context, site_slug: str, conversation_id: int) 
 
 @click.command("history")
 @site_option
-@click.argument("customer_id", type=int)
+@click.argument("customer_id", type=ID)
 @click.pass_context
 def customer_history(ctx: click.Context, site_slug: str, customer_id: int) -> None:
     """Every conversation a customer had, as JSON."""
@@ -90,7 +91,7 @@ def customer_history(ctx: click.Context, site_slug: str, customer_id: int) -> No
 
 @click.command("reply")
 @site_option
-@click.argument("conversation_id", type=int)
+@click.argument("conversation_id", type=ID)
 @click.argument("body")
 @click.pass_context
 def conversation_reply(ctx: click.Context, site_slug: str, conversation_id: int, body: str) -> None:
@@ -106,7 +107,7 @@ def conversation_reply(ctx: click.Context, site_slug: str, conversation_id: int,
 
 @click.command("close")
 @site_option
-@click.argument("conversation_id", type=int)
+@click.argument("conversation_id", type=ID)
 @click.pass_context
 def conversation_close(ctx: click.Context, site_slug: str, conversation_id: int) -> None:
     """Close a conversation; the number's next text goes to the concierge again."""

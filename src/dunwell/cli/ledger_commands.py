@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from dunwell.cli import get_app
 from dunwell.cli.output import emit_json, emit_table
+from dunwell.cli.params import ID
 from dunwell.domain.policy import policy_to_dict
 from dunwell.domain.states import Collection, SiteMode
 from dunwell.services import invoice_actions, policies, queries
@@ -165,7 +166,7 @@ def invoices_list(
 
 @invoices.command("show")
 @site_option
-@click.argument("invoice_id", type=int)
+@click.argument("invoice_id", type=ID)
 @click.pass_context
 def invoices_show(ctx: click.Context, site_slug: str, invoice_id: int) -> None:
     emit_json(_run(ctx, lambda c: queries.invoice_detail(c, site_id_for(c, site_slug), invoice_id)))
@@ -174,7 +175,7 @@ def invoices_show(ctx: click.Context, site_slug: str, invoice_id: int) -> None:
 def _action(name: str, verb: str, action: Callable[[Connection, int, int, datetime], None]) -> None:
     @invoices.command(name, help=f"{verb} the invoice.")
     @site_option
-    @click.argument("invoice_id", type=int)
+    @click.argument("invoice_id", type=ID)
     @click.pass_context
     def command(ctx: click.Context, site_slug: str, invoice_id: int) -> None:
         clock_ = get_app(ctx).clock

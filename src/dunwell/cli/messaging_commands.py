@@ -13,6 +13,7 @@ from dunwell.channels.config import ChannelConfig
 from dunwell.cli import get_app
 from dunwell.cli.ledger_commands import _run, json_option, site_option
 from dunwell.cli.output import emit_json, emit_table
+from dunwell.cli.params import ID
 from dunwell.services import message_preview, messages, templates
 from dunwell.services.channel_config import (
     load_site_channels,
@@ -76,7 +77,7 @@ def messages_list(
 
 @messages_group.command("show")
 @site_option
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=ID)
 @click.pass_context
 def messages_show(ctx: click.Context, site_slug: str, message_id: int) -> None:
     emit_json(_run(ctx, lambda c: messages.get_message(c, site_id_for(c, site_slug), message_id)))
@@ -84,7 +85,7 @@ def messages_show(ctx: click.Context, site_slug: str, message_id: int) -> None:
 
 @messages_group.command("resend")
 @site_option
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=ID)
 @click.pass_context
 def messages_resend(ctx: click.Context, site_slug: str, message_id: int) -> None:
     app = get_app(ctx)
@@ -195,7 +196,7 @@ def templates_delete(
 @click.option(
     "--customer",
     "customer_id",
-    type=int,
+    type=ID,
     default=None,
     help="Render for this customer instead of sample data.",
 )
@@ -232,7 +233,7 @@ def templates_preview(
 @click.option("--channel", type=click.Choice(["email", "sms"]), required=True)
 @click.option("--to", required=True, help="Email address or phone number.")
 @click.option("--locale", default=None)
-@click.option("--customer", "customer_id", type=int, default=None)
+@click.option("--customer", "customer_id", type=ID, default=None)
 @click.pass_context
 def templates_send_test(
     ctx: click.Context,

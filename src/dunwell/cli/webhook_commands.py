@@ -9,6 +9,7 @@ import click
 from dunwell.cli import get_app
 from dunwell.cli.ledger_commands import _run, json_option, site_option
 from dunwell.cli.output import emit_json, emit_table
+from dunwell.cli.params import ID
 from dunwell.services import webhook_endpoints, webhook_log
 from dunwell.services.errors import ServiceError
 from dunwell.services.events import WEBHOOK_EVENTS
@@ -82,7 +83,7 @@ def webhooks_list(ctx: click.Context, site_slug: str, as_json: bool) -> None:
 
 @webhooks_group.command("deliveries")
 @site_option
-@click.argument("endpoint_id", type=int)
+@click.argument("endpoint_id", type=ID)
 @click.option(
     "--status",
     type=click.Choice(["pending", "sending", "delivered", "failed", "canceled"]),
@@ -131,7 +132,7 @@ def webhooks_deliveries(
 
 @webhooks_group.command("redeliver")
 @site_option
-@click.argument("delivery_id", type=int)
+@click.argument("delivery_id", type=ID)
 @click.pass_context
 def webhooks_redeliver(ctx: click.Context, site_slug: str, delivery_id: int) -> None:
     """Queue a delivery again now, whatever its status."""
