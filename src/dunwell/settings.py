@@ -100,9 +100,14 @@ class Settings:
         Applied to what the environment and the CLI give, not in
         ``__post_init__``: tests shrink leases to 0 on purpose.
         """
-        for name in ("batch_size", "delivery_batch_size", "lease_seconds"):
+        for name in ("batch_size", "lease_seconds"):
             if (value := getattr(self, name)) < 1:
                 raise ValueError(f"{_env(name)} must be at least 1, not {value}")
+        # 0 is a worker that only collects: it sends nothing (see docs/running.md).
+        if self.delivery_batch_size < 0:
+            raise ValueError(
+                f"{_env('delivery_batch_size')} must be 0 or more, not {self.delivery_batch_size}"
+            )
         if self.poll_seconds <= 0:
             raise ValueError(f"{_env('poll_seconds')} must be above 0, not {self.poll_seconds}")
         if not 0 < self.port < 65536:

@@ -48,7 +48,7 @@ def test_a_blank_configured_key_is_refused(tmp_path: Path) -> None:
     [
         ("BATCH_SIZE", "0", "DUNWELL_BATCH_SIZE must be at least 1, not 0"),
         ("BATCH_SIZE", "-5", "DUNWELL_BATCH_SIZE must be at least 1, not -5"),
-        ("DELIVERY_BATCH_SIZE", "0", "DUNWELL_DELIVERY_BATCH_SIZE must be at least 1"),
+        ("DELIVERY_BATCH_SIZE", "-1", "DUNWELL_DELIVERY_BATCH_SIZE must be 0 or more, not -1"),
         ("LEASE_SECONDS", "0", "DUNWELL_LEASE_SECONDS must be at least 1"),
         ("POLL_SECONDS", "0", "DUNWELL_POLL_SECONDS must be above 0"),
         ("POLL_SECONDS", "-1", "DUNWELL_POLL_SECONDS must be above 0"),
@@ -75,9 +75,13 @@ def test_a_bad_flag_is_a_usage_error_naming_it() -> None:
 
 def test_good_values_pass() -> None:
     settings = Settings.from_env(
-        {"DUNWELL_PORT": "65535", "DUNWELL_PUBLIC_URL": "https://b.example"}
+        {
+            "DUNWELL_PORT": "65535",
+            "DUNWELL_PUBLIC_URL": "https://b.example",
+            "DUNWELL_DELIVERY_BATCH_SIZE": "0",  # a worker that only collects
+        }
     )
-    assert settings.port == 65535
+    assert (settings.port, settings.delivery_batch_size) == (65535, 0)
 
 
 @pytest.mark.parametrize(
