@@ -191,3 +191,29 @@ def test_an_id_beyond_what_the_database_holds_is_a_usage_error(app: App, args: l
     assert result.exit_code == 2, result.output
     assert "99999999999999999999 is not in the range" in result.output
     assert "Traceback" not in result.output
+
+
+def test_files_and_json_of_the_wrong_shape_are_clear_errors(app: App, tmp_path: Path) -> None:
+    # Each used to end in a traceback: a TypeError, a ValueError, a UnicodeDecodeError.
+    Shop.create(app)
+    url = app.engine.url.render_as_string(hide_password=False)
+    base = ["--database-url", url, "--secret-key", OTHER_KEY]
+    policy = tmp_path / "policy.json"
+    policy.write_text("[]")
+    latin1 = tmp_path / "phones.csv"
+    latin1.write_bytes("customer_id,phone\n1,+33612345678 Ren\xe9e\n".encode("latin-1"))
+
+    runs = {
+        "policy": [*base, "policies", "save", "--site", "shop", str(policy)],
+        "config": [*base, "channels", "set", "--site", "shop", "email", "smtp", "--config", '"x"'],
+        "csv": [*base, "phones", "import", "--site", "shop", str(latin1)],
+    }
+    said = {name: CliRunner().invoke(main, args) for name, args in runs.items()}
+
+    for result in said.values():
+        assert result.exit_code in (1, 2), result.output
+        assert "Traceback" not in result.output and result.exception is not None
+        assert isinstance(result.exception, SystemExit)
+    assert "a policy is a JSON object, not list" in said["policy"].output
+    assert "must be a JSON object of settings" in said["config"].output
+    assert "not UTF-8 text" in said["csv"].output

@@ -43,7 +43,13 @@ def phones_import(
     ctx: click.Context, site_slug: str, csv_file: Path, report_file: Path | None, as_json: bool
 ) -> None:
     """Set phone numbers from a CSV (columns: phone and customer_id or email)."""
-    text = csv_file.read_text(encoding="utf-8-sig")
+    try:
+        text = csv_file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as undecodable:
+        raise click.ClickException(
+            f"{csv_file}: not UTF-8 text ({undecodable.reason} at byte {undecodable.start});"
+            " save the CSV as UTF-8 and import it again"
+        ) from None
     total = max(text.count("\n") - 1, 0)
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("importing", total=total)

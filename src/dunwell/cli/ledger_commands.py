@@ -243,9 +243,11 @@ def policies_save(
 ) -> None:
     """Save FILE (JSON) as the next version of the policy."""
     try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise click.ClickException(f"{file}: not JSON ({error})") from None
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"{file}: not UTF-8 JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{file}: a policy is a JSON object, not {type(data).__name__}")
     clock_ = get_app(ctx).clock
 
     def work(conn: Connection) -> policies.PolicyVersion:

@@ -381,6 +381,8 @@ def channels_set(
         config = json.loads(config_json)
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="--config") from None
+    if not isinstance(config, dict):
+        raise click.BadParameter("must be a JSON object of settings", param_hint="--config")
     secret = os.environ.get(secret_env) if secret_env else None
     if secret_env and secret is None:
         raise click.BadParameter(f"${secret_env} is not set", param_hint="--secret-env")
