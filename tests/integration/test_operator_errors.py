@@ -16,33 +16,16 @@ from sqlalchemy import text
 from dunwell import worker as worker_module
 from dunwell.bootstrap import App
 from dunwell.cli import main
-from dunwell.services.channel_config import SECRET_UNREADABLE, save_channel_config
-from dunwell.services.sites import site_now
+from dunwell.services.channel_config import SECRET_UNREADABLE
 from dunwell.store import tables
 from dunwell.store.db import make_engine
 from dunwell.store.migrate import alembic_config
 from dunwell.worker import Worker
 from tests.integration.factories import INSUFFICIENT, Shop
 from tests.integration.smtp_server import SmtpServer
+from tests.integration.test_provider_delivery import _save_smtp
 
 OTHER_KEY = "another-secret-key-after-a-rotation-0123456789"
-
-
-def _save_smtp(shop: Shop, server: SmtpServer, secret: str | None = None) -> None:
-    config = {"host": "127.0.0.1", "port": server.port, "security": "none"}
-    if secret:
-        config["username"] = "billing"
-    with shop.app.begin() as conn:
-        save_channel_config(
-            conn,
-            shop.site_id,
-            "email",
-            "smtp",
-            {**config, "from_addr": f"billing@{shop.site_id}.example"},
-            secret,
-            shop.app.secret_box(),
-            site_now(conn, shop.site_id, shop.app.clock),
-        )
 
 
 def _change_key(app: App) -> None:

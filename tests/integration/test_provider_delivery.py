@@ -286,9 +286,12 @@ def _died_before_recording(shop: Shop, outbox_id: int) -> None:
         )
 
 
-def _save_smtp(shop: Shop, server: SmtpServer, **extra: str) -> None:
-    """The shop sends email through ``server``, from billing@shop.example."""
+def _save_smtp(shop: Shop, server: SmtpServer, *, secret: str | None = None, **extra: str) -> None:
+    """The shop sends email through ``server``, from billing@shop.example;
+    with ``secret``, it logs in as billing with that password."""
     config = {"host": "127.0.0.1", "port": server.port, "security": "none"}
+    if secret:
+        config["username"] = "billing"
     with shop.app.begin() as conn:
         save_channel_config(
             conn,
@@ -296,7 +299,7 @@ def _save_smtp(shop: Shop, server: SmtpServer, **extra: str) -> None:
             "email",
             "smtp",
             {**config, "from_addr": "billing@shop.example", **extra},
-            None,
+            secret,
             shop.app.secret_box(),
             site_now(conn, shop.site_id, shop.app.clock),
         )
