@@ -10,13 +10,13 @@ firewall the path, or set ``metrics_token`` so that the scraper must send
 
 from __future__ import annotations
 
-import hmac
 import math
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 
 from dunwell.api.deps import AppDep, bearer_key
+from dunwell.security.links import tokens_match
 from dunwell.services.metrics import Labels, Metric, gather
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -37,7 +37,7 @@ def _check_token(expected: str, authorization: str) -> None:
         return
     given = bearer_key(authorization) or ""
     # Constant time, so the token cannot be guessed one character at a time.
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not tokens_match(given, expected):
         raise HTTPException(401, "Missing or wrong metrics token", {"WWW-Authenticate": "Bearer"})
 
 

@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from dunwell.bootstrap import App
+from dunwell.security.links import tokens_match
 from dunwell.services.channel_config import load_channel_configs
 from dunwell.services.sites import SLUG
 from dunwell.store.tables import sites
@@ -63,7 +64,7 @@ class TwilioSite:
         where ``validate`` normalizes it first (an upper-case scheme), which
         proves the token just as well.
         """
-        if hmac.compare_digest(self.signature(url, params).encode(), signature.encode()):
+        if tokens_match(self.signature(url, params), signature):
             return True
         return bool(self.validator.validate(url, params, signature))
 
