@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from dunwell.messaging.redact import redact_card_numbers
-from dunwell.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from dunwell.services.errors import Busy, Conflict, InvalidInput, NotFound, ServiceError
 
 PROBLEM = "application/problem+json"
 #: Where FastAPI found a parameter: the first part of a validation error's loc.
@@ -41,6 +41,10 @@ def install(app: FastAPI) -> None:
             return problem(422, "Invalid field", error.message, field=error.field)
         if isinstance(error, Conflict):
             return problem(409, "Conflict", str(error))
+        if isinstance(error, Busy):
+            response = problem(503, "Busy", str(error))
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+            return response
         return problem(400, "Bad request", str(error))
 
     @app.exception_handler(RequestValidationError)

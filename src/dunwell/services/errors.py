@@ -3,7 +3,8 @@
 ServiceError             base; ``str()`` is a message for a person
 ├── NotFound             the thing does not exist in this site
 ├── InvalidInput         a field is wrong; ``field`` names it
-└── Conflict             the thing exists but is in the wrong state
+├── Conflict             the thing exists but is in the wrong state
+└── Busy                 the answer cannot be given consistently now; retry soon
 """
 
 from __future__ import annotations
@@ -26,3 +27,9 @@ class InvalidInput(ServiceError):
 
 class Conflict(ServiceError):
     pass
+
+
+class Busy(ServiceError):
+    """Transient: other work holds what the answer depends on. Ask again shortly."""
+
+    retry_after_seconds = 1

@@ -3,6 +3,17 @@
 The fan-out happens in :meth:`EventBatch.write`, inside the transaction that
 writes the events: a webhook delivery exists exactly when its event does,
 with no second process to catch up or fall behind.
+
+Reading the log by id cursor (``GET /v1/events?after=``) must never pass
+an event for good. On PostgreSQL ids come from a sequence when a row is
+inserted, not when its transaction commits, so a reader could see id 11
+while id 10's transaction is still open, move its cursor to 11, and never
+see 10. Writers therefore take a shared advisory lock (held until they
+commit) before their events get ids, and the reader takes the same lock
+exclusively before it reads: it waits for the writers in flight, and every
+id it can see then belongs to a finished transaction. Writers never wait
+for each other, only for a reader, for the time of one indexed read.
+SQLite has one writer at a time, so its ids are already in commit order.
 """
 
 from __future__ import annotations
@@ -12,9 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy.exc import OperationalError
 
 from dunwell.clock import ensure_utc
+from dunwell.services.errors import Busy
 from dunwell.store.bulk import bulk_insert
 from dunwell.store.tables import events, webhook_deliveries, webhook_endpoints
 
@@ -32,6 +45,14 @@ WEBHOOK_EVENTS = (
     "concierge.escalated",
 )
 _WEBHOOK_TYPES = frozenset(WEBHOOK_EVENTS)
+
+#: The advisory lock key of the event log (PostgreSQL): "dunwEVnt" as a bigint.
+EVENT_LOG_LOCK = int.from_bytes(b"dunwEVnt", "big") >> 1
+#: How long a reader of the log waits for the writers in flight. Writers that
+#: come meanwhile queue behind it, so this also bounds how long they wait.
+READ_WAIT_SECONDS = 5.0
+#: PostgreSQL's SQLSTATE for lock_timeout expiring.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass
@@ -73,6 +94,8 @@ class EventBatch:
         """
         if not self.rows:
             return
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": EVENT_LOG_LOCK})
         hooked = {row["site_id"] for row in self.rows if wants_webhook(row)}
         endpoints = _enabled_endpoints(conn, hooked) if hooked else {}
         if endpoints:
@@ -173,8 +196,17 @@ def list_events(
     type_: str | None = None,
     after_id: int = 0,
     limit: int = 100,
+    wait_seconds: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The site's event log in id order after ``after_id`` (a cursor)."""
+    """The site's event log in id order after ``after_id`` (a cursor).
+
+    Call it in a transaction of its own that ends soon after: on PostgreSQL
+    the exclusive lock taken here holds event writers back until it ends.
+    Raises :class:`Busy` when the writers in flight take longer than
+    ``wait_seconds`` (default :data:`READ_WAIT_SECONDS`) to finish.
+    """
+    if conn.dialect.name == "postgresql":
+        _wait_for_event_writers(conn, READ_WAIT_SECONDS if wait_seconds is None else wait_seconds)
     query = (
         select(
             events.c.id,
@@ -192,3 +224,14 @@ def list_events(
     if type_:
         query = query.where(events.c.type == type_)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _wait_for_event_writers(conn: Connection, wait_seconds: float) -> None:
+    """Take the event log's lock exclusively, once every writer in flight has committed."""
+    conn.execute(text(f"SET LOCAL lock_timeout = {max(1, round(wait_seconds * 1000))}"))
+    try:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise Busy("events are being written right now; ask again in a second") from error
