@@ -35,6 +35,21 @@ def reference_cases() -> list[dict[str, Any]]:
 
 CASES = reference_cases()
 
+#: Answers of the reference itself (``sms-segments-calculator`` 1.3.0, run on
+#: node: ``new SegmentedMessage(text, "auto", smart_encoding)``) for texts
+#: where Unicode 10's cluster rules, which it follows, differ from today's
+#: (skin tones on newer emoji, joiners before emoji that were no
+#: Glue_After_Zwj, tags and modifiers in odd places), random mixes of
+#: scripts, marks, flags and emoji, and the examples in docs/compliance.md.
+REFERENCE_ANSWERS = [
+    json.loads(line)
+    # Split on newlines only: the texts hold U+2028 and other line breaks raw.
+    for line in (Path(__file__).resolve().parents[2] / "data" / "segment_reference_answers.jsonl")
+    .read_text(encoding="utf-8")
+    .split("\n")
+    if line
+]
+
 
 def units(text: str) -> int:
     """What a text costs in the units of its encoding (septets or UTF-16 units)."""
@@ -49,6 +64,20 @@ def test_the_reference_table_is_all_there() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case["description"] for case in CASES])
 def test_every_reference_case_counts_as_the_reference_does(case: dict[str, Any]) -> None:
+    count = count_segments(case["text"], smart_encoding=case["smart_encoding"])
+    assert (count.encoding, count.segments, count.characters) == (
+        case["encoding"],
+        case["segments"],
+        case["characters"],
+    )
+
+
+def test_the_reference_answers_are_all_there() -> None:
+    assert len(REFERENCE_ANSWERS) == 311
+
+
+@pytest.mark.parametrize("case", REFERENCE_ANSWERS, ids=range(len(REFERENCE_ANSWERS)))
+def test_texts_the_reference_answered_count_as_it_does(case: dict[str, Any]) -> None:
     count = count_segments(case["text"], smart_encoding=case["smart_encoding"])
     assert (count.encoding, count.segments, count.characters) == (
         case["encoding"],
@@ -169,6 +198,13 @@ def test_a_cluster_larger_than_a_segment_gets_one_to_itself_as_the_reference_doe
         ("🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", 1),  # Scotland
         ("\u1100\u1161\u11a8", 1),  # Hangul jamo making one syllable
         ("ç\r\n", 3),  # CR and LF count apart, as the reference counts them
+        # Unicode 10's rules, which the reference follows: a skin tone joins
+        # only an emoji that took one then, and a joiner only a few emoji.
+        ("🫶🏼", 2),  # Unicode 14 emoji: the skin tone stands alone
+        ("❤️\u200d🔥", 2),  # 🔥 was no Glue_After_Zwj
+        ("👩\u200d❤️\u200d👨", 1),  # ❤ and 👨 were
+        ("🧔🏻", 1),  # an E_Base in Unicode 10
+        ("a\u0301🏻", 2),  # a skin tone after a letter
     ],
 )
 def test_ucs2_counts_user_visible_characters(text: str, clusters: int) -> None:
