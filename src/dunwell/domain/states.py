@@ -48,6 +48,25 @@ REACTIVATABLE_SUBSCRIPTIONS = frozenset(
 )
 
 
+class PausedBy(StrEnum):
+    """Who paused a subscription, which decides whether a payment resumes it."""
+
+    DUNNING = "dunning"
+    MERCHANT = "merchant"
+
+
+def resumed_by_payment(status: str, paused_by: str | None) -> bool:
+    """Whether paying a subscription's last debt makes it active again.
+
+    A final action's pause or unpaid existed because of the debt, so paying
+    it removes the reason. A merchant's pause was a decision of its own,
+    which a payment does not undo.
+    """
+    if status not in REACTIVATABLE_SUBSCRIPTIONS:
+        return False
+    return not (status == SubscriptionStatus.PAUSED and paused_by == PausedBy.MERCHANT)
+
+
 class CyclePhase(StrEnum):
     """Where an invoice's collection stands.
 

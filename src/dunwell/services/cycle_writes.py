@@ -14,7 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from dunwell.domain.intervals import IntervalUnit, first_period_from
-from dunwell.domain.states import REACTIVATABLE_SUBSCRIPTIONS, InvoiceStatus, SubscriptionStatus
+from dunwell.domain.states import (
+    REACTIVATABLE_SUBSCRIPTIONS,
+    InvoiceStatus,
+    PausedBy,
+    SubscriptionStatus,
+)
 from dunwell.services.claims import release_cycles
 from dunwell.services.events import EventBatch
 from dunwell.store.bulk import bulk_update
@@ -122,6 +127,10 @@ class PendingWrites:
             if (current := self.subscription_status.get(sub_id, loaded))
             in REACTIVATABLE_SUBSCRIPTIONS
         }
+        # A merchant's pause is kept (see ``resumed_by_payment``). Statuses set
+        # by this batch are final actions', so only loaded pauses are looked up.
+        for sub_id in self._paused_by_merchant(conn, candidates):
+            del candidates[sub_id]
         if not candidates:
             return
         still_owing = {
@@ -145,6 +154,25 @@ class PendingWrites:
                     site_id,
                     customer_id,
                 )
+
+    def _paused_by_merchant(
+        self, conn: Connection, candidates: dict[int, tuple[datetime, int, int, str]]
+    ) -> list[int]:
+        loaded_pauses = [
+            sub_id
+            for sub_id, (_, _, _, current) in candidates.items()
+            if current == SubscriptionStatus.PAUSED and sub_id not in self.subscription_status
+        ]
+        if not loaded_pauses:
+            return []
+        s = subscriptions
+        return list(
+            conn.execute(
+                select(s.c.id).where(
+                    s.c.id.in_(loaded_pauses), s.c.paused_by == PausedBy.MERCHANT.value
+                )
+            ).scalars()
+        )
 
     def _keep_only_unchanged_subscriptions(self, conn: Connection) -> None:
         """Drop the changes to subscriptions changed by someone else since the batch read them.
@@ -183,6 +211,10 @@ class PendingWrites:
                     "b_id": sub_id,
                     "status": after,
                     "canceled_at": now if after == SubscriptionStatus.CANCELED.value else None,
+                    # The worker pauses only as a final action.
+                    "paused_by": (
+                        PausedBy.DUNNING.value if after == SubscriptionStatus.PAUSED else None
+                    ),
                 }
             )
             self.events.add(

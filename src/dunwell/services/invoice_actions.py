@@ -26,11 +26,11 @@ from sqlalchemy import Connection, select, update
 from dunwell.domain.dunning import final_at
 from dunwell.domain.policy import MAX_ATTEMPTS_CAP
 from dunwell.domain.states import (
-    REACTIVATABLE_SUBSCRIPTIONS,
     Collection,
     CyclePhase,
     InvoiceStatus,
     SubscriptionStatus,
+    resumed_by_payment,
 )
 from dunwell.services.collection_requests import schedule_retry
 from dunwell.services.cycle_rows import state_from_row
@@ -210,14 +210,16 @@ def _reactivate_subscription(conn: Connection, invoice: InvoiceRef, now: datetim
             invoices.c.status == InvoiceStatus.PAST_DUE.value,
         )
     ).first()
-    status = conn.execute(
-        select(subscriptions.c.status).where(subscriptions.c.id == invoice.subscription_id)
-    ).scalar_one()
-    if owing is None and status in REACTIVATABLE_SUBSCRIPTIONS:
+    status, paused_by = conn.execute(
+        select(subscriptions.c.status, subscriptions.c.paused_by).where(
+            subscriptions.c.id == invoice.subscription_id
+        )
+    ).one()
+    if owing is None and resumed_by_payment(status, paused_by):
         conn.execute(
             update(subscriptions)
             .where(subscriptions.c.id == invoice.subscription_id)
-            .values(status=SubscriptionStatus.ACTIVE.value)
+            .values(status=SubscriptionStatus.ACTIVE.value, paused_by=None)
         )
         if status in NOT_RENEWING:
             # As when a charge pays it: the periods spent paused or unpaid

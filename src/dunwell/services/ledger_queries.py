@@ -16,7 +16,7 @@ from babel.numbers import get_territory_currencies
 from sqlalchemy import Connection, Select, Table, func, select, update
 
 from dunwell.domain.intervals import IntervalUnit, first_period_from
-from dunwell.domain.states import InvoiceStatus, SubscriptionStatus
+from dunwell.domain.states import InvoiceStatus, PausedBy, SubscriptionStatus
 from dunwell.services.channel_config import EMAIL
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.services.events import EventBatch
@@ -236,7 +236,7 @@ def pause_subscription(conn: Connection, site_id: int, subscription_id: int, now
     current = _subscription_row(conn, site_id, subscription_id)
     if current.status not in (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value):
         raise Conflict(f"cannot pause subscription {subscription_id}: it is {current.status}")
-    _move(conn, current, SubscriptionStatus.PAUSED, now)
+    _move(conn, current, SubscriptionStatus.PAUSED, now, paused_by=PausedBy.MERCHANT.value)
 
 
 def resume_subscription(
@@ -285,6 +285,7 @@ def _move(
     # Compare-and-set on the status read above: a worker that changed it in
     # between (a final action, a payment) wins, and the caller may try again.
     s = subscriptions
+    values.setdefault("paused_by", None)
     done = conn.execute(
         update(s)
         .where(s.c.site_id == current.site_id, s.c.id == current.id)

@@ -16,12 +16,12 @@ from sqlalchemy import select, update
 from dunwell.domain.declines import classify_decline
 from dunwell.domain.dunning import ChargeResult, Decision, advance
 from dunwell.domain.states import (
-    REACTIVATABLE_SUBSCRIPTIONS,
     AttemptStatus,
     Collection,
     CyclePhase,
     InvoiceStatus,
     SubscriptionStatus,
+    resumed_by_payment,
 )
 from dunwell.gateways.base import ChargeResponse
 from dunwell.services import ledger
@@ -218,9 +218,11 @@ def _reactivate(mirror: Mirror, subscription_id: int, customer_id: int) -> None:
             invoices.c.status == InvoiceStatus.PAST_DUE.value,
         )
     ).first()
-    status = mirror.conn.execute(
-        select(subscriptions.c.status).where(subscriptions.c.id == subscription_id)
-    ).scalar_one()
-    if owing is None and status in REACTIVATABLE_SUBSCRIPTIONS:
+    status, paused_by = mirror.conn.execute(
+        select(subscriptions.c.status, subscriptions.c.paused_by).where(
+            subscriptions.c.id == subscription_id
+        )
+    ).one()
+    if owing is None and resumed_by_payment(status, paused_by):
         active = SubscriptionStatus.ACTIVE.value
         mirror.set_subscription_status(subscription_id, customer_id, status, active)

@@ -166,6 +166,10 @@ subscriptions = Table(
     Column("external_id", String(255)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("canceled_at", UTCDateTime),
+    # Who paused a paused subscription: "dunning" (a final action) or
+    # "merchant" (the API or the dashboard). Paying the debt brings back only
+    # the first kind; NULL (paused before this was kept) counts as dunning.
+    Column("paused_by", String(16)),
     CheckConstraint(
         "status IN ('active', 'past_due', 'unpaid', 'paused', 'canceled')", name="status"
     ),
