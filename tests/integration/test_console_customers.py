@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from dunwell.bootstrap import App
 from dunwell.domain.states import Collection
-from dunwell.services import invoice_actions
+from dunwell.services import invoice_actions, ledger_queries
 from dunwell.store import tables
 from dunwell.web.console.event_words import describe_event
 from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
@@ -73,6 +73,16 @@ def test_the_customer_page_shows_the_whole_file(app: App, shop: Shop, client: Te
     assert messages and all(f"<td>{m.id}</td>" in text for m in messages)
     assert "I get paid on friday" in text  # the chat history
     assert "Stop collecting" in text
+
+
+def test_a_paused_subscription_says_who_paused_it(app: App, shop: Shop, client: TestClient) -> None:
+    ada = shop.customer(GOOD, first_name="Ada", last_name="Lovelace")
+    subscription = shop.subscribe(ada)
+    with app.begin() as conn:
+        ledger_queries.pause_subscription(conn, shop.site_id, subscription, shop.now)
+    signed_in_as(client, app, shop.site_id, "support")
+    text = unescape(client.get(f"/dashboard/customers/{ada}").text)
+    assert "by the merchant; resume it yourself" in text
 
 
 def test_another_sites_customer_is_not_found(app: App, shop: Shop, client: TestClient) -> None:
