@@ -206,7 +206,7 @@ def splits_nothing(letters: str) -> bool:
 def cluster_sizes(letters: str) -> Iterator[int]:
     """The size of each cluster in UTF-16 units, given ``property_letters(text)``."""
     code_points = letters.replace("_", "")
-    units = [2 if letter else 1 for letter in _low_surrogate_after(letters)]
+    units = list(_units_per_code_point(letters))
     start = 0
     for at in range(1, len(code_points)):
         if _breaks(code_points[start:at], code_points[at]):
@@ -216,11 +216,11 @@ def cluster_sizes(letters: str) -> Iterator[int]:
         yield sum(units[start:])
 
 
-def _low_surrogate_after(letters: str) -> Iterator[bool]:
-    """For each code point: whether it takes two UTF-16 units."""
+def _units_per_code_point(letters: str) -> Iterator[int]:
+    """For each code point: 2 when a low surrogate ("_") follows its letter, else 1."""
     for at, letter in enumerate(letters):
         if letter != "_":
-            yield at + 1 < len(letters) and letters[at + 1] == "_"
+            yield 2 if letters[at + 1 : at + 2] == "_" else 1
 
 
 def graphemes(text: str) -> list[str]:
