@@ -178,6 +178,28 @@ def test_stop_ends_the_question_so_a_yes_after_it_opts_back_in_batched_or_not(
         assert (conversation.status, conversation.awaiting) == ("closed", None)
 
 
+def test_stops_from_several_numbers_in_one_batch_each_end_their_own_question(app: App) -> None:
+    shop = Shop.create(app)
+    with app.begin() as conn:
+        now = site_now(conn, shop.site_id, app.clock)
+        for phone in (ANN, BEN, CAL):
+            conversation = current_conversation(conn, shop.site_id, phone, None, now)
+            save_state(conn, conversation, {"awaiting": "confirmation"}, now)
+    stops = [
+        InboundSms(shop.site_id, "twilio", f"SMS{n:031d}", phone, "+14155550000", "STOP")
+        for n, phone in enumerate((ANN, BEN))
+    ]
+    with app.begin() as conn:
+        receive_many(conn, stops, app.clock)
+
+    status = {c.phone: (c.status, c.awaiting) for c in shop.all(tables.conversations)}
+    assert status == {
+        ANN: ("closed", None),
+        BEN: ("closed", None),
+        CAL: ("open", "confirmation"),  # no STOP from this number
+    }
+
+
 def test_a_sid_stored_earlier_is_a_repeat_in_a_batch(app: App) -> None:
     shop = _site(app, "shop")
     first, *_ = _texts(shop.site_id, "C")

@@ -220,19 +220,38 @@ def close_conversation(conn: Connection, conversation_id: int, outcome: str, now
     )
 
 
-def close_live_conversation(
-    conn: Connection, site_id: int, phone: str, outcome: str, now: datetime
+def close_live_conversations(
+    conn: Connection, closing: Mapping[tuple[int, str], datetime], outcome: str
 ) -> None:
-    """Close the number's open conversation, if it has one: its pending question is void.
+    """Close each number's open conversation, if it has one: its pending question is void.
 
-    An escalated conversation stays with the person who has it.
+    ``closing`` maps (site id, phone) to when. One statement for them all
+    (a batch of inbound texts may hold many STOPs). An escalated
+    conversation stays with the person who has it.
     """
-    c = conversations
-    conn.execute(
-        update(c)
-        .where(c.c.site_id == site_id, c.c.phone == phone, c.c.status == "open")
-        .values(status="closed", outcome=outcome, closed_at=now, nudge_at=None, awaiting=None)
+    if closing:
+        params = [
+            {"site": site_id, "number": phone, "why": outcome, "at": at}
+            for (site_id, phone), at in closing.items()
+        ]
+        conn.execute(_CLOSE_LIVE, params)
+
+
+_CLOSE_LIVE = (
+    update(conversations)
+    .where(
+        conversations.c.site_id == bindparam("site"),
+        conversations.c.phone == bindparam("number"),
+        conversations.c.status == "open",
     )
+    .values(
+        status="closed",
+        outcome=bindparam("why"),
+        closed_at=bindparam("at"),
+        nudge_at=None,
+        awaiting=None,
+    )
+)
 
 
 def mark_escalated(conn: Connection, conversation_id: int, now: datetime) -> None:

@@ -32,7 +32,7 @@ from dunwell.clock import Clock
 from dunwell.messaging.keywords import Keyword, match_keyword, twilio_opt_out_type
 from dunwell.messaging.phones import PhoneError, normalize_phone
 from dunwell.messaging.redact import redact_card_numbers
-from dunwell.services.conversations import close_live_conversation, live_states
+from dunwell.services.conversations import close_live_conversations, live_states
 from dunwell.services.errors import NotFound
 from dunwell.services.events import EventBatch
 from dunwell.services.late_answers import LateAnswer, answered_late, queue_late_answers
@@ -276,8 +276,7 @@ def _apply(
         waiting_id = inbound_id if keyword is None else None
         results.append(InboundResult(False, keyword, reply, customer_id, phone, waiting_id))
     _set_opt_outs(conn, opt_outs)
-    for (site_id, phone), at in ended.items():
-        close_live_conversation(conn, site_id, phone, "answered", at)
+    close_live_conversations(conn, ended, "answered")
     events.write(conn)
     if late_answers:  # only texts read back from the provider's log have any
         settings = {site_id: site.settings for site_id, site in sites_by_id.items()}
