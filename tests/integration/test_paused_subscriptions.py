@@ -106,8 +106,8 @@ def test_marking_paid_what_a_final_action_paused_resumes_it_from_the_next_bounda
     assert len(_invoices(shop, subscription)) == len(billed) + 1
 
 
-@pytest.mark.parametrize("action", ["leave_active", "downgrade"])
-def test_a_final_action_that_leaves_it_active_does_not_undo_the_merchants_pause(
+@pytest.mark.parametrize("action", ["leave_active", "downgrade", "mark_unpaid"])
+def test_a_final_action_other_than_cancel_does_not_undo_the_merchants_pause(
     shop: Shop, client: TestClient, action: str
 ) -> None:
     final: dict[str, Any] = {"subscription_action": action, "invoice_outcome": "fail"}

@@ -36,6 +36,11 @@ FINAL_STATUS = {
     SubscriptionAction.DOWNGRADE: SubscriptionStatus.ACTIVE,
     SubscriptionAction.LEAVE_ACTIVE: SubscriptionStatus.ACTIVE,
 }
+#: The statuses a final action may move a subscription from, where not every one.
+_FINAL_ONLY_FROM = {
+    SubscriptionStatus.ACTIVE: {SubscriptionStatus.PAST_DUE.value},
+    SubscriptionStatus.UNPAID: {SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value},
+}
 
 
 @dataclass
@@ -245,11 +250,11 @@ class EffectWriter(PendingWrites):
         self, item: CycleWork, final: FinalAction, now: datetime, ids: dict[str, Any]
     ) -> None:
         status = FINAL_STATUS[final.subscription_action]
-        # Leaving active (or downgrading) settles a past-due subscription; one
-        # the merchant paused meanwhile stays paused, and is not back-billed.
-        only_from = (
-            {SubscriptionStatus.PAST_DUE.value} if status is SubscriptionStatus.ACTIVE else None
-        )
+        # Leaving active (or downgrading) settles a past-due subscription, and
+        # marking unpaid stops one still billed; one paused meanwhile stays
+        # paused: it is not back-billed, and a merchant's pause is not turned
+        # into an unpaid status that paying the debt would end.
+        only_from = _FINAL_ONLY_FROM.get(status)
         self._subscription(item, status, now, only_from=only_from)
         if final.subscription_action is SubscriptionAction.DOWNGRADE and item.subscription_id:
             assert final.downgrade_plan is not None
