@@ -56,6 +56,9 @@ ALIASES: dict[str, str] = {
     **dict.fromkeys(("yeah", "yea", "yah", "yeh", "yep", "yup", "yess", "yesss", "yas"), "yes"),
     **dict.fromkeys(("ye", "yse", "ys", "yez"), "yes"),
     **dict.fromkeys(("skp", "skipp", "skiip"), "skip"),
+    # Out of the edit-distance fix's reach: too short, or near a word it does not list.
+    **dict.fromkeys(("shp", "shipp"), "ship"),
+    **dict.fromkeys(("wher", "whre", "wehre"), "where"),
     **dict.fromkeys(("nope", "nah", "naw", "nahh", "noo", "nooo"), "no"),
     **dict.fromkeys(("k", "kk", "okk", "okie", "okey", "okay", "okey-dokey", "okies"), "ok"),
     **dict.fromkeys(("nvm", "nevermind", "nevrmind"), "never mind"),

@@ -12,6 +12,10 @@ decides, in this order:
 5. the items: swap, set a quantity, add;
 6. a question about the order's status, which yields to any request.
 
+A *hint* ("we still have plenty left") is a reason rather than a request:
+it is read only when no rule recognises a request, so "delay it, we have
+too much food" is a delay, and the hint never makes a request unsure.
+
 When a later rule also recognises a different request that the earlier
 one does not account for, the text holds two requests: the first still
 decides, but the reading is marked unsure.
@@ -45,6 +49,7 @@ RULES: tuple[Rule, ...] = (
     rules_items.add_product,
     rules_order.order_status,
 )
+HINTS: tuple[Rule, ...] = (rules_order.stocked_up,)
 
 # Readings a winner accounts for: the same words legitimately match both
 # ("skip the filters" is also a skip; "add the decaf instead of..." also an add).
@@ -70,7 +75,7 @@ def read_request(reading: Reading) -> Guess | None:
     """The request the text makes, or None when no rule recognises one."""
     guesses = [guess for rule in RULES if (guess := rule(reading)) is not None]
     if not guesses:
-        return None
+        return next((guess for rule in HINTS if (guess := rule(reading)) is not None), None)
     first = guesses[0]
     explained = _EXPLAINS.get(first.intent, frozenset()) | _NEVER_CONFLICTS | {first.intent}
     if any(other.sure and other.intent not in explained for other in guesses[1:]):

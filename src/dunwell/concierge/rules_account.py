@@ -11,6 +11,7 @@ import re
 
 from dunwell.concierge.intents import Intent
 from dunwell.concierge.reading import Guess, Reading, compile_any
+from dunwell.concierge.rules_items import switches_product
 
 _TEXT_NOUNS = r"(?:texts?|txts?|messages?|msgs?|sms|reminders?|notifications?|alerts?)"
 _OPT_OUT = compile_any(
@@ -76,6 +77,12 @@ _FREQUENCY = compile_any(
     + _CADENCE,
     r"\b(?:make|have)\s+(?:it|them|this|my \w+)\s+" + _CADENCE + r"\b(?!\s+(?:order|box|plan))",
     _CADENCE + r"\s+(?:instead|please|would be better|is better|works better)\b",
+    # "send them weekly", "can it come monthly?": a cadence closing the request; not
+    # "send my monthly box today", where it only describes the order. Only delivery
+    # verbs: "I get paid monthly" is about the customer's pay.
+    r"\b(?:send|ship|deliver|mail|come|arrive)\s+(?:[\w']+\s+){0,2}?"
+    + _CADENCE
+    + r"\s*(?:[,.!?]|$|please\b|from now on\b|going forward\b|now\b)",
     r"\b(?:space|spread)\s+(?:[\w']+\s+)?out\b|\btoo (?:often|frequent(?:ly)?)\b",
     r"\b(?:delivery|shipping|order)\s+(?:schedule|interval|cadence)\b",
 )
@@ -153,8 +160,14 @@ def change_frequency(r: Reading) -> Guess | None:
 
 
 def cancel_subscription(r: Reading) -> Guess | None:
-    """Ending the subscription: "cancel my subscription", "stop sending me coffee"."""
-    if r.find(_CANCEL_SUBSCRIPTION) or r.has(_QUITTING):
+    """Ending the subscription: "cancel my subscription", "stop sending me coffee".
+
+    Giving up the product while asking for another ("I don't want decaf anymore,
+    switch me back to dark roast") keeps the subscription: that is a swap.
+    """
+    if r.find(_CANCEL_SUBSCRIPTION):
+        return Guess(Intent.CANCEL_SUBSCRIPTION)
+    if r.has(_QUITTING) and not switches_product(r):
         return Guess(Intent.CANCEL_SUBSCRIPTION)
     if r.find(_CANCEL_ALONE):
         return Guess(Intent.CANCEL_SUBSCRIPTION, sure=False)
@@ -164,6 +177,6 @@ def cancel_subscription(r: Reading) -> Guess | None:
     # "no more vitamins for me": no more of the product, with one product on order.
     for match in _NO_MORE.finditer(r.text):
         mention = r.mention_after(match.end(), within=4)
-        if mention is not None and len(set(r.request.items)) <= 1:
+        if mention is not None and len(set(r.request.items)) <= 1 and not switches_product(r):
             return Guess(Intent.CANCEL_SUBSCRIPTION)
     return None

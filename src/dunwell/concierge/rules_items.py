@@ -71,6 +71,14 @@ _TO_BEFORE = re.compile(
     r"(?:\bfor|\bwith|\bto|\binto|->|\bget|\btry|\bwant|\bhave|\blike|\bsend(?: me)?|\bprefer)"
     r"\s+(?:the\s+|a\s+|an\s+|some\s+|my\s+|more\s+)?$"
 )
+# "I don't want the decaf anymore", "my pup hates the chicken": the item being given up,
+# so the side a swap comes *from* (and a swap even without a swapping verb, see below).
+_AGAINST_BEFORE = re.compile(
+    r"(?:\b(?:don't|do not|doesn't|does not|won't|will not|no longer)\s+(?:want|like|eat|drink"
+    r"|need|use|touch)|\bno more|\b(?:tired|sick) of|\bhates?|\bdislikes?|\bnot a fan of"
+    r"|\bcan't stand)\s+(?:the\s+|my\s+|our\s+|this\s+|that\s+|any\s+)?"
+    r"(?:(?:usual|regular|current)\s+)?$"
+)
 _FROM_BEFORE = re.compile(
     r"(?:instead of|rather than|in place of|\bfrom|\bout|\breplace|\breplacing|\bswap|\bswitch"
     r"|\btrade|\bexchange|\bchange|\bsub|\bsubstitute)\s+(?:the\s+|my\s+|our\s+|out\s+)?"
@@ -139,7 +147,7 @@ def swap_product(r: Reading) -> Guess | None:
     if not r.mentions and r.find(_SWAP) and _SOMETHING_ELSE.search(r.text):
         only = r.products.only_item()
         return Guess(Intent.SWAP_PRODUCT, {"from": only} if only else {}, sure=False)
-    if not r.mentions or not (r.find(_SWAP) or _INSTEAD.search(r.text)):
+    if not r.mentions or not (r.find(_SWAP) or _INSTEAD.search(r.text) or _turned_against(r)):
         return None
     source, target = _swap_roles(r)
     slots: dict[str, Any] = {}
@@ -154,13 +162,37 @@ def swap_product(r: Reading) -> Guess | None:
     return Guess(Intent.SWAP_PRODUCT, slots, sure="to" in slots)
 
 
+def switches_product(r: Reading) -> bool:
+    """Whether the text swaps an item for a product it names ("no more decaf, send dark roast")."""
+    guess = swap_product(r)
+    return guess is not None and "to" in guess.slots
+
+
+def _turned_against(r: Reading) -> bool:
+    # Giving up an item while naming a product the order lacks is a swap without the verb:
+    # "my pup hates the chicken, try the salmon kibble". An explicit "add" still adds.
+    if r.find(_ADD_EXPLICIT):
+        return False
+    against = any(
+        r.products.item(mention) is not None and _given_up(r, mention) for mention in r.mentions
+    )
+    return against and any(
+        (product := r.products.for_sale(mention)) is not None and product not in r.request.items
+        for mention in r.mentions
+    )
+
+
+def _given_up(r: Reading, mention: Mention) -> bool:
+    return _AGAINST_BEFORE.search(r.text[max(0, mention.start - 24) : mention.start]) is not None
+
+
 def _swap_roles(r: Reading) -> tuple[Mention | None, Mention | None]:
     source: Mention | None = None
     target: Mention | None = None
     loose: list[Mention] = []
     for mention in r.mentions:
         before = r.text[max(0, mention.start - 24) : mention.start]
-        if _FROM_BEFORE.search(before) and source is None:
+        if (_FROM_BEFORE.search(before) or _given_up(r, mention)) and source is None:
             source = mention
         elif _TO_BEFORE.search(before) and target is None:
             target = mention

@@ -32,6 +32,10 @@ _SKIP = compile_any(
     r"(?:^|[,.!] ?)not this (?:month|time|round|week)\b",
     r"\bno\s+(?:[\w']+\s+)?(?:order|box|delivery|shipment|package)?\s*"
     r"this (?:month|time|round|week)\b",
+)
+# "we still have plenty": a reason to skip, not a request. It is read as a skip only when
+# the text asks for nothing else ("delay it, we have too much food" is a delay).
+_STOCKED_UP = compile_any(
     r"\b(?:have|got|still have|still got)\s+(?:[\w']+\s+)?(?:plenty|enough|too much|lots|a lot"
     r"|extra|leftovers?|left over|a bunch)\b",
     r"\b(?:leftover|left over|backed up|overstocked|stocked up)\b",
@@ -49,10 +53,12 @@ _NOW = (
 )
 _SHIP_NOW = compile_any(
     r"\b(?:ship|send|deliver|mail|dispatch|process|rush|expedite|release|charge and ship"
-    rf"|get)\s+(?:[\w']+\s+){{0,5}}?(?:out\s+)?{_NOW}\b",
+    rf"|get|go out|head out)\s+(?:[\w']+\s+){{0,5}}?(?:out\s+)?{_NOW}\b",
     rf"\b(?:need|want|like)\s+(?:[\w']+\s+){{0,4}}?{_NOW}\b",
     r"\bexpedite\b|\brush\s+(?:it|my|the|this)\b",
-    r"\b(?:ship|send|get|have)\s+(?:[\w']+\s+){0,4}?(?:early|earlier|sooner|ahead of schedule)\b",
+    # "i need my blades sooner"; not "I want to pay sooner", which is about paying.
+    r"\b(?:ship|send|get|have|need(?!\s+to\b)|want(?!\s+to\b))\s+(?:[\w']+\s+){0,4}?"
+    r"(?:early|earlier|sooner|ahead of schedule)\b",
     r"\b(?:ran out|run out|running out|running low|all out|totally out|completely out)\b",
     r"\b(?:we're|i'm|we are|i am)\s+(?:all\s+|totally\s+|completely\s+)?out\b(?!\s+of)"
     r"|\bout of (?!town|the country|office|stock|state|touch|here"
@@ -74,6 +80,7 @@ _DELAY = compile_any(
     r"\blater\b|\bgive me (?:another|more|a few|\w+ more)\b",
     r"\b(?:another|extra|more|additional) (?:week|month|couple)\b",
     r"\b(?:don't|do not)\s+(?:send|ship|deliver|charge)\b[^.?!]{0,30}\b(?:until|till|til)\b",
+    r"\b(?:don't|do not)\s+(?:send|ship|deliver|charge)\s+(?:[\w']+\s+){0,2}?yet\b",
 )
 _VAGUE_LATER = re.compile(r"\b(?:next (?:week|month)|a bit|a while|for now|some time)\b")
 _MOVE = compile_any(
@@ -114,6 +121,11 @@ _REQUEST = re.compile(
 
 def skip_order(r: Reading) -> Guess | None:
     return Guess(Intent.SKIP_ORDER) if r.find(_SKIP) else None
+
+
+def stocked_up(r: Reading) -> Guess | None:
+    """Having plenty left, with no request of its own: a skip (a hint, see :mod:`rules`)."""
+    return Guess(Intent.SKIP_ORDER) if r.find(_STOCKED_UP) else None
 
 
 def cancel_order(r: Reading) -> Guess | None:

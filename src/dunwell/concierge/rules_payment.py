@@ -48,6 +48,11 @@ _UPDATE_IT = re.compile(
     r"|\b(?:put in|enter|add|give you|use)\s+(?:a\s+)?(?:new|different|another)\s+one\b"
 )
 _CARD_CONTEXT = re.compile(rf"\b{_CARD}\b")
+# "can I pay with a different card": how to pay, not when; with a time named
+# ("I can pay with my card on friday", "...next week") it is still a promise.
+_PAY_BY_MEANS = re.compile(
+    rf"\bpay(?:ing)?\s+(?:with|by|using|via|through)\s+(?:[\w']+\s+){{0,2}}?{_CARD}\b"
+)
 _RETRY = compile_any(
     r"\b(?:retry|re-?try|re-?run|rerun|reprocess|re-?process|re-?charge|rebill|re-?bill|re-?attempt)\b",
     r"\btry\s+(?:[\w']+\s+){0,3}?again\b",
@@ -94,6 +99,8 @@ def payment(r: Reading) -> Guess | None:
         if r.date is not None or _LATER.search(text):
             return Guess(Intent.PROMISE_TO_PAY, r.date_slot())
         return Guess(Intent.RETRY_PAYMENT)
+    if r.date is None and not _LATER.search(text) and _PAY_BY_MEANS.search(text):
+        return Guess(Intent.UPDATE_PAYMENT)
     about_paying = _PAYING.search(text) is not None or r.overdue
     if about_paying and _PROMISE.search(text):
         return Guess(Intent.PROMISE_TO_PAY, r.date_slot())

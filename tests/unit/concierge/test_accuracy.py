@@ -1,4 +1,4 @@
-"""Accuracy over labelled texts: the shared sample and this project's larger set.
+"""Accuracy over labelled texts: the shared sample, this project's larger set and a holdout.
 
 Intent accuracy is the share of cases whose intent is right; slot accuracy
 the share whose whole ``slots`` object equals the label.
@@ -19,6 +19,8 @@ from dunwell.concierge.understanding import request_from_json, understand, under
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 SAMPLE = SHARED / "data" / "concierge_sample.jsonl"
 OWN = Path(__file__).resolve().parents[2] / "data" / "concierge_cases.jsonl"
+# Written from the contract alone, without reading the rules, to catch overfitting.
+HOLDOUT = Path(__file__).resolve().parents[2] / "data" / "concierge_holdout.jsonl"
 MIN_INTENT, MIN_SLOTS = 0.95, 0.90
 
 
@@ -44,7 +46,9 @@ def score(path: Path) -> tuple[float, float, list[str]]:
     return intents / len(labelled), slots / len(labelled), wrong
 
 
-@pytest.mark.parametrize("path", [SAMPLE, OWN], ids=["shared sample", "own set"])
+@pytest.mark.parametrize(
+    "path", [SAMPLE, OWN, HOLDOUT], ids=["shared sample", "own set", "holdout set"]
+)
 def test_intent_and_slot_accuracy_meet_the_bar(path: Path) -> None:
     intent_accuracy, slot_accuracy, wrong = score(path)
     report = f"intent {intent_accuracy:.1%}, slots {slot_accuracy:.1%}; wrong:\n" + "\n".join(wrong)

@@ -24,6 +24,9 @@ from dunwell.concierge.normalize import normalize, number_value, one_edit_apart
         ("thanks \u2764\ufe0f\U0001f64f", "thanks"),
         ("postpne my delivry", "postpone my delivery"),
         ("wensday", "wednesday"),
+        # Shorter than the edit-distance fix reaches, so spelled out as aliases.
+        ("shp it now", "ship it now"),
+        ("wher is my ordr", "where is my order"),
     ],
 )
 def test_a_text_is_folded_to_one_canonical_spelling(text: str, expected: str) -> None:

@@ -21,17 +21,31 @@ PHRASES = {
         "I don't want this anymore, cancel everything",
         "cancle my subscripton",
     ],
-    Intent.SHIP_NOW: ["ship it now please", "we ran out, can you send the next box today?"],
+    Intent.SHIP_NOW: [
+        "ship it now please",
+        "we ran out, can you send the next box today?",
+        "shp it now",
+        "can it go out today?",
+        "we need our coffee sooner than that",
+    ],
     Intent.CHANGE_FREQUENCY: [
         "every 6 weeks instead please",
         "switch to every other month",
         "can I get it less often",
+        "send them weekly",
+        "can it come monthly?",
     ],
     Intent.CHANGE_ADDRESS: [
         "I moved, new address is 12 Oak St",
         "please update my shipping address",
     ],
-    Intent.UPDATE_PAYMENT: ["my card expired", "need to switch cards", "I have a new card"],
+    Intent.UPDATE_PAYMENT: [
+        "my card expired",
+        "need to switch cards",
+        "I have a new card",
+        "can I pay with a different card",
+        "can I pay by paypal",
+    ],
     Intent.RETRY_PAYMENT: [
         "charge me now",
         "I updated my card, try again",
@@ -41,6 +55,7 @@ PHRASES = {
         "where is my order?",
         "has my order shipped yet",
         "my package hasn't arrived",
+        "wher is my ordr",
     ],
     Intent.TALK_TO_HUMAN: ["can I talk to a real person", "agent please", "please call me"],
 }
@@ -69,6 +84,51 @@ def test_a_refused_request_does_not_count(ask: Ask, text: str) -> None:
 def test_a_question_about_status_yields_to_a_request(ask: Ask) -> None:
     understanding = ask("where's my order? if it hasn't shipped, push it back a week")
     assert (understanding.intent, understanding.slots) == (Intent.DELAY_ORDER, {"delay": "P1W"})
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "slots"),
+    [
+        ("Delay it please, we have too much coffee right now", Intent.DELAY_ORDER, {}),
+        ("we have plenty, push it a week", Intent.DELAY_ORDER, {"delay": "P1W"}),
+        ("we still have a lot left, cancel this order", Intent.CANCEL_ORDER, {}),
+        ("we still have plenty left", Intent.SKIP_ORDER, {}),
+    ],
+)
+def test_having_plenty_is_a_skip_only_when_nothing_else_is_asked(
+    ask: Ask, text: str, intent: Intent, slots: dict[str, str]
+) -> None:
+    understanding = ask(text)
+    assert (understanding.intent, understanding.slots) == (intent, slots)
+    assert understanding.confident
+
+
+@pytest.mark.parametrize("text", ["please don't ship it yet, we're away", "don't send it yet"])
+def test_not_yet_is_a_delay_without_a_span(ask: Ask, text: str) -> None:
+    understanding = ask(text)
+    assert (understanding.intent, understanding.slots) == (Intent.DELAY_ORDER, {})
+
+
+def test_a_cadence_that_only_describes_the_order_or_the_pay_is_no_new_frequency(
+    ask: Ask,
+) -> None:
+    assert ask("send my monthly box today").intent is Intent.SHIP_NOW
+    understanding = ask("I get paid monthly, so I'll pay on the 1st", overdue=True)
+    assert (understanding.intent, understanding.slots) == (
+        Intent.PROMISE_TO_PAY,
+        {"date": "2026-12-01"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "slots"),
+    [("I can pay with my card on friday", {"date": "2026-11-27"}), ("I'll pay by card soon", {})],
+)
+def test_paying_with_a_card_at_a_time_is_still_a_promise(
+    ask: Ask, text: str, slots: dict[str, str]
+) -> None:
+    understanding = ask(text, overdue=True)
+    assert (understanding.intent, understanding.slots) == (Intent.PROMISE_TO_PAY, slots)
 
 
 def test_a_charge_on_a_day_is_a_promise_only_while_a_payment_is_outstanding(ask: Ask) -> None:

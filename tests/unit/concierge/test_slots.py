@@ -109,6 +109,33 @@ def test_a_swap_naming_no_item_takes_the_only_item_or_leaves_it_out(ask: Ask) ->
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I don't want decaf anymore, switch me back to dark roast",
+        "no more decaf, send the dark roast",
+        "we hate the decaf, try the dark roast",
+        "not a fan of the decaf, can I get dark roast",
+    ],
+)
+def test_giving_up_the_item_for_another_product_is_a_swap(ask: Ask, text: str) -> None:
+    understanding = ask(text, items=(DECAF,))
+    assert (understanding.intent, understanding.slots) == (
+        Intent.SWAP_PRODUCT,
+        {"from": DECAF, "to": DARK},
+    )
+    assert understanding.confident
+
+
+def test_giving_up_the_only_item_without_another_ends_the_subscription(ask: Ask) -> None:
+    assert ask("I don't want decaf anymore", items=(DECAF,)).intent is Intent.CANCEL_SUBSCRIPTION
+    assert ask("no more decaf please", items=(DECAF,)).intent is Intent.CANCEL_SUBSCRIPTION
+
+
+def test_disliking_an_item_and_adding_another_is_still_an_add(ask: Ask) -> None:
+    assert ask("we hate the decaf, add a mug too", items=(DECAF,)).intent is Intent.ADD_PRODUCT
+
+
 def test_a_quantity_naming_no_item_takes_the_only_item_or_leaves_it_out(ask: Ask) -> None:
     assert answer(ask, "I only need one this time") == (
         Intent.CHANGE_QUANTITY,
