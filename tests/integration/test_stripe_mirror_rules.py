@@ -1,8 +1,9 @@
 """Rules of the Stripe mirror that protect the customer's money.
 
 * A subscription mirrored from Stripe is billed by Stripe: nothing in
-  Dunwell (the customer page, the SMS concierge) offers to change it, and a
-  change asked for anyway is refused, since it would never reach Stripe.
+  Dunwell (the customer page, the SMS concierge, the API) offers to change
+  it, and a change asked for anyway is refused, since it would never reach
+  Stripe.
 * ISK amounts are counted in hundredths by Stripe's API and in whole krónur
   by ISO 4217 and the ledger: converted both ways at the Stripe edges.
 * A failure in the same second as the payment that settled the invoice
@@ -169,6 +170,22 @@ def test_every_change_function_refuses_a_mirrored_subscription(
     who = changes.Changer(shop.site_id, customer, shop.now, source="concierge")
     with app.begin() as conn, pytest.raises(Conflict, match="managed in Stripe"):
         change(conn, who, sub)
+    assert same()
+
+
+@pytest.mark.parametrize("action", ["cancel", "pause", "resume"])
+def test_the_api_refuses_to_cancel_pause_or_resume_a_mirrored_subscription(
+    client: TestClient, shop: Shop, mirrored: tuple[int, int], action: str
+) -> None:
+    _, sub = mirrored
+    same = unchanged(shop, sub)
+    with shop.app.begin() as conn:
+        key = api_keys.create_key(conn, shop.site_id, "writer", "write", shop.now)
+    answer = client.post(
+        f"/v1/subscriptions/{sub}/{action}", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 409, answer.text
+    assert "managed in Stripe" in answer.json()["detail"]
     assert same()
 
 

@@ -269,6 +269,11 @@ def resume_subscription(
 
 
 def _subscription_row(conn: Connection, site_id: int, subscription_id: int) -> Any:
+    """The subscription to cancel, pause or resume; never a mirror of Stripe's.
+
+    Stripe bills a mirrored subscription: changed here alone, Stripe would
+    go on billing a customer the merchant believes canceled or paused.
+    """
     s = subscriptions
     query = select(s).where(s.c.site_id == site_id, s.c.id == subscription_id)
     if conn.dialect.name == "postgresql":
@@ -276,6 +281,11 @@ def _subscription_row(conn: Connection, site_id: int, subscription_id: int) -> A
     row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"no subscription {subscription_id} in this site")
+    if row.external_id is not None:
+        raise Conflict(
+            f"subscription {subscription_id} is managed in Stripe ({row.external_id}); "
+            "change it there, and Stripe's customer.subscription event brings the change here"
+        )
     return row
 
 
