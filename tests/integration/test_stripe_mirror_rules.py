@@ -43,6 +43,7 @@ from dunwell.store import tables
 from dunwell.web.csrf import FormSigner
 from tests.integration import stripe_events as se
 from tests.integration.concierge_phone import SandboxPhone
+from tests.integration.console_helpers import signed_in_as
 from tests.integration.factories import Shop
 from tests.integration.fake_stripe import API_KEY, FakeStripeServer
 from tests.integration.test_hosted_pages import portal_path
@@ -187,6 +188,25 @@ def test_the_api_refuses_to_cancel_pause_or_resume_a_mirrored_subscription(
     assert answer.status_code == 409, answer.text
     assert "managed in Stripe" in answer.json()["detail"]
     assert same()
+
+
+def test_marking_paid_an_invoice_stripe_collects_is_refused(
+    client: TestClient, shop: Shop, mirrored: tuple[int, int]
+) -> None:
+    customer, _ = mirrored
+    (invoice,) = shop.all(tables.invoices, customer_id=customer)
+    with shop.app.begin() as conn:
+        key = api_keys.create_key(conn, shop.site_id, "writer", "write", shop.now)
+    answer = client.post(
+        f"/v1/invoices/{invoice.id}/mark_paid", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 409, answer.text
+    assert "mark it paid in Stripe" in answer.json()["detail"]
+    assert shop.one(tables.invoices, id=invoice.id).status == "past_due"
+    signed_in_as(client, shop.app, shop.site_id, "owner")
+    page = client.get(f"/dashboard/customers/{customer}").text
+    assert f'/dashboard/invoices/{invoice.id}/mark-paid"' not in page
+    assert "Collected by Stripe: mark it paid there." in page
 
 
 def concierge_context(app: App, shop: Shop, customer: int) -> Any:

@@ -50,6 +50,8 @@ class InvoiceRef:
     status: InvoiceStatus
     collection: Collection
     cycle: Any  # the dunning_cycles row joined with the customer's payday
+    #: Stripe's invoice id when Dunwell mirrors it (Stripe collects it too).
+    external_id: str | None = None
 
 
 def load_invoice(
@@ -81,6 +83,7 @@ def load_invoice(
         InvoiceStatus(row.status),
         Collection(row.collection),
         cycle,
+        row.external_id,
     )
 
 
@@ -92,6 +95,13 @@ def stop_collecting(conn: Connection, site_id: int, invoice_id: int, now: dateti
 
 def mark_paid(conn: Connection, site_id: int, invoice_id: int, now: datetime) -> None:
     invoice = _open_invoice(conn, site_id, invoice_id, "mark paid")
+    if invoice.external_id is not None:
+        # Paid here alone, the Stripe invoice stays open and Stripe's own
+        # retries could charge the customer for what they already paid.
+        raise Conflict(
+            f"invoice {invoice_id} is collected by Stripe ({invoice.external_id}); mark it "
+            "paid in Stripe, and its invoice.paid event closes it here"
+        )
     _close(conn, invoice, InvoiceStatus.PAID, now, "marked_paid")
     _events(conn, invoice, now, ("invoice.paid", {"reason": "marked_paid"}))
     _reactivate_subscription(conn, invoice, now)
