@@ -61,7 +61,7 @@ def test_a_policy_naming_a_missing_template_is_refused(shop: Shop, client: TestC
         ),
         422,
     )
-    assert body["field"] == "steps" and "'nope'" in body["detail"]
+    assert body["field"] == "steps[0].email_template" and "'nope'" in body["detail"]
 
 
 def test_base_templates_cannot_be_deleted(shop: Shop, client: TestClient) -> None:

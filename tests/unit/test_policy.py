@@ -314,3 +314,43 @@ def valid_policies(draw: st.DrawFn) -> Policy:
 @given(valid_policies())
 def test_any_valid_policy_survives_the_round_trip_through_json(made: Policy) -> None:
     assert policy_from_dict(json.loads(json.dumps(policy_to_dict(made)))) == made
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        pytest.param({"final": []}, "final", id="an empty list for the final action"),
+        pytest.param({"final": False}, "final", id="false for the final action"),
+        pytest.param({"final": ""}, "final", id="empty text for the final action"),
+        pytest.param({"final": 0}, "final", id="zero for the final action"),
+        pytest.param({"steps": {}}, "steps", id="an empty object for the steps"),
+        pytest.param({"steps": ""}, "steps", id="empty text for the steps"),
+        pytest.param({"steps": 0}, "steps", id="zero for the steps"),
+        pytest.param({"steps": False}, "steps", id="false for the steps"),
+    ],
+)
+def test_an_empty_value_of_the_wrong_type_is_refused_not_read_as_the_default(
+    data: dict[str, Any], field: str
+) -> None:
+    # Read as omitted, "final": [] would quietly become cancel-and-write-off.
+    with pytest.raises(PolicyError) as raised:
+        policy_from_dict(data)
+    assert raised.value.field == field
+
+
+def test_null_steps_and_final_still_mean_omitted() -> None:
+    assert policy_from_dict({"steps": None, "final": None}) == Policy()
+
+
+@pytest.mark.parametrize(
+    "action", [a for a in SubscriptionAction if a is not SubscriptionAction.DOWNGRADE]
+)
+def test_a_downgrade_plan_left_beside_another_action_is_dropped(
+    action: SubscriptionAction,
+) -> None:
+    # The worker ignores it; kept, it read "cancel to basic" in the simulator
+    # and in an invoice's dunning status.
+    made = policy(final=FinalAction(action, downgrade_plan="basic"))
+    assert made.final == FinalAction(action)
+    data = {"final": {"subscription_action": action.value, "downgrade_plan": "basic"}}
+    assert policy_to_dict(policy_from_dict(data))["final"]["downgrade_plan"] is None

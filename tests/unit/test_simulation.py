@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 from dunwell.domain.compliance import SendWindow
 from dunwell.domain.payday import Payday
-from dunwell.domain.policy import FinalAction, InvoiceOutcome, Policy, Step, default_policy
+from dunwell.domain.policy import (
+    FinalAction,
+    InvoiceOutcome,
+    Policy,
+    Step,
+    SubscriptionAction,
+    default_policy,
+)
 from dunwell.domain.simulation import (
     ActionKind,
     PaidBy,
@@ -137,3 +144,16 @@ def test_an_unpaid_invoice_is_never_recovered_and_totals_add_up() -> None:
     assert totals.rate == 2 / 3
     assert recorded(cases).recovered == 2
     assert replay(AUTOMATIC, []).rate is None
+
+
+def test_the_final_action_names_a_downgrade_plan_only_for_a_downgrade() -> None:
+    left_over = FinalAction(SubscriptionAction.CANCEL, downgrade_plan="basic")
+    plan = plan_cycle(Policy(final_day=2, final=left_over), START)
+    assert [a.detail for a in plan if a.kind is ActionKind.FINAL] == [
+        "subscription: cancel; invoice written off"
+    ]
+    downgrade = FinalAction(SubscriptionAction.DOWNGRADE, downgrade_plan="basic")
+    plan = plan_cycle(Policy(final_day=2, final=downgrade), START)
+    assert [a.detail for a in plan if a.kind is ActionKind.FINAL] == [
+        "subscription: downgrade to basic; invoice written off"
+    ]

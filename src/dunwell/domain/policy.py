@@ -1,8 +1,8 @@
 """Dunning policies: retry cadence, steps on day N, and the end of the cycle.
 
-A policy *version* is immutable once an invoice has entered dunning with it;
-the store enforces that by writing a new version on every save of a used
-policy. This module only describes a version and validates it.
+A policy *version* is never edited: every save writes a new one (see
+``services/policies.py``), so an invoice keeps the exact schedule it entered
+dunning with. This module only describes a version and validates it.
 
 Day numbers follow Chargify and Recurly: day 1 is the day of the first
 failure (automatic invoices) or the day net terms pass (manual invoices).
@@ -87,6 +87,12 @@ class Policy:
         validate_policy(self)
         # Steps are kept sorted by day so decisions can scan them in order.
         object.__setattr__(self, "steps", tuple(sorted(self.steps, key=lambda s: s.day)))
+        final = self.final
+        if final.subscription_action is not SubscriptionAction.DOWNGRADE and final.downgrade_plan:
+            # A plan left from an earlier downgrade does nothing (the worker
+            # ignores it); dropped, so the simulator, the dunning status and
+            # the version history never describe a "cancel to basic".
+            object.__setattr__(self, "final", replace(final, downgrade_plan=None))
 
     def step_on(self, day: int) -> Step | None:
         return next((s for s in self.steps if s.day == day), None)
@@ -233,9 +239,7 @@ def policy_from_dict(data: dict[str, Any]) -> Policy:
         raise PolicyError("policy", "must be an object")
     _known_fields(data, POLICY_FIELDS, "")
     steps = tuple(_step_from_dict(i, raw) for i, raw in enumerate(_list(data, "steps")))
-    final_raw = data.get("final") or {}
-    if not isinstance(final_raw, dict):
-        raise PolicyError("final", "must be an object")
+    final_raw = _object(data, "final")
     _known_fields(final_raw, FINAL_FIELDS, "final")
     final = FinalAction(
         subscription_action=_enum(
@@ -285,9 +289,23 @@ def _known_fields(data: dict[str, Any], known: tuple[str, ...], prefix: str) -> 
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:
-    value = data.get(key) or []
+    # Only null reads as omitted: a falsy value of another type ({}, "", 0,
+    # false) is a mistake to name, not an empty list.
+    value = data.get(key)
+    if value is None:
+        return []
     if not isinstance(value, list):
         raise PolicyError(key, "must be a list")
+    return value
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    # As _list: "final": [] or false must not quietly become cancel-and-write-off.
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PolicyError(key, "must be an object")
     return value
 
 

@@ -90,8 +90,11 @@ def save_policy(
     except PolicyError as error:
         raise InvalidInput(error.field, error.message) from None
     _check_downgrade_plan(conn, site_id, policy)
-    _check_templates(conn, site_id, policy)
-    policy_id = _policy_id(conn, site_id, kind)
+    _check_templates(conn, site_id, policy, data)
+    # Locked until commit: two saves at once (a double-clicked Save) would
+    # otherwise both read the same latest number, and the second would fail
+    # on the unique (policy, version) constraint instead of becoming the next.
+    policy_id = _policy_id(conn, site_id, kind, lock=True)
     latest = conn.execute(
         select(func.max(dunning_policy_versions.c.version)).where(
             dunning_policy_versions.c.policy_id == policy_id
@@ -189,12 +192,13 @@ def _insert_version(
     )
 
 
-def _policy_id(conn: Connection, site_id: int, kind: Collection) -> int:
-    row = conn.execute(
-        select(dunning_policies.c.id).where(
-            dunning_policies.c.site_id == site_id, dunning_policies.c.kind == kind.value
-        )
-    ).first()
+def _policy_id(conn: Connection, site_id: int, kind: Collection, *, lock: bool = False) -> int:
+    query = select(dunning_policies.c.id).where(
+        dunning_policies.c.site_id == site_id, dunning_policies.c.kind == kind.value
+    )
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # SQLite: writers already queue (BEGIN IMMEDIATE)
+    row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"site {site_id} has no {kind.value} dunning policy")
     return int(row.id)
@@ -213,27 +217,44 @@ def _check_downgrade_plan(conn: Connection, site_id: int, policy: Policy) -> Non
         raise InvalidInput("final.downgrade_plan", f"no product with code {final.downgrade_plan!r}")
 
 
-def _check_templates(conn: Connection, site_id: int, policy: Policy) -> None:
-    """Every template a step names must exist for its channel, or the step could never send."""
-    needed = {
-        (name, place.rsplit(" ", 1)[1]): place
-        for name, places in policy.templates_used().items()
-        if name not in BASE_TEMPLATE_NAMES
-        for place in places
-    }
+def _check_templates(conn: Connection, site_id: int, policy: Policy, data: dict[str, Any]) -> None:
+    """Every template the policy names must exist for its channel, or it could never send.
+
+    The error names the field that uses it (``steps[2].sms_template``,
+    ``final.email_template``), the first in the order given.
+    """
+    needed = [use for use in _template_uses(policy, data) if use[1] not in BASE_TEMPLATE_NAMES]
     if not needed:
         return
     t = message_templates
     found = set(
         conn.execute(
             select(t.c.name, t.c.channel)
-            .where(t.c.site_id == site_id, t.c.name.in_({n for n, _ in needed}))
+            .where(t.c.site_id == site_id, t.c.name.in_({name for _, name, _ in needed}))
             .distinct()
         ).tuples()
     )
-    for (name, channel), place in sorted(needed.items()):
+    for path, name, channel in needed:
         if (name, channel) not in found:
-            raise InvalidInput("steps", f"there is no {channel} template {name!r} ({place})")
+            raise InvalidInput(path, f"there is no {channel} template {name!r}")
+
+
+def _template_uses(policy: Policy, data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(field path, template name, channel) of each template named, in the order given.
+
+    The policy keeps its steps sorted by day; the path must name a step by
+    its place in ``data`` as sent. Days are unique once the policy is valid.
+    """
+    given = {raw["day"]: index for index, raw in enumerate(data.get("steps") or [])}
+    uses: list[tuple[str, str, str]] = []
+    for step in sorted(policy.steps, key=lambda s: given[s.day]):
+        where = f"steps[{given[step.day]}]"
+        for channel, name in (("email", step.email_template), ("sms", step.sms_template)):
+            if name:
+                uses.append((f"{where}.{channel}_template", name, channel))
+    if policy.final.email_template:
+        uses.append(("final.email_template", policy.final.email_template, "email"))
+    return uses
 
 
 def _to_version(row: Any, kind: Collection) -> PolicyVersion:

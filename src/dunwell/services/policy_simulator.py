@@ -7,8 +7,10 @@ its assumptions are stated in :mod:`dunwell.domain.simulation`.
 
 The invoice shown for a customer is, in order: their most recent invoice of the
 policy's kind that entered dunning (day 1 is when it did), else their most
-recent open one (day 1 when it falls due, or now if that has passed), else a
-hypothetical invoice due now.
+recent open one, else a hypothetical invoice due now. Day 1 of an open invoice
+is when the worker will start it: its due date for a manual invoice (net terms
+passed, however late the worker notices), else when it falls due or now if
+that has passed (the first charge fails at the worker's next pass).
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ from dunwell.services.sms_settings import load_sms_settings
 from dunwell.store.tables import (
     customers,
     dunning_cycles,
+    dunning_policy_versions,
     events,
     invoices,
     payment_attempts,
+    payment_methods,
     sites,
 )
 
@@ -56,6 +60,9 @@ DEFAULT_REPLAY_DAYS = 180
 MAX_REPLAY_DAYS = 730
 #: Events that mean the customer or an operator acted before a payment.
 REQUEST_EVENTS = ("invoice.collection_requested", "invoice.promise_to_pay")
+#: The decline the worker records when a customer has no card to charge
+#: (``collection.NO_METHOD``): hard, so it stops the retries.
+NO_CARD_DECLINE = "no_payment_method"
 
 
 @dataclass(frozen=True)
@@ -98,11 +105,11 @@ def plan_for_customer(
     site = conn.execute(select(sites).where(sites.c.id == site_id)).one()
     person = find_customer(conn, site_id, customer)
     invoice = _invoice_for(conn, site_id, person.id, draft.kind) if person else None
-    start = now
-    if invoice is not None:
-        start = invoice.started_at or max(invoice.due_at, now)
+    start = _start(invoice, now)
     payday = _payday(person.payday if person else None)
-    decline = (_last_decline(conn, site_id, invoice.id) if invoice else None) or ASSUMED_DECLINE
+    recorded_decline = _last_decline(conn, site_id, invoice.id) if invoice else None
+    no_card = not recorded_decline and _without_card(conn, site_id, person, invoice, draft.kind)
+    decline = recorded_decline or (NO_CARD_DECLINE if no_card else ASSUMED_DECLINE)
     zone = local_zone(
         person.time_zone if person else None,
         phone_time_zone(person.phone) if person and person.phone else None,
@@ -112,6 +119,7 @@ def plan_for_customer(
     actions = plan_cycle(draft, start, payday=payday, decline_code=decline)
     actions = sms_send_times(actions, zone, settings.window, settings.frequency_cap)
     notes = _notes(person, settings.enabled, payday)
+    notes += _invoice_notes(invoice, no_card)
     return InvoicePlan(
         who=_who(person),
         invoice=invoice.number if invoice else "a hypothetical invoice due now",
@@ -257,10 +265,54 @@ def _requests(conn: Connection, site_id: int, ids: Any) -> dict[int, list[dateti
     return found
 
 
+def _start(invoice: Any, now: datetime) -> datetime:
+    """Day 1 of the shown invoice's cycle, as the worker counts it (see the module doc)."""
+    if invoice is None:
+        return now
+    started: datetime | None = invoice.started_at
+    due: datetime = invoice.due_at
+    if started is not None:
+        return started
+    if invoice.collection == Collection.MANUAL.value:
+        return due  # net terms passed then, however late the worker notices
+    return max(due, now)
+
+
+def _without_card(
+    conn: Connection, site_id: int, person: Any, invoice: Any, kind: Collection
+) -> bool:
+    """Whether the worker would find nothing to charge for this customer's invoice.
+
+    A customer or invoice mirrored from a gateway (``external_id``) may have a
+    card on file there, which the worker charges: the usual assumption stays.
+    """
+    if person is None or kind is not Collection.AUTOMATIC or person.external_id:
+        return False
+    if invoice is not None and invoice.external_id:
+        return False
+    pm = payment_methods
+    card = conn.execute(
+        select(pm.c.id)
+        .where(pm.c.site_id == site_id, pm.c.customer_id == person.id)
+        .where(pm.c.is_default.is_(True), pm.c.detached_at.is_(None))
+        .limit(1)
+    ).first()
+    return card is None
+
+
 def _invoice_for(conn: Connection, site_id: int, customer_id: int, kind: Collection) -> Any:
     base = (
-        select(invoices, dunning_cycles.c.started_at)
+        select(
+            invoices,
+            dunning_cycles.c.started_at,
+            dunning_cycles.c.phase.label("cycle_phase"),
+            dunning_policy_versions.c.version.label("pinned_version"),
+        )
         .outerjoin(dunning_cycles, dunning_cycles.c.invoice_id == invoices.c.id)
+        .outerjoin(
+            dunning_policy_versions,
+            dunning_policy_versions.c.id == dunning_cycles.c.policy_version_id,
+        )
         .where(invoices.c.site_id == site_id, invoices.c.customer_id == customer_id)
         .where(invoices.c.collection == kind.value)
     )
@@ -310,6 +362,23 @@ def _notes(person: Any, sms_enabled: bool, payday: Payday | None) -> list[str]:
         notes.append("This customer has no phone number: SMS steps would not reach them.")
     if payday is not None:
         notes.append(f"Retries on the cadence move to the customer's payday ({payday}).")
+    return notes
+
+
+def _invoice_notes(invoice: Any, no_card: bool) -> list[str]:
+    notes = []
+    if no_card:
+        notes.append(
+            f"This customer has no card on file: the first charge declines ({NO_CARD_DECLINE})"
+            " and nothing is retried until they add one."
+        )
+    if invoice is not None and invoice.cycle_phase == CyclePhase.DUNNING.value:
+        # The worker follows the version the cycle was pinned to, not the draft.
+        notes.append(
+            f"Invoice {invoice.number} is in dunning and keeps version"
+            f" {invoice.pinned_version}, the one it started with: a saved draft"
+            " applies only to invoices that enter dunning after it."
+        )
     return notes
 
 

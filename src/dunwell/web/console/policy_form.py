@@ -28,7 +28,6 @@ BLANK_ROWS = 3
 #: More rows than a policy can have steps (one per day), plus the blanks.
 MAX_ROWS = MAX_DAYS_CAP + BLANK_ROWS
 _STEP_PATH = re.compile(r"^steps\[(\d+)\](?:\.(\w+))?$")
-_MISSING_TEMPLATE = re.compile(r"\(day (\d+) (email|sms)\)")
 _NUMBERS = ("retry_interval_hours", "max_attempts", "final_day")
 
 
@@ -161,19 +160,11 @@ def draft_policy(form: PolicyForm, kind: Collection) -> Policy:
         raise field_error(error.field, error.message, rows) from None
 
 
-def field_error(
-    path: str, message: str, rows: list[int], days: list[int] | None = None
-) -> FieldError:
+def field_error(path: str, message: str, rows: list[int]) -> FieldError:
     """Turn a policy path (``steps[1].day``, ``final.downgrade_plan``) into the form's terms.
 
-    ``days`` (the steps' days, as ``rows``) places a missing template, which the
-    policy service reports as ``steps`` with the day and channel in the message.
+    ``rows`` are the form's row numbers of the steps sent, in the order sent.
     """
-    missing = _MISSING_TEMPLATE.search(message) if path == "steps" and days else None
-    if missing and days and int(missing.group(1)) in days:
-        n = rows[days.index(int(missing.group(1)))]
-        channel = missing.group(2)
-        return FieldError(f"step-{n}-{channel}", f"step {n + 1} {channel} template", message)
     found = _STEP_PATH.match(path)
     if found and int(found.group(1)) < len(rows):
         n = rows[int(found.group(1))]

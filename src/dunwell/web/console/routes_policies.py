@@ -88,17 +88,15 @@ def save(kind: str, desk: Editor) -> Response:
         return _unknown_kind(desk, kind)
     form = form_from_post(desk.form)
     rows: list[int] = []
-    days: list[int] = []
     try:
         data, rows = policy_data(form)
-        days = [step["day"] for step in data["steps"]]
         with desk.app.begin() as conn:
             now = site_now(conn, desk.site_id, desk.app.clock)
             saved = save_policy(conn, desk.site_id, collection, data, now, form.note or None)
     except FieldError as error:
         return _editor(desk, collection, form, None, [error], 422)
     except InvalidInput as error:
-        problem = field_error(error.field, error.message, rows, days)
+        problem = field_error(error.field, error.message, rows)
         return _editor(desk, collection, form, None, [problem], 422)
     except ServiceError as error:
         return _editor(desk, collection, form, None, [error], 409)
