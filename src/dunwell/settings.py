@@ -72,6 +72,10 @@ class Settings:
     # Seconds between checks of each Twilio site's received texts and of its
     # texts with no delivery report, for what the webhooks missed (0: never).
     twilio_catch_up_seconds: int = 300
+    # Bytes a request body may have: every route, and the CSV import (see
+    # api/body_limit.py). A larger body gets 413 before a route reads it.
+    max_request_bytes: int = 1_048_576
+    max_upload_bytes: int = 10_485_760
 
     def __post_init__(self) -> None:
         for name in ("delivery_concurrency", "stripe_concurrency", "webhook_concurrency"):
@@ -117,6 +121,10 @@ class Settings:
                 f"{_env('inbound_writer')} must be one of {', '.join(INBOUND_WRITERS)},"
                 f" not {self.inbound_writer!r}"
             )
+        for name in ("max_request_bytes", "max_upload_bytes"):
+            # Below a few kilobytes, Twilio's and Stripe's webhooks would be refused.
+            if (value := getattr(self, name)) < 65_536:
+                raise ValueError(f"{_env(name)} must be at least 65536, not {value}")
         _check_public_url(self.public_url)
         return self
 

@@ -52,6 +52,8 @@ def test_a_blank_configured_key_is_refused(tmp_path: Path) -> None:
         ("LEASE_SECONDS", "0", "DUNWELL_LEASE_SECONDS must be at least 1"),
         ("POLL_SECONDS", "0", "DUNWELL_POLL_SECONDS must be above 0"),
         ("POLL_SECONDS", "-1", "DUNWELL_POLL_SECONDS must be above 0"),
+        ("MAX_REQUEST_BYTES", "1000", "DUNWELL_MAX_REQUEST_BYTES must be at least 65536"),
+        ("MAX_UPLOAD_BYTES", "0", "DUNWELL_MAX_UPLOAD_BYTES must be at least 65536, not 0"),
         ("PORT", "0", "DUNWELL_PORT must be between 1 and 65535, not 0"),
         ("PORT", "70000", "DUNWELL_PORT must be between 1 and 65535"),
         ("INBOUND_WRITER", "fork", "DUNWELL_INBOUND_WRITER must be one of process, thread"),

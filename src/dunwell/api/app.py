@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dunwell import __version__
 from dunwell.api import problems
+from dunwell.api.body_limit import BodyLimit
 from dunwell.api.idempotency import install as install_idempotency
 from dunwell.api.routes_concierge import router as concierge_router
 from dunwell.api.routes_core import router as core_router
@@ -75,6 +76,11 @@ def create_app(app: App) -> FastAPI:
         lifespan=_lifespan,
     )
     api.state.dunwell = app
+    api.add_middleware(
+        BodyLimit,
+        max_request_bytes=app.settings.max_request_bytes,
+        max_upload_bytes=app.settings.max_upload_bytes,
+    )
     problems.install(api)
     install_idempotency(api)
     # First: the busiest webhook, matched before the hundred-odd other routes.
