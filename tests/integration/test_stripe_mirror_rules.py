@@ -14,6 +14,7 @@ Every test runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -79,6 +80,11 @@ def mirrored(client: TestClient, shop: Shop) -> tuple[int, int]:
     return customer, shop.one(tables.subscriptions, external_id=sub).id
 
 
+def shows_year_3000(text: str) -> bool:
+    """Whether ``text`` shows the mirror's placeholder date (not "3000" inside a token)."""
+    return re.search(r"(?<![0-9A-Za-z])3000(?![0-9A-Za-z])", text) is not None
+
+
 def unchanged(shop: Shop, subscription_id: int) -> Callable[[], bool]:
     """A check that the subscription, its items and its events are as they are now."""
 
@@ -105,7 +111,7 @@ def test_the_customer_page_shows_a_mirrored_subscription_read_only_without_a_dat
     page = client.get(path).text
 
     assert "managed in Stripe, so it cannot be changed or canceled here" in page
-    assert "3000" not in page
+    assert not shows_year_3000(page)
     assert f"{path}/subscriptions/{sub}/" not in page  # no form, no cancel link
     assert f'action="{path}/subscriptions/{own}/skip"' in page  # Dunwell's own still changes
     assert "Pro monthly" in page  # its items, as Stripe bills them
@@ -269,7 +275,7 @@ def test_a_customer_texting_to_skip_a_mirrored_order_is_not_offered_it(
     replies += phone.text("yes")
 
     assert "couldn't find an upcoming order" in replies[0]
-    assert not any("3000" in reply for reply in replies)
+    assert not any(shows_year_3000(reply) for reply in replies)
     assert same()
 
 
@@ -406,6 +412,6 @@ def test_messages_and_the_hand_over_give_no_date_for_a_mirrored_subscription(
         )
     assert context["subscription"]["next_charge_date"] is None
     assert "billed by Stripe" in handover.body_text
-    assert "3000" not in handover.body_text
+    assert not shows_year_3000(handover.body_text)
     own_charge = shop.one(tables.subscriptions, id=own).next_charge_at
     assert f"next charge {own_charge:%Y-%m-%d}" in handover.body_text
