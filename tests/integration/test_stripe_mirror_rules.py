@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -180,17 +181,20 @@ def test_every_change_function_refuses_a_mirrored_subscription(
     assert same()
 
 
+def post_as_writer(client: TestClient, shop: Shop, path: str) -> httpx.Response:
+    """POST ``path`` with a new write-scoped API key of the shop."""
+    with shop.app.begin() as conn:
+        key = api_keys.create_key(conn, shop.site_id, "writer", "write", shop.now)
+    return client.post(path, headers={"Authorization": f"Bearer {key}"})
+
+
 @pytest.mark.parametrize("action", ["cancel", "pause", "resume"])
 def test_the_api_refuses_to_cancel_pause_or_resume_a_mirrored_subscription(
     client: TestClient, shop: Shop, mirrored: tuple[int, int], action: str
 ) -> None:
     _, sub = mirrored
     same = unchanged(shop, sub)
-    with shop.app.begin() as conn:
-        key = api_keys.create_key(conn, shop.site_id, "writer", "write", shop.now)
-    answer = client.post(
-        f"/v1/subscriptions/{sub}/{action}", headers={"Authorization": f"Bearer {key}"}
-    )
+    answer = post_as_writer(client, shop, f"/v1/subscriptions/{sub}/{action}")
     assert answer.status_code == 409, answer.text
     assert "managed in Stripe" in answer.json()["detail"]
     assert same()
@@ -201,11 +205,7 @@ def test_marking_paid_an_invoice_stripe_collects_is_refused(
 ) -> None:
     customer, _ = mirrored
     (invoice,) = shop.all(tables.invoices, customer_id=customer)
-    with shop.app.begin() as conn:
-        key = api_keys.create_key(conn, shop.site_id, "writer", "write", shop.now)
-    answer = client.post(
-        f"/v1/invoices/{invoice.id}/mark_paid", headers={"Authorization": f"Bearer {key}"}
-    )
+    answer = post_as_writer(client, shop, f"/v1/invoices/{invoice.id}/mark_paid")
     assert answer.status_code == 409, answer.text
     assert "mark it paid in Stripe" in answer.json()["detail"]
     assert shop.one(tables.invoices, id=invoice.id).status == "past_due"
