@@ -18,9 +18,16 @@ from sqlalchemy import Connection, Engine, event, func, insert, select
 
 from dunwell.clock import FixedClock
 from dunwell.services.sites import create_site
-from dunwell.store.bulk import bulk_insert, bulk_update
+from dunwell.store.bulk import bulk_insert, bulk_insert_returning, bulk_update
 from dunwell.store.db import make_engine
-from dunwell.store.tables import customers, dunning_cycles, events, invoices, outbox
+from dunwell.store.tables import (
+    customers,
+    dunning_cycles,
+    events,
+    inbound_messages,
+    invoices,
+    outbox,
+)
 
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=1))
@@ -119,6 +126,59 @@ def test_bulk_insert_skips_conflicting_rows_only(engine: Engine) -> None:
         kinds = conn.execute(select(outbox.c.kind).distinct()).scalars().all()
     assert [tuple(r) for r in stored] == [("k0", {"n": 1}), ("k1", {"n": 1}), ("k2", {"n": 1})]
     assert kinds == ["transactional"]
+
+
+def _text(site_id: int, sid: str, body: str) -> dict[str, Any]:
+    return {
+        "site_id": site_id,
+        "provider": "twilio",
+        "provider_sid": sid,
+        "from_phone": "+14155550100",
+        "to_phone": None,
+        "customer_id": None,
+        "body": body,
+        "keyword": None,
+        "received_at": NOON.astimezone(PARIS),
+        "answered_at": None,
+    }
+
+
+def test_bulk_insert_returning_reads_back_each_inserted_row_in_order(engine: Engine) -> None:
+    with engine.begin() as conn:
+        site_id = _site(conn)
+        first = bulk_insert_returning(
+            conn,
+            inbound_messages,
+            [_text(site_id, f"SM{n}", f"text {n}") for n in range(3)],
+            ("provider_sid", "id"),
+            ignore_conflicts_on=("provider_sid",),
+        )
+        # SM1 is stored already and SM9 comes twice: each is skipped, not failed.
+        again = [_text(site_id, sid, "again") for sid in ("SM9", "SM1", "SM9", "SM10")]
+        second = bulk_insert_returning(
+            conn,
+            inbound_messages,
+            again,
+            ("provider_sid", "id"),
+            ignore_conflicts_on=("provider_sid",),
+        )
+        stored = conn.execute(
+            select(
+                inbound_messages.c.provider_sid, inbound_messages.c.id, inbound_messages.c.body
+            ).order_by(inbound_messages.c.id)
+        ).all()
+        received = conn.execute(select(inbound_messages.c.received_at)).scalars().all()
+    ids = {sid: id_ for sid, id_, _ in stored}
+    assert first == [(f"SM{n}", ids[f"SM{n}"]) for n in range(3)]
+    assert second == [("SM9", ids["SM9"]), ("SM10", ids["SM10"])]
+    assert [body for *_, body in stored] == ["text 0", "text 1", "text 2", "again", "again"]
+    assert set(received) == {NOON}  # converted as SQLAlchemy would: UTC, read back aware
+    with engine.begin() as conn:
+        assert bulk_insert_returning(conn, inbound_messages, [], ("id",)) == []
+        with pytest.raises(ValueError, match="inbound_messages has no column 'colour'"):
+            bulk_insert_returning(
+                conn, inbound_messages, [_text(site_id, "SM11", "x")], ("colour",)
+            )
 
 
 def test_bulk_update_with_values_and_expressions(engine: Engine) -> None:

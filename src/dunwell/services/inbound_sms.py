@@ -23,10 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
 
-from sqlalchemy import Column, Connection, Insert, Table, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from dunwell.clock import Clock
 from dunwell.messaging.keywords import Keyword, match_keyword, twilio_opt_out_type
@@ -37,6 +35,7 @@ from dunwell.services.errors import NotFound
 from dunwell.services.events import EventBatch
 from dunwell.services.late_answers import LateAnswer, answered_late, queue_late_answers
 from dunwell.services.sms_settings import SmsSettings, load_sms_settings
+from dunwell.store.bulk import bulk_insert_returning
 from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import customers, inbound_messages, sites, sms_opt_outs
 
@@ -326,8 +325,14 @@ def _insert_texts(conn: Connection, texts: Sequence[_Read]) -> dict[str, int]:
         }
         for text in texts
     ]
-    statement = _INSERT_TEXTS[conn.dialect.name == "postgresql"]
-    return {row.provider_sid: row.id for row in conn.execute(statement, rows)}
+    returned = bulk_insert_returning(
+        conn,
+        inbound_messages,
+        rows,
+        ("provider_sid", "id"),
+        ignore_conflicts_on=("provider_sid",),
+    )
+    return dict(returned)
 
 
 @lru_cache(maxsize=4096)
@@ -399,27 +404,3 @@ _SET_OPT_OUT = (
 # Not for live texts: servers' clocks differ by a little, and a START a
 # second after a STOP on another server must still win.
 _SET_LATE_OPT_OUT = _SET_OPT_OUT.where(sms_opt_outs.c.updated_at <= bindparam("at"))
-
-
-def _insert_ignoring(table: Table, postgresql: bool, *unique: Column[Any]) -> Insert:
-    """An INSERT that skips rows colliding on ``unique``, for use with RETURNING.
-
-    (Without RETURNING, :func:`~dunwell.store.sql.insert_ignore` is the one
-    to call.) On SQLite ``INSERT OR IGNORE``, a plain INSERT with a prefix;
-    its ``ON CONFLICT`` constructs are compiled again on every execution,
-    which cost more than the statement. ``OR IGNORE`` would also skip a row
-    breaking NOT NULL, so the caller fills every required column itself.
-    PostgreSQL needs the ``ON CONFLICT`` form.
-    """
-    if postgresql:
-        return pg_insert(table).on_conflict_do_nothing(index_elements=list(unique))
-    return insert(table).prefix_with("OR IGNORE")
-
-
-#: By dialect (``True``: PostgreSQL): insert texts, skipping MessageSids already stored.
-_INSERT_TEXTS = {
-    postgresql: _insert_ignoring(
-        inbound_messages, postgresql, inbound_messages.c.provider_sid
-    ).returning(inbound_messages.c.id, inbound_messages.c.provider_sid)
-    for postgresql in (False, True)
-}

@@ -52,7 +52,59 @@ def bulk_insert(
     if not rows:
         return
     prepared = _insert(conn.dialect, table, tuple(rows[0]), tuple(ignore_conflicts_on))
-    _run(conn, prepared, rows)
+    conn.exec_driver_sql(prepared.sql, _params(prepared, rows))
+
+
+def bulk_insert_returning(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    returning: Sequence[str],
+    *,
+    ignore_conflicts_on: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """:func:`bulk_insert`, reading back ``returning`` of each row inserted, in row order.
+
+    A row skipped by ``ignore_conflicts_on`` returns nothing. Values come
+    back as the driver reads them (no result processing), so ask for
+    plain columns: ids, keys, text.
+
+    SQLAlchemy's own ``insert().returning()`` with many rows writes one
+    statement with every row's values inline; psycopg parses that long
+    text again on every call (it caches only short statements), which cost
+    more than the rows themselves. Here the statement stays one row long:
+    psycopg pipelines it once per row and reads each row's result set,
+    and sqlite3 runs it row by row in C.
+    """
+    if not rows:
+        return []
+    _check_columns(table, returning)
+    prepared = _insert(conn.dialect, table, tuple(rows[0]), tuple(ignore_conflicts_on))
+    sql = f"{prepared.sql} RETURNING {', '.join(returning)}"
+    params = _params(prepared, rows)
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            return _returned_by_pipeline(cursor, sql, params)
+        found: list[tuple[Any, ...]] = []
+        for values in params:
+            cursor.execute(sql, values)
+            found.extend(tuple(row) for row in cursor.fetchall())
+        return found
+    finally:
+        cursor.close()
+
+
+def _returned_by_pipeline(
+    cursor: Any, sql: str, params: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    # psycopg 3: executemany(returning=True) keeps one result set per row.
+    cursor.executemany(sql, params, returning=True)
+    found: list[tuple[Any, ...]] = []
+    while True:
+        found.extend(tuple(row) for row in cursor.fetchall())
+        if not cursor.nextset():
+            return found
 
 
 def bulk_update(
@@ -74,10 +126,11 @@ def bulk_update(
         return
     expressions = tuple(sorted((set_sql or {}).items()))
     prepared = _update(conn.dialect, table, tuple(rows[0]), where, expressions)
-    _run(conn, prepared, rows)
+    conn.exec_driver_sql(prepared.sql, _params(prepared, rows))
 
 
-def _run(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+def _params(prepared: _Prepared, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row as the tuple of driver values its statement takes."""
     names = prepared.names
     converters = [(index, _Memo(convert)) for index, convert in prepared.converters]
     params: list[tuple[Any, ...]] = []
@@ -87,7 +140,7 @@ def _run(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping[str, Any]
         for index, convert in converters:
             values[index] = convert(values[index])
         append(tuple(values))
-    conn.exec_driver_sql(prepared.sql, params)
+    return params
 
 
 class _Memo:
