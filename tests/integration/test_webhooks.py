@@ -27,6 +27,7 @@ from dunwell.bootstrap import App
 from dunwell.cli import main
 from dunwell.domain.states import SiteMode
 from dunwell.services import api_keys
+from dunwell.services.events import EventBatch
 from dunwell.services.inbound_sms import InboundSms, receive_sms
 from dunwell.services.sandbox_phone import reply_as_customer
 from dunwell.services.sites import advance_clock, create_site
@@ -181,6 +182,34 @@ def test_an_endpoint_receives_only_the_event_types_it_asked_for(
     assert only_failures.types() == ["payment.failed"]
     assert "payment.failed" in everything.types()
     assert "sms.opted_out" in everything.types()
+
+
+def test_each_delivery_of_a_batch_carries_its_own_event(
+    client: TestClient, shop: Shop, receivers: Callable[[], Receiver]
+) -> None:
+    """Events written together: every delivery points at the event it was made for."""
+    failures, everything = receivers(), receivers()
+    add_endpoint(client, shop, failures, events=["payment.failed"])
+    add_endpoint(client, shop, everything)
+    batch = EventBatch()
+    for n in range(6):
+        # Interleaved with events no endpoint receives, which take ids too.
+        batch.add(shop.site_id, "payment.failed", shop.now, invoice_id=1000 + n, n=n)
+        batch.add(shop.site_id, "invoice.created", shop.now, invoice_id=2000 + n, n=n)
+        batch.add(shop.site_id, "sms.opted_out", shop.now, phone=f"+4474001234{n:02d}", n=n)
+    with shop.app.begin() as conn:
+        batch.write(conn)
+
+    written = {row.id: row for row in shop.all(tables.events)}
+    made = shop.all(tables.webhook_deliveries)
+    assert len(made) == 6 + 12
+    for delivery in made:
+        event = written[delivery.event_id]
+        assert delivery.event_type == event.type
+        assert delivery.payload["type"] == event.type
+        assert delivery.payload["data"]["event_id"] == event.id
+        assert delivery.payload["data"]["n"] == event.data["n"]
+        assert delivery.payload["data"]["invoice_id"] == event.invoice_id
 
 
 def test_a_step_sends_a_webhook_only_when_its_policy_asks_for_one(

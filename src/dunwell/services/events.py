@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.exc import OperationalError
 
 from dunwell.clock import ensure_utc
 from dunwell.services.errors import Busy
-from dunwell.store.bulk import bulk_insert
+from dunwell.store.bulk import bulk_insert, bulk_insert_returning
 from dunwell.store.tables import events, webhook_deliveries, webhook_endpoints
 
 #: The event types sent to webhook endpoints. ``dunning.step_reached`` is
@@ -99,16 +99,9 @@ class EventBatch:
         hooked = {row["site_id"] for row in self.rows if wants_webhook(row)}
         endpoints = _enabled_endpoints(conn, hooked) if hooked else {}
         if endpoints:
-            ids = (
-                conn.execute(
-                    insert(events).returning(events.c.id, sort_by_parameter_order=True), self.rows
-                )
-                .scalars()
-                .all()
-            )
+            ids = [id_ for (id_,) in bulk_insert_returning(conn, events, self.rows, ("id",))]
             deliveries = list(_deliveries(zip(ids, self.rows, strict=True), endpoints))
-            if deliveries:
-                conn.execute(insert(webhook_deliveries), deliveries)
+            bulk_insert(conn, webhook_deliveries, deliveries)
         else:
             bulk_insert(conn, events, self.rows)
         self.rows.clear()
