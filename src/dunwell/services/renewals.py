@@ -21,6 +21,7 @@ from dunwell.domain.states import Collection, InvoiceStatus, SubscriptionStatus
 from dunwell.services.claims import site_scope
 from dunwell.services.events import EventBatch
 from dunwell.services.ledger import new_cycle_row
+from dunwell.store.bulk import bulk_insert_returning
 from dunwell.store.sql import utc_param
 from dunwell.store.tables import (
     dunning_cycles,
@@ -109,26 +110,24 @@ def _bill(conn: Connection, due: list[Any], amounts: dict[int, int]) -> None:
                 "closed_at": issued_at if amount == 0 else None,
             }
         )
-    created = conn.execute(
-        invoices.insert().returning(invoices.c.id, sort_by_parameter_order=True), invoice_rows
-    ).all()
+    created = bulk_insert_returning(conn, invoices, invoice_rows, ("id",))
     events = EventBatch()
     cycle_rows = []
-    for sub, row, inv in zip(due, created, invoice_rows, strict=True):
+    for sub, (invoice_id,), inv in zip(due, created, invoice_rows, strict=True):
         events.add(
             sub.site_id,
             "invoice.created",
             sub.site_now,
             customer_id=sub.customer_id,
             subscription_id=sub.id,
-            invoice_id=row.id,
+            invoice_id=invoice_id,
             amount_minor=inv["amount_due_minor"],
             currency=sub.currency,
         )
         if inv["amount_due_minor"] > 0:
             cycle_rows.append(
                 new_cycle_row(
-                    sub.site_id, row.id, Collection(sub.collection), inv["due_at"], sub.site_now
+                    sub.site_id, invoice_id, Collection(sub.collection), inv["due_at"], sub.site_now
                 )
             )
     if cycle_rows:
