@@ -70,7 +70,7 @@ from dunwell.store.migrate import upgrade
 # Midday UTC: the French customers' texts are inside the send window.
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 DECLINES = "4000000000009995"  # insufficient funds, every time
-SECRET = "bench-secret-key"
+SECRET = "bench-secret-key-of-at-least-32-characters"
 DUNWELL = str(Path(sys.executable).parent / "dunwell")
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 

@@ -96,7 +96,7 @@ from dunwell.store.tables import inbound_messages
 
 DUNWELL = str(Path(sys.executable).parent / "dunwell")
 BARE_APP = str(Path(__file__).with_name("_bare_twiml_app.py"))
-SECRET = "bench-secret-key"
+SECRET = "bench-secret-key-of-at-least-32-characters"
 SLUG = "bench"
 ACCOUNT_SID = "AC5ef8732a3c49700934481addd5ce1659"
 AUTH_TOKEN = "9a7c3e0f5b2d4c6e8f1a3b5c7d9e0f21"
