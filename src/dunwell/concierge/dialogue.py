@@ -11,7 +11,8 @@ result.
 
 The rules, in order: a pending free-text survey takes any text that is not
 a new request; a new request always wins over a pending question; yes and
-no answer the pending question; two texts in a row not understood, or a
+no answer the pending question, but a yes naming another product than the
+question's is asked again; two texts in a row not understood, or a
 request for a person, hand the conversation to a person.
 """
 
@@ -24,8 +25,12 @@ from typing import Any
 from dunwell.concierge import proposals
 from dunwell.concierge.intents import Awaiting, Intent
 from dunwell.concierge.model import Action, Context, Outcome, State
+from dunwell.concierge.normalize import normalize
+from dunwell.concierge.products import products_for
 from dunwell.concierge.texts import MENU, customer_page, when
 
+#: The proposal's parameters that name a product.
+_PRODUCT_PARAMS = ("product", "from", "to")
 #: Texts not understood in a row before a person takes over.
 MAX_MISUNDERSTOOD = 2
 ADJUSTMENT_REASON = "adjustment_reason"
@@ -42,6 +47,10 @@ def respond(
         return Outcome(("Thank you, that helps us a lot.",), state.cleared(), action, close=True)
     if intent is not Intent.UNKNOWN:
         state = replace(state, misunderstood=0)
+    if intent is Intent.CONFIRM:
+        other = _other_product_named(state, text, ctx)
+        if other is not None:
+            return _check_again(state, other)
     handler = _HANDLERS.get(intent, _not_understood)
     return handler(state, slots, ctx)
 
@@ -54,6 +63,35 @@ def _confirm(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:
         return Outcome((f"There's nothing waiting for a yes right now. {MENU}",), state.cleared())
     proposal = state.proposal
     return Outcome((), state.cleared(), Action(proposal.action, dict(proposal.params)))
+
+
+def _other_product_named(state: State, text: str, ctx: Context) -> str | None:
+    """A product ``text`` names that the proposal awaiting a yes is not about, if any.
+
+    "yes, the catnip toy" after "Add 1 x Salmon Kibble?" must not add the salmon: the
+    product named now wins over the one remembered from the earlier turn. The
+    understanding cannot tell (it never sees the proposal, and "yes, the salmon" is a
+    plain yes), so the dialogue checks the names against the proposal's.
+    """
+    proposal = state.proposal
+    if proposal is None:
+        return None
+    about = {proposal.params.get(key) for key in _PRODUCT_PARAMS} - {None}
+    if not about:
+        return None  # a skip or a new date: a product named is only a reason
+    items = tuple(item.name for item in ctx.order.items) if ctx.order else ()
+    normalized = normalize(text)
+    for mention in products_for(ctx.allowed_products, items).mentions(normalized):
+        if about.isdisjoint(mention.names):
+            named = mention.names
+            return named[0] if len(named) == 1 else normalized[mention.start : mention.end]
+    return None
+
+
+def _check_again(state: State, other: str) -> Outcome:
+    # Nothing is carried out; the same question waits for a clear answer.
+    question = state.question or proposals.YES_NO
+    return Outcome((f"You mentioned {other}, so just to be sure: {question}",), state)
 
 
 def _deny(state: State, slots: dict[str, Any], ctx: Context) -> Outcome:

@@ -43,6 +43,8 @@ _SEPARATORS = words(
     "for to with and or instead of the my a an into from than please pls plus also then "
     "but not no vs versus n some more less"
 )
+# Punctuation between two names keeps them apart: the first does not describe the second.
+_CLAUSE_BREAK = re.compile(r"[,.;:!?]")
 # Never indexed: they would tie a product to every sentence.
 _STOPWORDS = frozenset({"a", "an", "and", "the", "of", "for", "with", "in", "to", "by", "n"})
 
@@ -193,12 +195,25 @@ class Products:
 def _without_descriptions(text: str, found: list[Mention]) -> list[Mention]:
     kept: list[Mention] = []
     for mention, following in zip(found, [*found[1:], None], strict=False):
-        if following is not None and " " not in text[mention.start : mention.end]:
-            between = text[mention.end : following.start].split()
-            if len(between) == 1 and between[0] not in _SEPARATORS:
-                continue
+        if following is not None and _describes(text, mention, following):
+            continue
         kept.append(mention)
     return kept
+
+
+def _describes(text: str, mention: Mention, following: Mention) -> bool:
+    """Whether one-word ``mention`` only describes ``following`` ("face wash cleanser").
+
+    Punctuation between them ends the description: in "I don't need the chicken
+    anymore, lamb instead" the chicken is a product of its own.
+    """
+    if " " in text[mention.start : mention.end]:
+        return False
+    between = text[mention.end : following.start]
+    if _CLAUSE_BREAK.search(between):
+        return False
+    words_between = between.split()
+    return len(words_between) == 1 and words_between[0] not in _SEPARATORS
 
 
 @lru_cache(maxsize=512)

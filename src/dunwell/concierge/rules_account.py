@@ -100,11 +100,15 @@ _CANCEL_SUBSCRIPTION = compile_any(
     rf"\b{_SUBSCRIPTION}\s+(?:[\w']+\s+){{0,2}}?(?:cancell?ed|ended|terminated|closed)\b",
     r"\bunsubscribe\s+(?:me\s+)?(?:from|to)\s+(?!(?:all\s+|your\s+|the(?:se)?\s+|this\s+)?"
     rf"{_TEXT_NOUNS}\b)",
-    r"\bstop\s+(?:sending|shipping|delivering|mailing|charging|billing)(?:\s+me)?\b"
-    rf"(?!\s+(?:any\s+|the(?:se)?\s+|all\s+)?{_TEXT_NOUNS})",
     r"\bcancel\s+(?:it\s+|this\s+|everything\s+)?(?:all|completely|entirely)\b",
     r"\b(?:cancel|stop|end|quit)\b[^.?!]{0,40}\b(?:altogether|for good|permanently|forever)\b",
     r"\bno more\s+(?:deliveries|orders|shipments|boxes|charges|subscriptions?)\b",
+)
+# "stop sending me coffee" ends the subscription, but "stop sending the chicken, send lamb
+# instead" gives up the item for another: a swap (see cancel_subscription).
+_STOP_SENDING = re.compile(
+    r"\bstop\s+(?:sending|shipping|delivering|mailing|charging|billing)(?:\s+me)?\b"
+    rf"(?!\s+(?:any\s+|the(?:se)?\s+|all\s+)?{_TEXT_NOUNS})"
 )
 # Phrases that carry their own negation, so they are never "refused".
 _QUITTING = compile_any(
@@ -167,7 +171,7 @@ def cancel_subscription(r: Reading) -> Guess | None:
     """
     if r.find(_CANCEL_SUBSCRIPTION):
         return Guess(Intent.CANCEL_SUBSCRIPTION)
-    if r.has(_QUITTING) and not switches_product(r):
+    if (r.has(_QUITTING) or r.find(_STOP_SENDING)) and not switches_product(r):
         return Guess(Intent.CANCEL_SUBSCRIPTION)
     if r.find(_CANCEL_ALONE):
         return Guess(Intent.CANCEL_SUBSCRIPTION, sure=False)

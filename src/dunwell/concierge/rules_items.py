@@ -14,6 +14,7 @@ order has several; with one item they skip the whole order.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from dunwell.concierge.intents import Intent
@@ -66,7 +67,8 @@ _REMOVE_FROM_SEVERAL = re.compile(
 _REMOVE_IT = re.compile(r"\b(?:remove|drop|delete|take (?:off|out))\s+(?:it|that|them)\b")
 
 _SWAP = re.compile(r"\b(?:swap|switch|trade|exchange|replace|substitute|sub|change|convert)\b")
-_INSTEAD = re.compile(r"\binstead\b|\brather than\b|\bin place of\b")
+# "I'd rather have the lamb than the chicken" splits "rather than" around the product.
+_INSTEAD = re.compile(r"\binstead\b|\brather than\b|\bin place of\b|\brather\b(?=[^.?!]*\bthan\b)")
 _TO_BEFORE = re.compile(
     r"(?:\bfor|\bwith|\bto|\binto|->|\bget|\btry|\bwant|\bhave|\blike|\bsend(?: me)?|\bprefer)"
     r"\s+(?:the\s+|a\s+|an\s+|some\s+|my\s+|more\s+)?$"
@@ -75,13 +77,13 @@ _TO_BEFORE = re.compile(
 # so the side a swap comes *from* (and a swap even without a swapping verb, see below).
 _AGAINST_BEFORE = re.compile(
     r"(?:\b(?:don't|do not|doesn't|does not|won't|will not|no longer)\s+(?:want|like|eat|drink"
-    r"|need|use|touch)|\bno more|\b(?:tired|sick) of|\bhates?|\bdislikes?|\bnot a fan of"
-    r"|\bcan't stand)\s+(?:the\s+|my\s+|our\s+|this\s+|that\s+|any\s+)?"
-    r"(?:(?:usual|regular|current)\s+)?$"
+    r"|need|use|touch|send|ship)|\bstop (?:sending|shipping)(?: me| us)?|\bno more"
+    r"|\b(?:tired|sick) of|\bhates?|\bdislikes?|\bnot a fan of|\bcan't stand)"
+    r"\s+(?:the\s+|my\s+|our\s+|this\s+|that\s+|any\s+)?(?:(?:usual|regular|current)\s+)?$"
 )
 _FROM_BEFORE = re.compile(
-    r"(?:instead of|rather than|in place of|\bfrom|\bout|\breplace|\breplacing|\bswap|\bswitch"
-    r"|\btrade|\bexchange|\bchange|\bsub|\bsubstitute)\s+(?:the\s+|my\s+|our\s+|out\s+)?"
+    r"(?:instead of|rather than|in place of|\bthan|\bfrom|\bout|\breplace|\breplacing|\bswap"
+    r"|\bswitch|\btrade|\bexchange|\bchange|\bsub|\bsubstitute)\s+(?:the\s+|my\s+|our\s+|out\s+)?"
     r"(?:(?:usual|regular|current)\s+)?$"
 )
 
@@ -97,6 +99,13 @@ _ADD_SOFT = re.compile(
     rf"|\bsend\s+(?:{_COUNT}|a|an|some)\s"
 )
 _ADD_VERB = re.compile(r"\b(?:add|include|throw in|toss in)\b")
+# "yes and a catnip toy", "oh and the lamb": a text that opens by going on with "and" asks
+# for the product it names, as "too" would. Without this, "yes and a catnip toy" while a
+# change was awaiting a yes read as a bare yes, and carried out the earlier product.
+_AND_OPENING = re.compile(
+    r"(?:(?:yes|yeah|yep|ok|okay|sure|great|perfect|cool|thanks|thank you|please|oh|um|also)"
+    r"[,.!]*\s+)*and\s+(?:also\s+)?"
+)
 # "2 bags of the", "two tubes of", "2 of the", "another", "3 more": a count just before
 # the name. A bare "of" needs its own branch: "[a-z]+ of" would want a unit before it.
 _QUANTITY_BEFORE = re.compile(
@@ -108,32 +117,72 @@ _TIMES_AFTER = re.compile(r"\s*(?:x|\*)\s*(?P<n>\d{1,2})\b")
 
 
 def remove_item(r: Reading) -> Guess | None:
-    """Taking an item off the order: ``change_quantity`` with quantity 0."""
+    """Taking an item off the order: ``change_quantity`` with quantity 0.
+
+    An item given up for another product the text names is swapped, not removed:
+    :func:`swap_product` reads "I don't want the chicken anymore, send the lamb instead".
+    """
     for mention in r.mentions:
-        verb = _removal_before(r, mention)
-        if verb is not None and not r.refused(verb):
-            name = r.products.item(mention)
-            return Guess(Intent.CHANGE_QUANTITY, _with_product(name, 0), sure=name is not None)
+        removal = _removal_before(r, mention)
+        if removal is None or r.refused(removal.start):
+            continue
+        if _replaced(r, mention, removal):
+            return None
+        name = r.products.item(mention)
+        return Guess(Intent.CHANGE_QUANTITY, _with_product(name, 0), sure=name is not None)
     only = r.products.only_item()
     if only is not None and r.find(_REMOVE_IT):
         return Guess(Intent.CHANGE_QUANTITY, {"product": only, "quantity": 0})
     return None
 
 
-def _removal_before(r: Reading, mention: Mention) -> int | None:
-    """Where the word removing ``mention`` starts, or None when nothing removes it."""
+@dataclass(frozen=True)
+class _Removal:
+    """Where the words removing an item start, and whether they only give it up.
+
+    "Skip the filters", "I don't want the chicken" (``giving_up``) remove an item only
+    because the order has several; "remove the mug" removes it whatever the order holds.
+    """
+
+    start: int
+    giving_up: bool = False
+
+
+def _removal_before(r: Reading, mention: Mention) -> _Removal | None:
+    """The words removing ``mention``, or None when nothing removes it."""
     start = max(0, mention.start - 30)
     before = r.text[start : mention.start]
     if _REMOVED.match(r.text, mention.end):
-        return mention.start  # "can I get the mug removed?"
+        return _Removal(mention.start)  # "can I get the mug removed?"
     plain_take = _PLAIN_TAKE.search(before)
     if plain_take is not None:
         removed = _REMOVED_AFTER.match(r.text, mention.end)
-        return start + plain_take.start() if removed else None
+        return _Removal(start + plain_take.start()) if removed else None
     match = _ALWAYS_REMOVE.search(before)
-    if match is None and len(set(r.request.items)) > 1 and r.products.item(mention):
+    if match is not None:
+        return _Removal(start + match.start())
+    if len(set(r.request.items)) > 1 and r.products.item(mention):
         match = _REMOVE_FROM_SEVERAL.search(before)
-    return None if match is None else start + match.start()
+    return None if match is None else _Removal(start + match.start(), giving_up=True)
+
+
+def _replaced(r: Reading, mention: Mention, removal: _Removal) -> bool:
+    """Whether the item removed at ``mention`` is given up for another product: a swap.
+
+    With one item these phrases never read as a removal, so the swap rule already won
+    there; with several, the removal came first and hid the swap. Giving an item up
+    ("I don't want the chicken anymore, send the lamb") yields to any swap away from that
+    item; an explicit "remove the chicken" only to one that says so ("...the lamb
+    instead"), since "remove the mug and switch me to decaf" may be two requests.
+    """
+    if not (removal.giving_up or _INSTEAD.search(r.text)):
+        return False
+    swap = swap_product(r)
+    return (
+        swap is not None
+        and "to" in swap.slots
+        and swap.slots.get("from") == r.products.item(mention)
+    )
 
 
 _SOMETHING_ELSE = re.compile(
@@ -221,7 +270,7 @@ def change_quantity(r: Reading) -> Guess | None:
 
 def add_product(r: Reading) -> Guess | None:
     """Adding a catalog product; the quantity is 1 unless the text gives one."""
-    explicit = r.find(_ADD_EXPLICIT) is not None
+    explicit = r.find(_ADD_EXPLICIT) is not None or _goes_on_with_a_product(r)
     if not explicit and not r.find(_ADD_SOFT):
         return None
     for mention in r.mentions:
@@ -235,6 +284,12 @@ def add_product(r: Reading) -> Guess | None:
     if r.find(_ADD_VERB):
         return Guess(Intent.ADD_PRODUCT, {"quantity": 1}, sure=False)
     return None
+
+
+def _goes_on_with_a_product(r: Reading) -> bool:
+    """Whether the text opens with "and" and a product: "and a catnip toy", "ok and 2 mugs"."""
+    opening = _AND_OPENING.match(r.text)
+    return opening is not None and r.mention_after(opening.end(), within=12) is not None
 
 
 def _named_item(r: Reading) -> str | None:

@@ -14,6 +14,7 @@ import re
 
 from dunwell.concierge.intents import Intent
 from dunwell.concierge.reading import Guess, Reading, compile_any
+from dunwell.concierge.rules_items import switches_product
 
 _ORDER = r"(?:orders?|shipments?|deliver(?:y|ies)|box(?:es)?|packages?|charges?|renewals?|parcels?)"
 _NEXT = r"(?:next|upcoming|coming|this|current|pending|following|this month's|this week's)"
@@ -120,7 +121,17 @@ _REQUEST = re.compile(
 
 
 def skip_order(r: Reading) -> Guess | None:
-    return Guess(Intent.SKIP_ORDER) if r.find(_SKIP) else None
+    match = r.find(_SKIP)
+    if match is None or _skips_item_for_another(r, match):
+        return None
+    return Guess(Intent.SKIP_ORDER)
+
+
+def _skips_item_for_another(r: Reading, skip: re.Match[str]) -> bool:
+    # "skip the chicken and send the lamb instead" skips no order: it gives up the item
+    # it names for another product, which is a swap (whatever else the order holds).
+    mention = r.mention_after(skip.end(), within=8)
+    return mention is not None and r.products.item(mention) is not None and switches_product(r)
 
 
 def stocked_up(r: Reading) -> Guess | None:

@@ -81,11 +81,18 @@ def _after_question(reading: Reading, request: Guess | None) -> Guess:
     intent, opening = answer
     if request is not None and request.intent in _ALWAYS_WINS:
         return request  # "please stop": consent and a person come before any yes
-    if request is None or (opening and not request.sure):
+    if request is None or (opening and not request.sure and not _names_product(reading)):
         return Guess(intent)
     if opening and intent is Intent.CONFIRM and not _new_request_after_yes(reading, request):
         return Guess(intent)
     return request
+
+
+def _names_product(reading: Reading) -> bool:
+    # A yes carries out the change proposed earlier, about the product named then. A text
+    # that names a product now and asks for something, however weakly ("please add a catnip
+    # toy and ship it now"), is about that product: its request wins, unsure, over the yes.
+    return bool(reading.mentions)
 
 
 def _new_request_after_yes(reading: Reading, request: Guess) -> bool:
