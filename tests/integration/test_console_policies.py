@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from html import unescape
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -163,6 +164,23 @@ def test_a_final_day_that_is_not_a_number_is_named(
     answer = client.post(EDITOR, data=policy_fields(csrf, final_day="soon"))
     assert answer.status_code == 422
     assert "final day: must be a whole number" in answer.text
+    assert len(versions(app, shop)) == 1
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [("n" * 501, "must be at most 500 characters"), ("why\x00", "must not contain NUL characters")],
+    ids=["longer than 500 characters", "a NUL"],
+)
+def test_a_note_the_api_would_refuse_is_named_and_nothing_is_saved(
+    app: App, shop: Shop, client: TestClient, note: str, message: str
+) -> None:
+    # The page's maxlength is only a hint to the browser; a post may carry more.
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    answer = client.post(EDITOR, data=policy_fields(csrf, note=note))
+    assert answer.status_code == 422
+    assert f"note: {message}" in answer.text
+    assert re.search(r'name="note" value="[^"]*"[^>]*aria-invalid="true"', answer.text)
     assert len(versions(app, shop)) == 1
 
 

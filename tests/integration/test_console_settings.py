@@ -469,6 +469,26 @@ def test_top_up_adds_exactly_the_credits_and_writes_a_ledger_row(
     assert _stored(app, shop.site_id) == after
 
 
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [("n" * 501, "must be at most 500 characters"), ("PO\x00", "must not contain NUL characters")],
+    ids=["longer than 500 characters", "a NUL"],
+)
+def test_a_top_up_note_the_api_would_refuse_is_named_and_nothing_is_added(
+    app: App, shop: Shop, client: TestClient, note: str, message: str
+) -> None:
+    # A long note used to be cut to 500 characters unseen; a NUL failed in PostgreSQL.
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    assert client.get(PAGE).status_code == 200  # opens the account (sandbox credits)
+    before = _stored(app, shop.site_id)
+    answer = client.post(
+        f"{PAGE}/credits/top-up", data={"csrf": csrf, "credits": "250", "note": note}
+    )
+    assert answer.status_code == 422
+    assert f"note: {message}" in answer.text
+    assert _stored(app, shop.site_id) == before
+
+
 def test_auto_refill_is_saved(app: App, shop: Shop, client: TestClient) -> None:
     csrf = signed_in_as(client, app, shop.site_id, "owner")
     form = {

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from dunwell.bootstrap import App
+from dunwell.cli import main
 from dunwell.domain.states import Collection
 from dunwell.services import api_keys, policies
 from dunwell.services.errors import InvalidInput
@@ -83,6 +86,54 @@ def test_the_service_names_the_final_email_and_not_the_steps(app: App, shop: Sho
             shop.now,
         )
     assert str(raised.value) == "final.email_template: there is no email template 'gone'"
+
+
+# -- the note -------------------------------------------------------------------------
+
+#: What the API answers for a note, which the CLI and the dashboard must match.
+REFUSED_NOTES = [
+    pytest.param("n" * 501, "must be at most 500 characters", id="longer than 500 characters"),
+    pytest.param("why\x00", "must not contain NUL characters", id="a NUL"),
+    pytest.param("why \ud800", "must be valid Unicode text", id="a lone surrogate"),
+    pytest.param(
+        "card 4242 4242 4242 4242 declined",
+        "looks like a card number; leave it out",
+        id="a card number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("note", "message"), REFUSED_NOTES)
+def test_the_service_refuses_a_note_the_api_would(
+    app: App, shop: Shop, note: str, message: str
+) -> None:
+    # The CLI and the dashboard save through here without the API's checks.
+    with pytest.raises(InvalidInput) as raised, app.begin() as conn:
+        policies.save_policy(conn, shop.site_id, Collection.AUTOMATIC, {}, shop.now, note)
+    assert (raised.value.field, raised.value.message) == ("note", message)
+    assert version_numbers(shop) == [1]
+
+
+def test_a_note_of_500_characters_is_kept(app: App, shop: Shop) -> None:
+    with app.begin() as conn:
+        saved = policies.save_policy(
+            conn, shop.site_id, Collection.AUTOMATIC, {}, shop.now, "n" * 500
+        )
+    assert saved.note == "n" * 500
+
+
+def test_the_cli_refuses_a_note_over_500_characters_naming_it(
+    app: App, shop: Shop, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text("{}")
+    url = app.engine.url.render_as_string(hide_password=False)
+    args = ["--database-url", url, "--secret-key", "test-secret-key", "policies", "save"]
+    result = CliRunner().invoke(main, [*args, "--site", "shop", str(policy), "--note", "n" * 501])
+    assert result.exit_code == 1, result.output
+    assert "note: must be at most 500 characters" in result.output
+    assert "Traceback" not in result.output
+    assert version_numbers(shop) == [1]
 
 
 # -- a leftover downgrade plan ---------------------------------------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from dunwell.bootstrap import App
+from dunwell.cli import main
 from dunwell.services import sms_credits
+from dunwell.services.errors import InvalidInput
 from dunwell.services.sms_settings import update_sms_settings
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
@@ -78,3 +82,33 @@ def test_each_country_is_charged_its_own_price_per_segment(app: App) -> None:
     (sms,) = [m for m in shop.all(tables.outbox, site_id=shop.site_id) if m.channel == "sms"]
     debit = [d for r, d, _ in _ledger(shop) if r == "debit"]
     assert debit == [-4 * sms.segments]
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [("n" * 501, "must be at most 500 characters"), ("PO\x00", "must not contain NUL characters")],
+    ids=["longer than 500 characters", "a NUL"],
+)
+def test_a_top_up_note_the_api_would_refuse_is_refused_naming_it(
+    app: App, note: str, message: str
+) -> None:
+    # The CLI and the dashboard top up through here without the API's checks.
+    shop = Shop.create(app)
+    _set_balance(shop, 10)
+    before = _ledger(shop)
+    with pytest.raises(InvalidInput) as raised, app.begin() as conn:
+        sms_credits.top_up(conn, shop.site_id, 5, shop.now, note)
+    assert (raised.value.field, raised.value.message) == ("note", message)
+    assert _ledger(shop) == before
+
+
+def test_the_cli_refuses_a_top_up_note_over_500_characters_naming_it(app: App) -> None:
+    shop = Shop.create(app)
+    _set_balance(shop, 10)
+    before = _ledger(shop)
+    url = app.engine.url.render_as_string(hide_password=False)
+    args = ["--database-url", url, "--secret-key", "test-secret-key", "credits", "top-up"]
+    result = CliRunner().invoke(main, [*args, "--site", "shop", "5", "--note", "n" * 501])
+    assert result.exit_code == 1, result.output
+    assert "note: must be at most 500 characters" in result.output
+    assert _ledger(shop) == before

@@ -14,6 +14,7 @@ from dunwell.domain.policy import policy_to_dict
 from dunwell.domain.states import Collection, InvoiceStatus
 from dunwell.services import invoice_actions, policies, queries
 from dunwell.services.errors import InvalidInput
+from dunwell.services.notes import MAX_NOTE
 from dunwell.services.sites import advance_clock, parse_duration, site_now
 
 router = APIRouter(prefix="/v1")
@@ -41,7 +42,8 @@ class PolicyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: dict[str, Any] = Field(description="See docs/policies.md; an unknown field is 422.")
-    note: Text | None = Field(None, max_length=500, description="Why this version was saved.")
+    # The service holds every way in to MAX_NOTE; declared here too for the OpenAPI document.
+    note: Text | None = Field(None, max_length=MAX_NOTE, description="Why this version was saved.")
 
 
 @router.get("/invoices")

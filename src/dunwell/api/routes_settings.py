@@ -15,6 +15,7 @@ from dunwell.channels.config import ChannelConfig, sandbox_config
 from dunwell.services import sms_credits
 from dunwell.services.channel_config import load_channel_configs, save_channel_config
 from dunwell.services.errors import InvalidInput
+from dunwell.services.notes import MAX_NOTE
 from dunwell.services.phone_import import import_phones
 from dunwell.services.sites import site_now
 from dunwell.services.sms_settings import load_sms_settings, settings_to_dict, update_sms_settings
@@ -45,7 +46,8 @@ class TopUp(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     credits: StrictInt = Field(gt=0, le=MAX_INT, description="A whole number of credits.")
-    note: Text | None = Field(None, max_length=500, description="Shown in the ledger.")
+    # The service holds every way in to MAX_NOTE; declared here too for the OpenAPI document.
+    note: Text | None = Field(None, max_length=MAX_NOTE, description="Shown in the ledger.")
 
 
 @router.get("/settings/channels/{channel}")

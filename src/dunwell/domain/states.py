@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class SiteMode(StrEnum):
@@ -65,6 +66,17 @@ def resumed_by_payment(status: str, paused_by: str | None) -> bool:
     if status not in REACTIVATABLE_SUBSCRIPTIONS:
         return False
     return not (status == SubscriptionStatus.PAUSED and paused_by == PausedBy.MERCHANT)
+
+
+def is_mirrored(sub: Any) -> bool:
+    """Whether Stripe, not Dunwell, bills the subscription (its id is kept in ``external_id``).
+
+    Such a subscription is changed in Stripe, never here: a change made to
+    the mirror alone would not stop Stripe billing it. Kept in this module,
+    which imports nothing of Dunwell's, so that every service (the ledger's
+    queries and the customer's own changes alike) asks it without a cycle.
+    """
+    return sub.external_id is not None
 
 
 class CyclePhase(StrEnum):

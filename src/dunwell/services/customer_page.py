@@ -20,7 +20,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, func, select
 
-from dunwell.domain.states import InvoiceStatus
+from dunwell.domain.states import InvoiceStatus, is_mirrored
 from dunwell.services import subscription_changes as changes
 from dunwell.services.errors import Conflict, InvalidInput
 from dunwell.services.hosted_links import HostedCustomer
@@ -192,10 +192,10 @@ def _subscriptions(conn: Connection, who: HostedCustomer) -> list[SubscriptionVi
             currency=row.currency,
             interval_unit=row.interval_unit,
             interval_count=row.interval_count,
-            next_charge_at=None if changes.is_mirrored(row) else row.next_charge_at,
+            next_charge_at=None if is_mirrored(row) else row.next_charge_at,
             canceled_at=row.canceled_at,
             items=tuple(items[row.id]),
-            managed_in_stripe=changes.is_mirrored(row),
+            managed_in_stripe=is_mirrored(row),
         )
         for row in subs
     ]

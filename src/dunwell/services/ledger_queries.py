@@ -16,7 +16,7 @@ from babel.numbers import get_territory_currencies
 from sqlalchemy import Connection, Select, Table, func, select, update
 
 from dunwell.domain.intervals import IntervalUnit, first_period_from
-from dunwell.domain.states import InvoiceStatus, PausedBy, SubscriptionStatus
+from dunwell.domain.states import InvoiceStatus, PausedBy, SubscriptionStatus, is_mirrored
 from dunwell.services.channel_config import EMAIL
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.services.events import EventBatch
@@ -281,7 +281,7 @@ def _subscription_row(conn: Connection, site_id: int, subscription_id: int) -> A
     row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"no subscription {subscription_id} in this site")
-    if row.external_id is not None:
+    if is_mirrored(row):
         raise Conflict(
             f"subscription {subscription_id} is managed in Stripe ({row.external_id}); "
             "change it there, and Stripe's customer.subscription event brings the change here"

@@ -26,6 +26,7 @@ from dunwell.domain.policy import (
 from dunwell.domain.states import Collection
 from dunwell.messaging.templates import BASE_TEMPLATE_NAMES
 from dunwell.services.errors import InvalidInput, NotFound
+from dunwell.services.notes import check_note
 from dunwell.store.sql import insert_one
 from dunwell.store.tables import (
     dunning_policies,
@@ -84,7 +85,8 @@ def save_policy(
     now: datetime,
     note: str | None = None,
 ) -> PolicyVersion:
-    """Validate ``data`` and store it as the next version of the site's policy."""
+    """Validate ``data`` and ``note`` and store them as the next version of the site's policy."""
+    check_note(note)
     try:
         policy = policy_from_dict({**data, "kind": kind.value})
     except PolicyError as error:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 
 from dunwell.domain.states import SiteMode
 from dunwell.services.errors import InvalidInput
+from dunwell.services.notes import check_note
 from dunwell.store.sql import insert_ignore
 from dunwell.store.tables import outbox, sites, sms_credit_ledger, sms_credits
 
@@ -118,9 +119,11 @@ def top_up(
 
     Refused (``credits``) past :func:`room`; an auto-refill is cut down to
     it instead, since it runs while texts are being sent and must not fail.
+    A ``note`` is held to :func:`~dunwell.services.notes.check_note`.
     """
     if credits <= 0:
         raise InvalidInput("credits", "must be a positive whole number")
+    check_note(note)
     balance = balances(conn, [site_id], now)[site_id]
     fits = room(conn, site_id, balance)
     if credits > fits:

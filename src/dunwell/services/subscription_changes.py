@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, or_, select, update
 
 from dunwell.domain.intervals import IntervalUnit, period_start
-from dunwell.domain.states import SubscriptionStatus
+from dunwell.domain.states import SubscriptionStatus, is_mirrored
 from dunwell.services import ledger_queries
 from dunwell.services.errors import Conflict, InvalidInput, NotFound
 from dunwell.services.events import EventBatch
@@ -230,11 +230,6 @@ def _load(conn: Connection, who: Changer, subscription_id: int) -> Any:
     if is_mirrored(row):
         raise Conflict(MANAGED_IN_STRIPE)
     return row
-
-
-def is_mirrored(sub: Any) -> bool:
-    """Whether Stripe, not Dunwell, bills the subscription (its id is kept in ``external_id``)."""
-    return sub.external_id is not None
 
 
 def _changeable(conn: Connection, who: Changer, subscription_id: int) -> Any:

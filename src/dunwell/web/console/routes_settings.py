@@ -187,7 +187,8 @@ def top_up(desk: Buyer) -> Response:
     def write(conn: Connection, now: datetime) -> str:
         credits = forms.whole(desk.form, "credits")
         note = forms.text(desk.form, "note") or f"dashboard top-up by {desk.staff.email}"
-        balance = sms_credits.top_up(conn, desk.site_id, credits, now, note[:500])
+        # A note too long is refused (and named), not cut short unseen.
+        balance = sms_credits.top_up(conn, desk.site_id, credits, now, note)
         return f"Added {credits} credits; the balance is now {balance}."
 
     return _save(desk, "top_up", "credits", "", write)
