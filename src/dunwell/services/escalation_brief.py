@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from dunwell.clock import ensure_utc
+from dunwell.domain.states import is_mirrored
 from dunwell.messaging.filters import format_minor
 from dunwell.services.conversations import ESCALATION_IDLE
 from dunwell.store.tables import (
@@ -162,7 +163,7 @@ def _subscriptions(
     items = _items(conn, [sub.id for sub in subs])
     lines = []
     for sub in subs:
-        if sub.external_id is not None:
+        if is_mirrored(sub):
             when = ", billed by Stripe"  # Dunwell keeps only a placeholder date for it
         elif sub.status == "canceled":
             when = ""

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, select
 
+from dunwell.domain.states import is_mirrored
 from dunwell.store.tables import (
     customers,
     invoices,
@@ -113,9 +114,7 @@ class ContextLoader:
                 "product": (self.product_names.get(sub.id) if sub else None) or "",
                 # Stripe bills a mirrored subscription: its date here is a placeholder.
                 "next_charge_date": (
-                    _local_date(sub.next_charge_at, zone)
-                    if sub and sub.external_id is None
-                    else None
+                    _local_date(sub.next_charge_at, zone) if sub and not is_mirrored(sub) else None
                 ),
             },
             "card": _card(card),
