@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, event, func, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dunwell.clock import FixedClock
 from dunwell.services.sites import create_site
@@ -179,6 +180,50 @@ def test_bulk_insert_returning_reads_back_each_inserted_row_in_order(engine: Eng
             bulk_insert_returning(
                 conn, inbound_messages, [_text(site_id, "SM11", "x")], ("colour",)
             )
+
+
+def test_bulk_insert_returning_raises_what_sqlalchemy_raises(engine: Engine) -> None:
+    """Its driver errors reach callers as SQLAlchemy's, which they catch, with no values in them."""
+    with engine.begin() as conn:
+        site_id = _site(conn)
+        bulk_insert_returning(conn, inbound_messages, [_text(site_id, "SM1", "x")], ("id",))
+    with pytest.raises(IntegrityError) as raised, engine.begin() as conn:
+        # No ignore_conflicts_on: the second SM1 breaks the unique MessageSid.
+        rows = [_text(site_id, "SM2", "secret words"), _text(site_id, "SM1", "secret words")]
+        bulk_insert_returning(conn, inbound_messages, rows, ("id",))
+    assert "secret words" not in str(raised.value)
+    with engine.connect() as conn:  # the transaction was rolled back: SM2 is not there
+        stored = conn.execute(select(inbound_messages.c.provider_sid)).scalars().all()
+    assert stored == ["SM1"]
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_during_bulk_insert_returning_is_dropped_from_the_pool(
+    postgres_url: str,
+) -> None:
+    built = make_engine(postgres_url)
+    try:
+        with built.begin() as conn:
+            site_id = _site(conn)
+        conn = built.connect()
+        conn.begin()
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with built.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        # Raised by the call itself, not by the rollback after it: what the
+        # worker waits out when the database restarts.
+        with pytest.raises(OperationalError) as raised:
+            bulk_insert_returning(conn, inbound_messages, [_text(site_id, "SM1", "x")], ("id",))
+        assert raised.value.connection_invalidated
+        assert conn.invalidated
+        conn.close()
+        # The next transaction gets a live connection.
+        with built.begin() as conn:
+            assert bulk_insert_returning(
+                conn, inbound_messages, [_text(site_id, "SM1", "x")], ("provider_sid",)
+            ) == [("SM1",)]
+    finally:
+        built.dispose()
 
 
 def test_bulk_update_with_values_and_expressions(engine: Engine) -> None:

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy.exc import DBAPIError
 
 #: In an UPDATE's ``SET`` expression, where the row's value goes.
 VALUE = "{value}"
@@ -91,8 +92,32 @@ def bulk_insert_returning(
             cursor.execute(sql, values)
             found.extend(tuple(row) for row in cursor.fetchall())
         return found
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _as_sqlalchemy_error(conn, cursor, sql, error) from error
     finally:
         cursor.close()
+
+
+def _as_sqlalchemy_error(conn: Connection, cursor: Any, sql: str, error: Exception) -> Exception:
+    """The driver's error as SQLAlchemy raises it from ``execute``, the connection dropped if lost.
+
+    The cursor here is the driver's own, so SQLAlchemy never saw the error:
+    callers catch ``OperationalError`` (the worker waits for a database that
+    restarts) and ``IntegrityError``, and a lost connection must not go back
+    to the pool.
+    """
+    lost = conn.dialect.is_disconnect(cast(Any, error), conn.connection.dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(error)
+    return DBAPIError.instance(
+        sql,
+        None,  # the values are customers' data: never in an error
+        error,
+        conn.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
 
 
 def _returned_by_pipeline(
