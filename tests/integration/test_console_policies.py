@@ -20,6 +20,7 @@ from dunwell.services.policy_figures import version_figures
 from dunwell.store import tables
 from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.factories import DECLINE_ALWAYS, GOOD, LOST, RECOVERS, Shop
+from tests.integration.refused_notes import POSTABLE
 
 EDITOR = "/dashboard/policies/automatic"
 SIMULATE = "/dashboard/policies/automatic/simulate"
@@ -167,11 +168,7 @@ def test_a_final_day_that_is_not_a_number_is_named(
     assert len(versions(app, shop)) == 1
 
 
-@pytest.mark.parametrize(
-    ("note", "message"),
-    [("n" * 501, "must be at most 500 characters"), ("why\x00", "must not contain NUL characters")],
-    ids=["longer than 500 characters", "a NUL"],
-)
+@pytest.mark.parametrize(("note", "message"), POSTABLE)
 def test_a_note_the_api_would_refuse_is_named_and_nothing_is_saved(
     app: App, shop: Shop, client: TestClient, note: str, message: str
 ) -> None:
@@ -181,6 +178,19 @@ def test_a_note_the_api_would_refuse_is_named_and_nothing_is_saved(
     assert answer.status_code == 422
     assert f"note: {message}" in answer.text
     assert re.search(r'name="note" value="[^"]*"[^>]*aria-invalid="true"', answer.text)
+    assert len(versions(app, shop)) == 1
+
+
+def test_a_refused_form_does_not_show_a_card_number_typed_in_the_note_again(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    for fields in ({}, {"final_day": "soon"}):  # refused for the note, or for another field
+        note = "customer read out 4242 4242 4242 4242"
+        answer = client.post(EDITOR, data=policy_fields(csrf, note=note, **fields))
+        assert answer.status_code == 422
+        assert "4242 4242" not in answer.text
+        assert 'value="customer read out [card number removed]"' in answer.text
     assert len(versions(app, shop)) == 1
 
 

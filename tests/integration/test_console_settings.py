@@ -21,6 +21,7 @@ from dunwell.services.sms_settings import load_sms_settings, settings_to_dict
 from dunwell.store import tables
 from tests.integration.console_helpers import assert_refused_for_the_role, signed_in_as
 from tests.integration.factories import INSUFFICIENT, Shop
+from tests.integration.refused_notes import POSTABLE
 from tests.integration.smtp_server import SmtpServer
 
 PAGE = "/dashboard/settings"
@@ -469,11 +470,7 @@ def test_top_up_adds_exactly_the_credits_and_writes_a_ledger_row(
     assert _stored(app, shop.site_id) == after
 
 
-@pytest.mark.parametrize(
-    ("note", "message"),
-    [("n" * 501, "must be at most 500 characters"), ("PO\x00", "must not contain NUL characters")],
-    ids=["longer than 500 characters", "a NUL"],
-)
+@pytest.mark.parametrize(("note", "message"), POSTABLE)
 def test_a_top_up_note_the_api_would_refuse_is_named_and_nothing_is_added(
     app: App, shop: Shop, client: TestClient, note: str, message: str
 ) -> None:
@@ -487,6 +484,20 @@ def test_a_top_up_note_the_api_would_refuse_is_named_and_nothing_is_added(
     assert answer.status_code == 422
     assert f"note: {message}" in answer.text
     assert _stored(app, shop.site_id) == before
+
+
+def test_a_refused_top_up_does_not_show_a_card_number_typed_in_the_note_again(
+    app: App, shop: Shop, client: TestClient
+) -> None:
+    csrf = signed_in_as(client, app, shop.site_id, "owner")
+    for credits in ("250", "ten"):  # refused for the note, or for the credits
+        answer = client.post(
+            f"{PAGE}/credits/top-up",
+            data={"csrf": csrf, "credits": credits, "note": "PO 4242 4242 4242 4242"},
+        )
+        assert answer.status_code == 422
+        assert "4242 4242" not in answer.text
+        assert 'value="PO [card number removed]"' in answer.text
 
 
 def test_auto_refill_is_saved(app: App, shop: Shop, client: TestClient) -> None:

@@ -21,6 +21,7 @@ from dunwell.domain.states import Collection
 from dunwell.services import api_keys, policies
 from dunwell.services.errors import InvalidInput
 from tests.integration.factories import Shop
+from tests.integration.refused_notes import REFUSED_NOTES
 
 
 def admin(shop: Shop) -> dict[str, str]:
@@ -89,18 +90,6 @@ def test_the_service_names_the_final_email_and_not_the_steps(app: App, shop: Sho
 
 
 # -- the note -------------------------------------------------------------------------
-
-#: What the API answers for a note, which the CLI and the dashboard must match.
-REFUSED_NOTES = [
-    pytest.param("n" * 501, "must be at most 500 characters", id="longer than 500 characters"),
-    pytest.param("why\x00", "must not contain NUL characters", id="a NUL"),
-    pytest.param("why \ud800", "must be valid Unicode text", id="a lone surrogate"),
-    pytest.param(
-        "card 4242 4242 4242 4242 declined",
-        "looks like a card number; leave it out",
-        id="a card number",
-    ),
-]
 
 
 @pytest.mark.parametrize(("note", "message"), REFUSED_NOTES)

@@ -13,6 +13,7 @@ from dunwell.services.errors import InvalidInput
 from dunwell.services.sms_settings import update_sms_settings
 from dunwell.store import tables
 from tests.integration.factories import INSUFFICIENT, Shop
+from tests.integration.refused_notes import REFUSED_NOTES
 
 UK_MOBILE = "+447400123456"
 
@@ -84,11 +85,7 @@ def test_each_country_is_charged_its_own_price_per_segment(app: App) -> None:
     assert debit == [-4 * sms.segments]
 
 
-@pytest.mark.parametrize(
-    ("note", "message"),
-    [("n" * 501, "must be at most 500 characters"), ("PO\x00", "must not contain NUL characters")],
-    ids=["longer than 500 characters", "a NUL"],
-)
+@pytest.mark.parametrize(("note", "message"), REFUSED_NOTES)
 def test_a_top_up_note_the_api_would_refuse_is_refused_naming_it(
     app: App, note: str, message: str
 ) -> None:

@@ -10,6 +10,7 @@ hypothetical customer, as template previews use the sample data.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -18,6 +19,7 @@ from fastapi.responses import Response
 from dunwell.domain.policy import InvoiceOutcome, Policy, SubscriptionAction
 from dunwell.domain.roles import Permission
 from dunwell.domain.states import Collection
+from dunwell.messaging.redact import redact_card_numbers
 from dunwell.services.errors import InvalidInput, ServiceError
 from dunwell.services.ids import parse_id
 from dunwell.services.policies import PolicyVersion, list_versions, save_policy
@@ -94,13 +96,18 @@ def save(kind: str, desk: Editor) -> Response:
             now = site_now(conn, desk.site_id, desk.app.clock)
             saved = save_policy(conn, desk.site_id, collection, data, now, form.note or None)
     except FieldError as error:
-        return _editor(desk, collection, form, None, [error], 422)
+        return _editor(desk, collection, _shown(form), None, [error], 422)
     except InvalidInput as error:
         problem = field_error(error.field, error.message, rows)
-        return _editor(desk, collection, form, None, [problem], 422)
+        return _editor(desk, collection, _shown(form), None, [problem], 422)
     except ServiceError as error:
-        return _editor(desk, collection, form, None, [error], 409)
+        return _editor(desk, collection, _shown(form), None, [error], 409)
     return desk.redirect(f"/dashboard/policies/{kind}", f"Saved version {saved.version}.")
+
+
+def _shown(form: PolicyForm) -> PolicyForm:
+    """The refused form as the page shows it again: a card number typed in the note is not."""
+    return replace(form, note=redact_card_numbers(form.note))
 
 
 @router.post("/dashboard/policies/{kind}/simulate")

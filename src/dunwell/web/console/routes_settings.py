@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from dunwell.channels.config import ChannelConfig
 from dunwell.domain.roles import Permission
+from dunwell.messaging.redact import redact_card_numbers
 from dunwell.security.secrets import SecretUnreadable
 from dunwell.services import message_preview, sms_credits
 from dunwell.services.channel_config import load_site_channels, save_channel_config
@@ -375,8 +376,14 @@ def _concierge_values(s: ConciergeSettings) -> dict[str, Any]:
 
 
 def _posted_values(form: Mapping[str, str], shown: dict[str, Any]) -> dict[str, Any]:
-    """What the refused form held: text as typed, a switch on only if it was ticked."""
+    """What the refused form held: text as typed, a switch on only if it was ticked.
+
+    A card number typed into a text is not shown again (it was refused, and
+    the page would hold it in the browser's history and caches).
+    """
     return {
-        name: (name in form) if isinstance(current, bool) else form.get(name, "")
+        name: (name in form)
+        if isinstance(current, bool)
+        else redact_card_numbers(form.get(name, ""))
         for name, current in shown.items()
     }
